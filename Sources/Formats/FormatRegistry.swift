@@ -1,0 +1,47 @@
+import TensorGraph
+
+/// The model formats Smelt reads and writes.
+public enum ModelFormat: String, Sendable, CaseIterable {
+    case safetensors
+    case hfFolder = "hf-folder"
+}
+
+/// Finds the reader for a path (by what is there) and the writer for an output path (by its name).
+public enum FormatRegistry {
+    /// What `path` holds: a folder is a Hugging Face model folder, an index JSON a sharded
+    /// safetensors set, anything else is sniffed by its first bytes.
+    public static func detect(_ path: String) throws -> ModelFormat {
+        if Paths.isDirectory(path) { return .hfFolder }
+        if path.hasSuffix(".safetensors.index.json") { return .safetensors }
+        let file = try ReadableFile(path: path)
+        if file.size >= 9 {
+            let head = try file.readBytes(at: 8, count: 1)
+            if head[0] == UInt8(ascii: "{") { return .safetensors }
+        }
+        if path.hasSuffix(".safetensors") { return .safetensors }
+        throw FormatRegistryError.unknownFormat(path: path)
+    }
+
+    public static func open(_ path: String) throws -> (format: ModelFormat, graph: TensorGraph) {
+        let format = try detect(path)
+        switch format {
+        case .safetensors: return (format, try SafetensorsGraph.read(path))
+        case .hfFolder: return (format, try HFFolder.read(path))
+        }
+    }
+
+    /// The format an output path asks for: `*.safetensors` a file, anything else a model folder.
+    public static func outputFormat(for path: String) -> ModelFormat {
+        path.hasSuffix(".safetensors") ? .safetensors : .hfFolder
+    }
+}
+
+public enum FormatRegistryError: Error, CustomStringConvertible {
+    case unknownFormat(path: String)
+    public var description: String {
+        switch self {
+        case let .unknownFormat(path):
+            return "\(path): unknown format (expected a .safetensors file, an index .json, or a model folder)"
+        }
+    }
+}

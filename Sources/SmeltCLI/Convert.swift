@@ -1,0 +1,76 @@
+import ArgumentParser
+import Formats
+import Foundation
+import TensorGraph
+
+struct Convert: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Convert a model between formats, re-shard it, or cast its float tensors.",
+        discussion: """
+            IN is a .safetensors file, a *.safetensors.index.json, or a Hugging Face model folder.
+            OUT ending in .safetensors is written as one file (or, with --max-shard-size, as
+            OUT-00001-of-0000N.safetensors shards beside an index); any other OUT is a model folder
+            (model.safetensors or shards, plus the config and tokenizer files the input had).
+            Tensors stream through a fixed buffer: memory does not grow with the model. Outputs are
+            written under a temporary name and renamed when complete.
+            """
+    )
+
+    @Argument(help: "The input model.") var input: String
+    @Argument(help: "The output file or folder.") var output: String
+    @Option(help: "Cast float tensors to f32, f16 or bf16 (round to nearest even).") var dtype: String?
+    @Option(help: "Split the output into shards of at most this size (e.g. 500MB, 2GB, 1GiB).")
+    var maxShardSize: String?
+    @Flag(help: "Replace an existing output.") var force = false
+    @Flag(help: "Print a JSON summary instead of text.") var json = false
+
+    func run() throws {
+        try SmeltCLI.run {
+            let target: DType? = try dtype.map { name in
+                guard let t = DType(name: name), [.f32, .f16, .bf16].contains(t) else {
+                    throw ValidationError("--dtype must be f32, f16 or bf16, not '\(name)'")
+                }
+                return t
+            }
+            let shardLimit: Int? = try maxShardSize.map { text in
+                guard let n = parseSize(text) else { throw ValidationError("--max-shard-size: cannot read '\(text)' as a size") }
+                return n
+            }
+            if !force && Paths.exists(output) && !(Paths.isDirectory(output) && isEmptyDirectory(output)) {
+                throw OutputError.exists(path: output)
+            }
+            let started = Date()
+            var (_, graph) = try FormatRegistry.open(input)
+            if let target {
+                try graph.mapTensors { t in
+                    Tensor.castableTypes.contains(t.dtype) && t.dtype != target ? try t.cast(to: target) : t
+                }
+            }
+            let progress = Terminal.Progress(label: "convert", total: graph.totalBytes)
+            let written: [String]
+            switch FormatRegistry.outputFormat(for: output) {
+            case .safetensors:
+                written = try SafetensorsWriter.write(graph, to: output, maxShardSize: shardLimit, progress: progress.advance)
+            case .hfFolder:
+                written = try HFFolder.write(graph, to: output, maxShardSize: shardLimit, progress: progress.advance)
+            }
+            progress.finish()
+            let secs = Date().timeIntervalSince(started)
+            if json {
+                print(JSONWriter.write(.object([
+                    ("input", .string(input)), ("output", .string(output)),
+                    ("files", .array(written.map(JSONValue.string))),
+                    ("tensor_count", .int(graph.tensors.count)), ("bytes", .int(graph.totalBytes)),
+                    ("seconds", .double(secs)),
+                ]), indent: 2))
+            } else {
+                print("wrote \(graph.tensors.count) tensors, \(Terminal.humanBytes(graph.totalBytes)) in \(String(format: "%.2f", secs)) s:")
+                for f in written { print("  \(f)") }
+            }
+        }
+    }
+
+    func isEmptyDirectory(_ path: String) -> Bool {
+        ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? ["x"]).isEmpty
+    }
+}

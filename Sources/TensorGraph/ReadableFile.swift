@@ -1,0 +1,112 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// An open, read-only file that tensors point into. Sequential copies use `pread` (so a streaming
+/// conversion does not pull the whole file into the process's resident memory); consumers that
+/// want zero-copy access ask for `mapped()`, which maps the file once.
+public final class ReadableFile: @unchecked Sendable {
+    public let path: String
+    public let size: Int
+    private let fd: Int32
+    private var mapping: UnsafeRawBufferPointer?
+    private let lock = Mutex()
+
+    public init(path: String) throws(StorageError) {
+        self.path = path
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .open(file: path, reason: String(cString: strerror(errno))) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw .open(file: path, reason: reason)
+        }
+        guard (st.st_mode & S_IFMT) == S_IFREG else {
+            close(fd)
+            throw .open(file: path, reason: "not a regular file")
+        }
+        self.fd = fd
+        self.size = Int(st.st_size)
+    }
+
+    deinit {
+        if let m = mapping, let base = m.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), m.count) }
+        close(fd)
+    }
+
+    /// Fills `buffer` with the bytes at `offset`; a file shorter than asked is an error.
+    public func read(at offset: Int, into buffer: UnsafeMutableRawBufferPointer) throws(StorageError) {
+        var done = 0
+        while done < buffer.count {
+            let n = pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset + done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw .io(file: path, offset: offset + done, reason: String(cString: strerror(errno)))
+            }
+            if n == 0 {
+                throw .shortRead(file: path, offset: offset, wanted: buffer.count, got: done)
+            }
+            done += n
+        }
+    }
+
+    /// Reads `count` bytes at `offset` into a new array.
+    public func readBytes(at offset: Int, count: Int) throws(StorageError) -> [UInt8] {
+        guard count > 0 else { return [] }
+        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: count, alignment: 16)
+        defer { buf.deallocate() }
+        try read(at: offset, into: buf)
+        return Array(buf)
+    }
+
+    /// The whole file mapped read-only (mapped on first use, kept until the file is released).
+    public func mapped() throws(StorageError) -> UnsafeRawBufferPointer {
+        try lock.withLock { () throws(StorageError) -> UnsafeRawBufferPointer in
+            if let m = mapping { return m }
+            if size == 0 { return UnsafeRawBufferPointer(start: nil, count: 0) }
+            let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
+            guard let p, p != MAP_FAILED else {
+                throw .io(file: path, offset: 0, reason: "mmap: " + String(cString: strerror(errno)))
+            }
+            let m = UnsafeRawBufferPointer(start: p, count: size)
+            mapping = m
+            return m
+        }
+    }
+}
+
+/// A small pthread mutex (Foundation-free, usable from Swift 6 strict concurrency).
+final class Mutex: @unchecked Sendable {
+    private var m = pthread_mutex_t()
+    init() { pthread_mutex_init(&m, nil) }
+    deinit { pthread_mutex_destroy(&m) }
+    func withLock<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
+        pthread_mutex_lock(&m)
+        defer { pthread_mutex_unlock(&m) }
+        return try body()
+    }
+}
+
+/// Failures reading tensor bytes.
+public enum StorageError: Error, CustomStringConvertible {
+    case open(file: String, reason: String)
+    case io(file: String, offset: Int, reason: String)
+    case shortRead(file: String, offset: Int, wanted: Int, got: Int)
+    case outOfRange(what: String, offset: Int, count: Int, size: Int)
+    case producer(String)
+
+    public var description: String {
+        switch self {
+        case let .open(file, reason): return "\(file): cannot open: \(reason)"
+        case let .io(file, offset, reason): return "\(file): read error at byte \(offset): \(reason)"
+        case let .shortRead(file, offset, wanted, got):
+            return "\(file): truncated: wanted \(wanted) bytes at offset \(offset), the file had \(got)"
+        case let .outOfRange(what, offset, count, size):
+            return "\(what): read of \(count) bytes at \(offset) is outside its \(size) bytes"
+        case let .producer(message): return message
+        }
+    }
+}
