@@ -23,13 +23,15 @@ let package = Package(
         .target(name: "Codecs", dependencies: ["CZstd"]),
         // Numeric kernels over OpenBLAS.
         .target(name: "Kernels", dependencies: ["CBLAS"]),
+        // Block quantization types: decode (dequantize) and encode, reference implementations.
+        .target(name: "Quantization", dependencies: ["TensorGraph"]),
         // Readers and writers, one folder per format.
         .target(name: "Formats", dependencies: ["TensorGraph", "Codecs"]),
         // The `smelt` command: wiring and printing only.
         .executableTarget(
             name: "SmeltCLI",
             dependencies: [
-                "TensorGraph", "Formats",
+                "TensorGraph", "Formats", "Quantization",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -37,6 +39,7 @@ let package = Package(
         .testTarget(name: "TensorGraphTests", dependencies: ["TensorGraph"]),
         .testTarget(name: "CodecsTests", dependencies: ["Codecs"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
+        .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "TensorGraph"]),
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "TensorGraph"]),
         .testTarget(name: "CLITests", dependencies: ["SmeltCLI"]),
     ]

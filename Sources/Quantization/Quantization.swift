@@ -1,0 +1,1 @@
+// Block quantization types: see Blocks/.
