@@ -36,11 +36,13 @@ let package = Package(
             ]
         ),
 
-        .testTarget(name: "TensorGraphTests", dependencies: ["TensorGraph"]),
+        // Helpers shared by the test targets (paths, subprocesses, golden files).
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "TensorGraphTests", dependencies: ["TensorGraph", "TestSupport"]),
         .testTarget(name: "CodecsTests", dependencies: ["Codecs"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "TensorGraph"]),
-        .testTarget(name: "FormatsTests", dependencies: ["Formats", "TensorGraph"]),
-        .testTarget(name: "CLITests", dependencies: ["SmeltCLI"]),
+        .testTarget(name: "FormatsTests", dependencies: ["Formats", "TensorGraph", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["SmeltCLI", "TestSupport"]),
     ]
 )
