@@ -88,6 +88,14 @@ final class DequantizeTests: XCTestCase {
         }
     }
 
+    /// Every f16 bit pattern (NaN payloads included) widens as `Half.f32(f16Bits:)` does.
+    func testEveryF16Pattern() throws {
+        let bits = (0...UInt16.max).map { $0.littleEndian }
+        let got = try bits.withUnsafeBytes { try Dequantize.toF32(.f16, $0) }
+        let expected = (0...UInt16.max).map { Half.f32(f16Bits: $0) }
+        assertBitsEqual(got, expected, blockSize: 1, "F16 exhaustive")
+    }
+
     /// Q8_K has no gguf-py decoder: value = d × q with an f32 d.
     func testQ8_K() throws {
         var block = [UInt8](repeating: 0, count: 292)

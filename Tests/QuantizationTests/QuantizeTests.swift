@@ -73,6 +73,30 @@ final class QuantizeTests: XCTestCase {
         XCTAssertEqual(try x.withUnsafeBufferPointer { try Quantize.rows(.q8_0, $0) }, [UInt8](repeating: 0, count: 34))
     }
 
+    /// Q8_0 codes are roundf(x / d) for values on, just below and just above every half step.
+    func testQ8_0RoundsHalvesAwayFromZero() throws {
+        var x: [Float] = []
+        for k in -127...126 {
+            let tie = Float(k) + 0.5
+            var block = [Float](repeating: 0, count: 32)
+            block[0] = 127  // d = 1, id = 1: x / d is x itself
+            block[1] = tie
+            block[2] = tie.nextDown
+            block[3] = tie.nextUp
+            block[4] = -tie
+            block[5] = Float(k) + 0.25
+            x += block
+        }
+        let bytes = try x.withUnsafeBufferPointer { try Quantize.rows(.q8_0, $0) }
+        for b in 0..<x.count / 32 {
+            for j in 0..<32 {
+                let expected = Int8(x[b * 32 + j].rounded(.toNearestOrAwayFromZero))
+                let got = Int8(bitPattern: bytes[b * 34 + 2 + j])
+                if got != expected { return XCTFail("block \(b) value \(j): \(x[b * 32 + j]) → \(got), expected \(expected)") }
+            }
+        }
+    }
+
     /// Quantize → dequantize stays within the bounds the formats promise.
     func testRoundTripErrorBounds() throws {
         var rng = SeededGenerator(seed: 42)

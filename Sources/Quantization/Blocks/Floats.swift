@@ -18,7 +18,7 @@ enum F16Block: QuantBlock {
     static let bytes = 2
 
     static func decode(_ src: UnsafeRawPointer, into dst: UnsafeMutablePointer<Float>, count: Int) {
-        for i in 0..<count { dst[i] = src.f16(2 &* i) }
+        for i in 0..<count { dst[i] = widenF16(src.u16(2 &* i)) }
     }
 }
 

@@ -35,7 +35,7 @@ enum Q8_0Block: QuantEncodable {
             let id: Float = d != 0 ? 1 / d : 0
             block.storeF16(d, at: dOffset)
             for j in 0..<32 {
-                let q = cInt8((x[j] * id).rounded(.toNearestOrAwayFromZero))
+                let q = Int8(truncatingIfNeeded: roundedAwayToInt32(x[j] * id))
                 block.storeBytes(of: q, toByteOffset: qsOffset &+ j, as: Int8.self)
             }
         }

@@ -40,7 +40,7 @@ extension UnsafeRawPointer {
 
     /// The f16 at `offset`, widened to f32 (exact).
     @inline(__always)
-    func f16(_ offset: Int) -> Float { Half.f32(f16Bits: u16(offset)) }
+    func f16(_ offset: Int) -> Float { widenF16(u16(offset)) }
 
     /// The little-endian f32 at `offset`.
     @inline(__always)
@@ -58,6 +58,19 @@ extension UnsafeMutableRawPointer {
     func storeU8(_ value: UInt8, at offset: Int) { storeBytes(of: value, toByteOffset: offset, as: UInt8.self) }
 }
 
+/// IEEE f16 bits → f32, exactly as `Half.f32(f16Bits:)` (NaN payloads kept), written with selects
+/// instead of branches so that loops over many halves vectorize.
+@inline(__always)
+func widenF16(_ h: UInt16) -> Float {
+    let sign = UInt32(h & 0x8000) << 16
+    let magnitude = UInt32(h & 0x7FFF)
+    let normal = (magnitude << 13) &+ 0x3800_0000  // exponent rebiased by 127 - 15
+    let special = normal &+ 0x3800_0000  // exponent 31 (inf, NaN) → 255
+    let subnormal = (Float(magnitude) * 0x1p-24).bitPattern  // exact: mantissa × 2^-24
+    let bits = magnitude >= 0x7C00 ? special : (magnitude < 0x0400 ? subnormal : normal)
+    return Float(bitPattern: bits | sign)
+}
+
 /// C's float → integer conversion as x86 performs it (truncation toward zero; NaN and values
 /// outside the Int32 range give Int32.min). The reference quantizers then keep the low bits, as a
 /// cast to `int8_t`/`uint8_t` does; in-range values are the only ones that occur with finite input.
@@ -65,6 +78,17 @@ extension UnsafeMutableRawPointer {
 func truncatingToInt32(_ x: Float) -> Int32 {
     guard x > -2_147_483_904, x < 2_147_483_648 else { return .min }  // NaN fails both comparisons
     return Int32(x)
+}
+
+/// `roundf(x)` (halves away from zero) converted to an integer as `truncatingToInt32` does, without
+/// a libm call: truncate, then step away from zero when the dropped fraction is at least one half
+/// (the fraction x - trunc(x) is exact in f32).
+@inline(__always)
+func roundedAwayToInt32(_ x: Float) -> Int32 {
+    guard x > -2_147_483_904, x < 2_147_483_648 else { return .min }
+    let t = Int32(x)
+    let r = x - Float(t)
+    return r >= 0.5 ? t &+ 1 : (r <= -0.5 ? t &- 1 : t)
 }
 
 /// `(int8_t)x` in the reference C: truncate to an integer, keep its low 8 bits.
