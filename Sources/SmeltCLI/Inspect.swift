@@ -76,21 +76,50 @@ struct Inspect: ParsableCommand {
         return .object(entries)
     }
 
-    /// A metadata value for text: short values in full; long texts by size and first line; long
-    /// arrays by element type, count and their first few elements.
+    /// A metadata value for text: short values in full (strings quoted with escapes); long texts
+    /// by size and first 60 characters; long arrays by count and their first few elements.
     func metadataText(_ v: MetadataValue) -> String {
         switch v {
-        case let .string(s) where s.contains("\n") || s.count > 80:
-            let first = s.prefix { $0 != "\n" }.prefix(60)
-            return "(\(s.utf8.count) bytes of text) \"\(first)…\""
-        case let .array(t, values) where values.count > 8:
+        case let .string(s) where s.count > 80:
+            return "(\(s.utf8.count) bytes of text) \(quoted(String(s.prefix(60)), open: true))"
+        case let .string(s):
+            return quoted(s)
+        case let .array(_, values) where values.count > 8:
             let head = values.prefix(5).map(metadataText).joined(separator: ", ")
-            return "[\(t.name) × \(values.count)] [\(head), …]"
+            return "\(values.count) values [\(head), …]"
         case let .array(_, values):
             return "[" + values.map(metadataText).joined(separator: ", ") + "]"
         default:
             return v.description
         }
+    }
+
+    /// The type of a metadata value for text: `uint32`, `array of string`, …
+    func metadataTypeText(_ v: MetadataValue) -> String {
+        if case let .array(t, _) = v { return "array of \(t.name)" }
+        return v.type.name
+    }
+
+    /// `s` in double quotes with control characters, quotes and backslashes escaped; `open`
+    /// ends it with an ellipsis (a prefix of a longer text).
+    func quoted(_ s: String, open: Bool = false) -> String {
+        var out = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            case "\r": out += "\\r"
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            default:
+                if u.value < 0x20 || u.value == 0x7f {
+                    out += "\\u{" + String(u.value, radix: 16) + "}"
+                } else {
+                    out.unicodeScalars.append(u)
+                }
+            }
+        }
+        return out + (open ? "…\"" : "\"")
     }
 
     func hyperparameterJSON(_ h: Hyperparameters) -> [(String, JSONValue)] {
@@ -118,7 +147,7 @@ struct Inspect: ParsableCommand {
         if graph.metadata.count > 0 {
             print("metadata:      \(graph.metadata.count) keys")
             for (k, v) in graph.metadata.entries {
-                print("  \(k) (\(v.type.name)) = \(metadataText(v))")
+                print("  \(k) (\(metadataTypeText(v))) = \(metadataText(v))")
             }
         }
         print("tensors:       \(graph.tensors.count)")

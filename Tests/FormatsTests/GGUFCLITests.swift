@@ -29,8 +29,10 @@ final class GGUFCLITests: XCTestCase {
         for fragment in [
             "format:        gguf", "architecture:  llama", "tensors:       7", "context_length: 2048",
             "tokenizer:     gpt2 (pre-tokenizer smollm), 8 tokens, 2 merges",
-            "test.uint64 (uint64) = 18446744073709551615", "test.array.bool (array) = [true, false, true]",
-            "tokenizer.chat_template (string) = (51 bytes of text) \"{% for m in messages %}{{ m.content }}…\"",
+            "test.uint64 (uint64) = 18446744073709551615", "test.array.bool (array of bool) = [true, false, true]",
+            #"test.string (string) = "hello\n\"world\"\t\\ 😀""#, #"test.array.string (array of string) = ["a", "", "ünï", "tab\there"]"#,
+            "test.nested.int32 (array of array) = [[1, 2], [3], [4, 5, 6]]",
+            #"tokenizer.chat_template (string) = "{% for m in messages %}{{ m.content }}\n{% endfor %}""#,
             "Q8_0: 1 tensors, 136 bytes",
         ] {
             XCTAssertTrue(out.contains(fragment), "'\(fragment)' not in:\n\(out)")

@@ -14,7 +14,7 @@ final class GGUFHostileTests: XCTestCase {
 
     func write(_ b: GGUFBytes, _ name: String = "bad.gguf") -> String {
         let path = "\(dir)/\(name)"
-        FileManager.default.createFile(atPath: path, contents: Data(b.bytes))
+        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data(b.bytes)))
         return path
     }
 
@@ -396,7 +396,7 @@ final class GGUFHostileTests: XCTestCase {
         let dataEnd = last["data_offset"]!.intValue! + last["nbytes"]!.intValue!
         XCTAssertNoThrow(try GGUFReader.read(write({ var b = GGUFBytes(); b.raw(Array(bytes[0..<dataEnd])); return b }(), "end.gguf")))
         let path = "\(dir)/prefix.gguf"
-        FileManager.default.createFile(atPath: path, contents: Data(bytes[0..<dataEnd]))
+        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data(bytes[0..<dataEnd])))
         for n in (0..<dataEnd).reversed() {
             XCTAssertEqual(truncate(path, off_t(n)), 0)
             do {
@@ -423,7 +423,7 @@ final class GGUFHostileTests: XCTestCase {
                 let i = Int(rng.next() % UInt64(headerEnd))
                 b[i] = [0x00, 0xff, 0x7f, 0x80, UInt8(truncatingIfNeeded: rng.next())][Int(rng.next() % 5)]
             }
-            FileManager.default.createFile(atPath: path, contents: Data(b))
+            XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data(b)))
             do { _ = try GGUFReader.read(path) } catch is GGUFError { refused += 1 } catch {
                 XCTFail("not a GGUFError: \(error)")
             }

@@ -75,8 +75,9 @@ final class GGUFRealModelTests: XCTestCase {
         let text = try TestSupport.smelt(["inspect", "--tensors", model])
         XCTAssertEqual(text.status, 0, text.stderr)
         XCTAssertTrue(text.stdout.contains("tensors:       272"), text.stdout)
-        XCTAssertTrue(text.stdout.contains("tokenizer.ggml.tokens (array) = [string × 49152] [\"<|endoftext|>\""), text.stdout)
+        XCTAssertTrue(text.stdout.contains("tokenizer.ggml.tokens (array of string) = 49152 values [\"<|endoftext|>\", \"<|im_start|>\""), text.stdout)
         XCTAssertTrue(text.stdout.contains("llama.block_count (uint32) = 30"), text.stdout)
+        XCTAssertTrue(text.stdout.contains(#"tokenizer.chat_template (string) = (368 bytes of text) "{% for message in messages %}{% if loop.first and messages[0…""#), text.stdout)
         XCTAssertTrue(text.stdout.contains("blk.29.ffn_down.weight"), text.stdout)
         XCTAssertLessThan(text.stdout.utf8.count, 100_000, "long arrays must be summarized")
     }

@@ -212,6 +212,17 @@ final class GGUFWriterTests: XCTestCase {
         let once = graph.metadata
         GGUFMetadata.apply(to: &graph)
         XCTAssertEqual(graph.metadata, once)
+        // Without an architecture: existing keys stay (general.architecture included), no
+        // hyperparameter keys can be named, tokenizer keys are still written.
+        var bare = Metadata()
+        bare["general.name"] = .string("x")
+        bare["general.architecture"] = .string("gpt2")
+        var t = Tokenizer()
+        t.eosTokenID = 7
+        var g2 = try TensorGraph(hyperparameters: h, metadata: bare, tokenizer: t)
+        GGUFMetadata.apply(to: &g2)
+        XCTAssertEqual(g2.metadata.keys, ["general.name", "general.architecture", "tokenizer.ggml.eos_token_id"])
+        XCTAssertEqual(g2.metadata["tokenizer.ggml.eos_token_id"], .uint32(7))
     }
 
     // MARK: Refusals

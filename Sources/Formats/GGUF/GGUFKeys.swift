@@ -95,8 +95,9 @@ public enum GGUFKeys {
 public enum GGUF {
     /// The four bytes every GGUF file starts with: `GGUF`.
     public static let magic: [UInt8] = [0x47, 0x47, 0x55, 0x46]
-    /// The version written; versions 2 and 3 are read (same layout, 64-bit counts).
+    /// The version written.
     public static let version: UInt32 = 3
+    /// The versions read: 2 and 3 share one layout (64-bit counts); 1 had 32-bit counts.
     public static let readableVersions: ClosedRange<UInt32> = 2...3
     /// Data alignment when `general.alignment` is absent.
     public static let defaultAlignment = 32

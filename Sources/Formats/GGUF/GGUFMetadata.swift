@@ -74,10 +74,11 @@ public enum GGUFMetadata {
         if let v = t.addBOS { typed.append((GGUFKeys.tokenizerAddBOS.name, .bool(v))) }
         if let v = t.chatTemplate { typed.append((GGUFKeys.chatTemplate.name, .string(v))) }
 
-        let old = graph.metadata
         var out = Metadata()
-        if graph.architecture != nil { out[GGUFKeys.architecture] = .string(graph.architecture!) }
-        for (k, v) in old.entries where k != GGUFKeys.architecture { out[k] = v }
+        if let arch = graph.architecture { out[GGUFKeys.architecture] = .string(arch) }
+        for (k, v) in graph.metadata.entries where !(graph.architecture != nil && k == GGUFKeys.architecture) {
+            out[k] = v
+        }
         for (k, v) in typed {
             if let existing = out[k], sameMeaning(existing, v) { continue }
             out[k] = v

@@ -103,8 +103,8 @@ public enum GGUFWriter {
 
     /// The header bytes of a file holding `tensors` with `metadata`: magic, version, counts,
     /// key/values, tensor infos, and zero padding up to `alignment`. Tensor offsets are laid out
-    /// back to back, each rounded up to `alignment`.
-    public static func header(metadata: Metadata, tensors: [Tensor], alignment: Int) -> [UInt8] {
+    /// back to back, each rounded up to `alignment`. Expects what `write` has validated.
+    static func header(metadata: Metadata, tensors: [Tensor], alignment: Int) -> [UInt8] {
         var b = ByteWriter()
         b.bytes(GGUF.magic)
         b.u32(GGUF.version)
