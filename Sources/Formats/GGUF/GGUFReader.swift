@@ -38,12 +38,12 @@ public enum GGUFReader {
     /// metadata comes from the first file, and the `split.*` keys are dropped (from a lone file
     /// too). With `mergeSplits: false` only `path` itself is read, its metadata kept as it is.
     public static func read(_ path: String, mergeSplits: Bool = true) throws -> TensorGraph {
-        let first = try readFile(path)
-        var files = [first]
-        if mergeSplits, let count = try splitCount(first), count > 1 {
-            files = try readSplitSet(from: first, count: count)
+        let opened = try readFile(path)
+        var files = [opened]
+        if mergeSplits, let count = try splitCount(opened), count > 1 {
+            files = try readSplitSet(from: opened, count: count)
         }
-        var metadata = first.metadata
+        var metadata = opened.metadata
         if mergeSplits {
             metadata = Metadata()
             for (k, v) in files[0].metadata.entries where !k.hasPrefix(GGUFKeys.splitPrefix) { metadata[k] = v }
@@ -66,9 +66,9 @@ public enum GGUFReader {
 
     /// The file paths of the split set `path` belongs to (just `[path]` for a lone file).
     public static func splitPaths(_ path: String) throws -> [String] {
-        let first = try readFile(path)
-        guard let count = try splitCount(first), count > 1 else { return [path] }
-        return try readSplitSet(from: first, count: count).map(\.path)
+        let opened = try readFile(path)
+        guard let count = try splitCount(opened), count > 1 else { return [path] }
+        return try readSplitSet(from: opened, count: count).map(\.path)
     }
 
     /// Parses one file (no split handling).
