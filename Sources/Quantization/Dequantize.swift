@@ -42,7 +42,8 @@ public enum Dequantize {
         }
         let blocks = src.count / decoder.bytes
         guard dst.count == blocks * decoder.elements else {
-            throw .outputSize(dtype: dtype, blocks: blocks, expected: blocks * decoder.elements, got: dst.count, unit: "values")
+            throw .outputSize(
+                dtype: dtype, blocks: blocks, expected: blocks * decoder.elements, got: dst.count, unit: "values")
         }
         guard blocks > 0 else { return }
         decode(decoder, src.baseAddress!, into: dst.baseAddress!, blocks: blocks)
@@ -56,7 +57,9 @@ public enum Dequantize {
         }
         let count = src.count / decoder.bytes * decoder.elements
         return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
-            if count > 0 { decode(decoder, src.baseAddress!, into: buffer.baseAddress!, blocks: count / decoder.elements) }
+            if count > 0 {
+                decode(decoder, src.baseAddress!, into: buffer.baseAddress!, blocks: count / decoder.elements)
+            }
             initialized = count
         }
     }

@@ -11,7 +11,9 @@ extension Tensor {
         }
         if dtype == target { return self }
         if Tensor.castableTypes.contains(dtype) { return try cast(to: target) }
-        guard Dequantize.isSupported(dtype) else { throw QuantizationError.cannotDequantize(tensor: name, dtype: dtype) }
+        guard Dequantize.isSupported(dtype) else {
+            throw QuantizationError.cannotDequantize(tensor: name, dtype: dtype)
+        }
         let source = storage, from = dtype
         let storage = ProducedStorage(byteCount: elementCount * target.bytesPerBlock) { offset, buffer in
             try LazyCoding.dequantize(from, source, to: target, offset: offset, into: buffer)
@@ -25,7 +27,9 @@ extension Tensor {
     /// must be a multiple of the block size (32).
     public func quantized(to target: DType) throws -> Tensor {
         if dtype == target { return self }
-        guard Quantize.isSupported(target) else { throw QuantizationError.badQuantizeTarget(tensor: name, target: target) }
+        guard Quantize.isSupported(target) else {
+            throw QuantizationError.badQuantizeTarget(tensor: name, target: target)
+        }
         let f32: Tensor
         if dtype == .f32 {
             f32 = self
@@ -39,7 +43,8 @@ extension Tensor {
         let byteCount: Int
         do { byteCount = try target.byteCount(shape: shape) } catch {
             if case .notBlockAligned = error {
-                throw QuantizationError.notBlockAligned(tensor: name, shape: shape, target: target, blockSize: target.blockSize)
+                throw QuantizationError.notBlockAligned(
+                    tensor: name, shape: shape, target: target, blockSize: target.blockSize)
             }
             throw GraphError.badTensor(name: name, reason: error.description)
         }
@@ -59,7 +64,8 @@ enum LazyCoding {
         _ dtype: DType, _ source: any TensorStorage, to target: DType, offset: Int,
         into buffer: UnsafeMutableRawBufferPointer
     ) throws {
-        guard buffer.count > 0, let decoder = Dequantize.decoders[dtype] else { return }
+        guard let decoder = Dequantize.decoders[dtype] else { throw QuantizationError.noDecoder(dtype) }
+        guard buffer.count > 0 else { return }
         let per = decoder.elements, inBytes = decoder.bytes
         let outSize = target.bytesPerBlock
         let outBytes = per * outSize  // output bytes of one block
@@ -76,7 +82,8 @@ enum LazyCoding {
             let b0 = firstBlock + r.lowerBound, n = r.count, values = n * per
             let chunkStart = b0 * outBytes, chunkEnd = chunkStart + n * outBytes
             let lo = max(offset, chunkStart), hi = min(end, chunkEnd)
-            let direct = target == .f32 && lo == chunkStart && hi == chunkEnd
+            let direct =
+                target == .f32 && lo == chunkStart && hi == chunkEnd
                 && Int(bitPattern: out + (lo - offset)) % MemoryLayout<Float>.alignment == 0
 
             // Scratch: source bytes (unless mapped), decoded floats (unless decoding in place),
@@ -84,14 +91,16 @@ enum LazyCoding {
             let srcBytes = mapped == nil ? n * inBytes : 0
             let floatBytes = direct ? 0 : values * 4
             let halfBytes = target == .f32 ? 0 : values * 2
-            let scratch = UnsafeMutableRawPointer.allocate(byteCount: max(1, srcBytes + floatBytes + halfBytes), alignment: 64)
+            let scratch = UnsafeMutableRawPointer.allocate(
+                byteCount: max(1, srcBytes + floatBytes + halfBytes), alignment: 64)
             defer { scratch.deallocate() }
 
             let src: UnsafeRawPointer
             if let mapped {
                 src = mapped.baseAddress! + b0 * inBytes
             } else {
-                try source.read(offset: b0 * inBytes, into: UnsafeMutableRawBufferPointer(start: scratch, count: srcBytes))
+                try source.read(
+                    offset: b0 * inBytes, into: UnsafeMutableRawBufferPointer(start: scratch, count: srcBytes))
                 src = UnsafeRawPointer(scratch)
             }
             if direct {
@@ -119,7 +128,8 @@ enum LazyCoding {
     static func quantize(
         _ source: any TensorStorage, to target: DType, offset: Int, into buffer: UnsafeMutableRawBufferPointer
     ) throws {
-        guard buffer.count > 0, let encoder = Quantize.encoders[target] else { return }
+        guard let encoder = Quantize.encoders[target] else { throw QuantizationError.noEncoder(target) }
+        guard buffer.count > 0 else { return }
         let per = encoder.elements, outBytes = encoder.bytes
         let end = offset + buffer.count
         let firstBlock = offset / outBytes
@@ -152,7 +162,8 @@ enum LazyCoding {
             if let inPlace {
                 floats = inPlace
             } else {
-                try source.read(offset: b0 * per * 4, into: UnsafeMutableRawBufferPointer(start: scratch, count: floatBytes))
+                try source.read(
+                    offset: b0 * per * 4, into: UnsafeMutableRawBufferPointer(start: scratch, count: floatBytes))
                 floats = UnsafePointer(scratch.bindMemory(to: Float.self, capacity: values))
             }
             if direct {

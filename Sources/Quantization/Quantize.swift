@@ -44,7 +44,8 @@ public enum Quantize {
         }
         let blocks = src.count / encoder.elements
         guard dst.count == blocks * encoder.bytes else {
-            throw .outputSize(dtype: dtype, blocks: blocks, expected: blocks * encoder.bytes, got: dst.count, unit: "bytes")
+            throw .outputSize(
+                dtype: dtype, blocks: blocks, expected: blocks * encoder.bytes, got: dst.count, unit: "bytes")
         }
         guard blocks > 0 else { return }
         encode(encoder, src.baseAddress!, into: dst.baseAddress!, blocks: blocks)
@@ -56,7 +57,9 @@ public enum Quantize {
         let count = try byteCount(dtype, values: src.count)
         var out = [UInt8](repeating: 0, count: count)
         if count > 0 {
-            out.withUnsafeMutableBytes { encode(encoder, src.baseAddress!, into: $0.baseAddress!, blocks: src.count / encoder.elements) }
+            out.withUnsafeMutableBytes {
+                encode(encoder, src.baseAddress!, into: $0.baseAddress!, blocks: src.count / encoder.elements)
+            }
         }
         return out
     }

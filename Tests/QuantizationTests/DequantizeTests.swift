@@ -10,7 +10,9 @@ final class DequantizeTests: XCTestCase {
 
     func testRequiredTypesAreSupported() {
         for t in Self.required { XCTAssertTrue(Dequantize.isSupported(t), "\(t.displayName) has no decoder") }
-        for t in [DType.q8_K, .iq4_XS, .tq1_0, .tq2_0, .nvfp4] { XCTAssertTrue(Dequantize.isSupported(t), t.displayName) }
+        for t in [DType.q8_K, .iq4_XS, .tq1_0, .tq2_0, .nvfp4] {
+            XCTAssertTrue(Dequantize.isSupported(t), t.displayName)
+        }
         XCTAssertFalse(Dequantize.isSupported(.iq2_XXS))
         XCTAssertFalse(Dequantize.isSupported(.i32))
         XCTAssertEqual(Set(Dequantize.supportedTypes), Set(DType.allCases.filter(Dequantize.isSupported)))
@@ -83,7 +85,9 @@ final class DequantizeTests: XCTestCase {
                     "\(name) copy \(r)")
             }
             var mismatches = 0
-            for i in 0..<got.count where got[i].bitPattern != expected[i % expected.count].bitPattern { mismatches += 1 }
+            for i in 0..<got.count where got[i].bitPattern != expected[i % expected.count].bitPattern {
+                mismatches += 1
+            }
             XCTAssertEqual(mismatches, 0, "\(name): values differing in the parallel decode")
         }
     }
@@ -136,7 +140,8 @@ final class DequantizeTests: XCTestCase {
                 try out.withUnsafeMutableBufferPointer { try Dequantize.toF32(.q4_0, src, into: $0) }
             }
         ) { e in
-            XCTAssertEqual(e as? QuantizationError, .outputSize(dtype: .q4_0, blocks: 1, expected: 32, got: 31, unit: "values"))
+            XCTAssertEqual(
+                e as? QuantizationError, .outputSize(dtype: .q4_0, blocks: 1, expected: 32, got: 31, unit: "values"))
         }
         XCTAssertThrowsError(try bytes.withUnsafeBytes { try Dequantize.toF32(.iq2_XXS, $0) }) { e in
             XCTAssertEqual(e as? QuantizationError, .noDecoder(.iq2_XXS))

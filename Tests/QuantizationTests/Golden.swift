@@ -18,7 +18,8 @@ enum Golden {
     static func bytes(_ file: String) throws -> [UInt8] {
         let url = dir.appendingPathComponent(file)
         guard let data = FileManager.default.contents(atPath: url.path) else {
-            throw NSError(domain: "Golden", code: 1, userInfo: [NSLocalizedDescriptionKey: "missing golden file \(url.path)"])
+            throw NSError(
+                domain: "Golden", code: 1, userInfo: [NSLocalizedDescriptionKey: "missing golden file \(url.path)"])
         }
         return [UInt8](data)
     }
@@ -28,8 +29,9 @@ enum Golden {
         let b = try bytes(file)
         precondition(b.count % 4 == 0, "\(file) is not whole f32s")
         return (0..<b.count / 4).map { i in
-            Float(bitPattern: UInt32(b[4 * i]) | UInt32(b[4 * i + 1]) << 8 | UInt32(b[4 * i + 2]) << 16
-                | UInt32(b[4 * i + 3]) << 24)
+            Float(
+                bitPattern: UInt32(b[4 * i]) | UInt32(b[4 * i + 1]) << 8 | UInt32(b[4 * i + 2]) << 16
+                    | UInt32(b[4 * i + 3]) << 24)
         }
     }
 
@@ -41,7 +43,8 @@ enum Golden {
 /// Compares floats by bit pattern; on a mismatch fails once, naming the first differing block and
 /// value, and how many differ.
 func assertBitsEqual(
-    _ got: [Float], _ expected: [Float], blockSize: Int, _ what: String, file: StaticString = #filePath, line: UInt = #line
+    _ got: [Float], _ expected: [Float], blockSize: Int, _ what: String, file: StaticString = #filePath,
+    line: UInt = #line
 ) {
     guard got.count == expected.count else {
         XCTFail("\(what): \(got.count) values, expected \(expected.count)", file: file, line: line)

@@ -9,7 +9,9 @@ final class LazyTensorTests: XCTestCase {
         let dtype = DType(name: name)!
         let blocks = try Golden.blocks(name)
         let s = try storage?(blocks) ?? MemoryStorage(blocks)
-        return try Tensor(name: "golden.\(name)", dtype: dtype, shape: [blocks.count / dtype.bytesPerBlock, dtype.blockSize], storage: s)
+        return try Tensor(
+            name: "golden.\(name)", dtype: dtype, shape: [blocks.count / dtype.bytesPerBlock, dtype.blockSize],
+            storage: s)
     }
 
     /// Expected bytes of the golden values in `target` (f32 as is; f16/bf16 rounded to nearest even).
@@ -42,7 +44,10 @@ final class LazyTensorTests: XCTestCase {
                 XCTAssertEqual(t.byteCount, full.count)
                 XCTAssertEqual(try t.storage.readAll(), full, "\(name) → \(target.displayName) full read")
                 let n = full.count
-                let ranges = [(0, 1), (1, 3), (3, 1021), (1023, n - 2050), (n / 2 - 7, 13), (n - 3, 3), (5, n - 9), (n - 1, 1), (7, 0)]
+                let ranges = [
+                    (0, 1), (1, 3), (3, 1021), (1023, n - 2050), (n / 2 - 7, 13), (n - 3, 3), (5, n - 9), (n - 1, 1),
+                    (7, 0),
+                ]
                 for (offset, count) in ranges {
                     XCTAssertEqual(
                         try read(t, offset, count), Array(full[offset..<offset + count]),
@@ -72,7 +77,8 @@ final class LazyTensorTests: XCTestCase {
         let blocks = try Golden.blocks(name)
         let repeats = 200  // 200 × 48 blocks × 32 = 307200 values
         let big = [[UInt8]](repeating: blocks, count: repeats).flatMap { $0 }
-        let t = try Tensor(name: "big", dtype: .q8_0, shape: [repeats * 48, 32], storage: MemoryStorage(big)).dequantized()
+        let t = try Tensor(name: "big", dtype: .q8_0, shape: [repeats * 48, 32], storage: MemoryStorage(big))
+            .dequantized()
         let one = try expectedBytes(name, .f32)
         let all = try t.storage.readAll()
         XCTAssertEqual(all.count, one.count * repeats)
@@ -84,7 +90,8 @@ final class LazyTensorTests: XCTestCase {
     }
 
     func testUnsupportedTypeNamesTensorAndType() throws {
-        let t = try Tensor(name: "x", dtype: .iq2_XXS, shape: [256], storage: MemoryStorage([UInt8](repeating: 0, count: 66)))
+        let t = try Tensor(
+            name: "x", dtype: .iq2_XXS, shape: [256], storage: MemoryStorage([UInt8](repeating: 0, count: 66)))
         XCTAssertThrowsError(try t.dequantized()) { e in
             XCTAssertEqual(e as? QuantizationError, .cannotDequantize(tensor: "x", dtype: .iq2_XXS))
             XCTAssertEqual("\(e)", "cannot dequantize tensor 'x': type IQ2_XXS is not supported")

@@ -31,8 +31,9 @@ final class QuantizeTests: XCTestCase {
                 let b = i / t.bytesPerBlock
                 let range = b * t.bytesPerBlock..<(b + 1) * t.bytesPerBlock
                 let x = input[b * t.blockSize..<(b + 1) * t.blockSize].map { "\($0)" }.joined(separator: " ")
-                XCTFail("\(name): block \(b) differs at byte \(i - range.lowerBound):\n got      \(hex(got[range]))\n expected"
-                    + " \(hex(expected[range]))\n input    \(x)")
+                XCTFail(
+                    "\(name): block \(b) differs at byte \(i - range.lowerBound):\n got      \(hex(got[range]))\n expected"
+                        + " \(hex(expected[range]))\n input    \(x)")
             }
         }
     }
@@ -69,7 +70,9 @@ final class QuantizeTests: XCTestCase {
 
         // Zero blocks of Q4_0 and Q8_0: codes at the zero point; Q4_0's d is 0 / -8 = -0 (f16 0x8000).
         x = [Float](repeating: 0, count: 32)
-        XCTAssertEqual(try x.withUnsafeBufferPointer { try Quantize.rows(.q4_0, $0) }, [0, 0x80] + [UInt8](repeating: 0x88, count: 16))
+        XCTAssertEqual(
+            try x.withUnsafeBufferPointer { try Quantize.rows(.q4_0, $0) },
+            [0, 0x80] + [UInt8](repeating: 0x88, count: 16))
         XCTAssertEqual(try x.withUnsafeBufferPointer { try Quantize.rows(.q8_0, $0) }, [UInt8](repeating: 0, count: 34))
     }
 
@@ -92,7 +95,9 @@ final class QuantizeTests: XCTestCase {
             for j in 0..<32 {
                 let expected = Int8(x[b * 32 + j].rounded(.toNearestOrAwayFromZero))
                 let got = Int8(bitPattern: bytes[b * 34 + 2 + j])
-                if got != expected { return XCTFail("block \(b) value \(j): \(x[b * 32 + j]) → \(got), expected \(expected)") }
+                if got != expected {
+                    return XCTFail("block \(b) value \(j): \(x[b * 32 + j]) → \(got), expected \(expected)")
+                }
             }
         }
     }
@@ -163,7 +168,8 @@ final class QuantizeTests: XCTestCase {
             for (offset, count) in [(0, 1), (1, 33), (17, 100), (expected.count - 5, 5), (expected.count / 3, 1000)] {
                 var out = [UInt8](repeating: 0xEE, count: count)
                 try out.withUnsafeMutableBytes { try q.storage.read(offset: offset, into: $0) }
-                XCTAssertEqual(out, Array(expected[offset..<offset + count]), "\(t.displayName) \(offset)..<\(offset + count)")
+                XCTAssertEqual(
+                    out, Array(expected[offset..<offset + count]), "\(t.displayName) \(offset)..<\(offset + count)")
             }
             // Back to f32 through the lazy decoder.
             let y = try q.dequantized().storage.readAll()
@@ -174,7 +180,9 @@ final class QuantizeTests: XCTestCase {
         let h = try source.cast(to: .f16)
         let widened = try h.cast(to: .f32).storage.readAll()
         let hx = widened.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
-        XCTAssertEqual(try h.quantized(to: .q8_0).storage.readAll(), try hx.withUnsafeBufferPointer { try Quantize.rows(.q8_0, $0) })
+        XCTAssertEqual(
+            try h.quantized(to: .q8_0).storage.readAll(),
+            try hx.withUnsafeBufferPointer { try Quantize.rows(.q8_0, $0) })
         // From a quantized type: dequantize then quantize.
         let requantized = try source.quantized(to: .q4_1).quantized(to: .q8_0)
         XCTAssertEqual(requantized.dtype, .q8_0)
@@ -192,7 +200,8 @@ final class QuantizeTests: XCTestCase {
                 try out.withUnsafeMutableBytes { try Quantize.rows(.q8_0, src, into: $0) }
             }
         ) { e in
-            XCTAssertEqual(e as? QuantizationError, .outputSize(dtype: .q8_0, blocks: 1, expected: 34, got: 33, unit: "bytes"))
+            XCTAssertEqual(
+                e as? QuantizationError, .outputSize(dtype: .q8_0, blocks: 1, expected: 34, got: 33, unit: "bytes"))
         }
         XCTAssertThrowsError(try x.withUnsafeBufferPointer { try Quantize.rows(.q4_K, $0) }) { e in
             XCTAssertEqual(e as? QuantizationError, .noEncoder(.q4_K))
@@ -200,14 +209,18 @@ final class QuantizeTests: XCTestCase {
         let bytes = [UInt8](repeating: 0, count: 3 * 33 * 4)
         let odd = try Tensor(name: "odd", dtype: .f32, shape: [3, 33], storage: MemoryStorage(bytes))
         XCTAssertThrowsError(try odd.quantized(to: .q4_0)) { e in
-            XCTAssertEqual(e as? QuantizationError, .notBlockAligned(tensor: "odd", shape: [3, 33], target: .q4_0, blockSize: 32))
             XCTAssertEqual(
-                "\(e)", "cannot quantize tensor 'odd' of shape [3, 33] to Q4_0: innermost dimension 33 is not a multiple of the block size 32")
+                e as? QuantizationError, .notBlockAligned(tensor: "odd", shape: [3, 33], target: .q4_0, blockSize: 32))
+            XCTAssertEqual(
+                "\(e)",
+                "cannot quantize tensor 'odd' of shape [3, 33] to Q4_0: innermost dimension 33 is not a multiple of the block size 32"
+            )
         }
         XCTAssertThrowsError(try odd.quantized(to: .q6_K)) { e in
             XCTAssertEqual(e as? QuantizationError, .badQuantizeTarget(tensor: "odd", target: .q6_K))
         }
-        let ints = try Tensor(name: "ids", dtype: .i32, shape: [32], storage: MemoryStorage([UInt8](repeating: 0, count: 128)))
+        let ints = try Tensor(
+            name: "ids", dtype: .i32, shape: [32], storage: MemoryStorage([UInt8](repeating: 0, count: 128)))
         XCTAssertThrowsError(try ints.quantized(to: .q8_0)) { e in
             XCTAssertEqual(e as? QuantizationError, .badQuantizeSource(tensor: "ids", source: .i32, target: .q8_0))
         }

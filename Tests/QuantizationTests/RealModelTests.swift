@@ -66,7 +66,8 @@ final class RealModelTests: XCTestCase {
             let offset = e[2] as! Int, bytes = e[3] as! Int, values = e[4] as! Int
             let expected = try XCTUnwrap(UInt64(e[5] as! String))
             let t = try Tensor(
-                name: name, dtype: dtype, shape: [values], storage: FileRegion(file: file, offset: offset, byteCount: bytes))
+                name: name, dtype: dtype, shape: [values],
+                storage: FileRegion(file: file, offset: offset, byteCount: bytes))
             XCTAssertEqual(Self.hash(try t.dequantized().storage.readAll()), expected, "\(name) (\(dtype.displayName))")
             types.insert(dtype)
         }

@@ -41,18 +41,24 @@ final class ThroughputTests: XCTestCase {
                         for v in stride(from: 0, to: Self.values, by: chunk) {
                             let b = v / dtype.blockSize, n = chunk / dtype.blockSize
                             try Dequantize.toF32(
-                                dtype, UnsafeRawBufferPointer(rebasing: s[b * dtype.bytesPerBlock..<(b + n) * dtype.bytesPerBlock]),
+                                dtype,
+                                UnsafeRawBufferPointer(
+                                    rebasing: s[b * dtype.bytesPerBlock..<(b + n) * dtype.bytesPerBlock]),
                                 into: UnsafeMutableBufferPointer(rebasing: d[v..<v + chunk]))
                         }
                     }
                 }
             }
             let parallel = try seconds {
-                try src.withUnsafeBytes { s in try out.withUnsafeMutableBufferPointer { try Dequantize.toF32(dtype, s, into: $0) } }
+                try src.withUnsafeBytes { s in
+                    try out.withUnsafeMutableBufferPointer { try Dequantize.toF32(dtype, s, into: $0) }
+                }
             }
             let line = String(
-                format: "decode %-6@ 1 thread: %7.0f MB/s in, %6.0f Mvalues/s (%5.0f MB/s f32 out) | all cores: %7.0f MB/s in, %6.0f Mvalues/s",
-                name, Double(src.count) / single / mb, Double(Self.values) / single / 1e6, Double(Self.values * 4) / single / mb,
+                format:
+                    "decode %-6@ 1 thread: %7.0f MB/s in, %6.0f Mvalues/s (%5.0f MB/s f32 out) | all cores: %7.0f MB/s in, %6.0f Mvalues/s",
+                name, Double(src.count) / single / mb, Double(Self.values) / single / 1e6,
+                Double(Self.values * 4) / single / mb,
                 Double(src.count) / parallel / mb, Double(Self.values) / parallel / 1e6)
             print(line)
         }
@@ -66,30 +72,39 @@ final class ThroughputTests: XCTestCase {
                     try dst.withUnsafeMutableBytes { d in
                         for v in stride(from: 0, to: Self.values, by: chunk) {
                             let o = v / 32 * dtype.bytesPerBlock, n = chunk / 32 * dtype.bytesPerBlock
-                            try Quantize.rows(dtype, UnsafeBufferPointer(rebasing: s[v..<v + chunk]),
-                                              into: UnsafeMutableRawBufferPointer(rebasing: d[o..<o + n]))
+                            try Quantize.rows(
+                                dtype, UnsafeBufferPointer(rebasing: s[v..<v + chunk]),
+                                into: UnsafeMutableRawBufferPointer(rebasing: d[o..<o + n]))
                         }
                     }
                 }
             }
             let parallel = try seconds {
-                try x.withUnsafeBufferPointer { s in try dst.withUnsafeMutableBytes { try Quantize.rows(dtype, s, into: $0) } }
+                try x.withUnsafeBufferPointer { s in
+                    try dst.withUnsafeMutableBytes { try Quantize.rows(dtype, s, into: $0) }
+                }
             }
-            print(String(
-                format: "encode %-6@ 1 thread: %7.0f MB/s f32 in, %6.0f Mvalues/s | all cores: %7.0f MB/s f32 in",
-                dtype.displayName, Double(Self.values * 4) / single / mb, Double(Self.values) / single / 1e6,
-                Double(Self.values * 4) / parallel / mb))
+            print(
+                String(
+                    format: "encode %-6@ 1 thread: %7.0f MB/s f32 in, %6.0f Mvalues/s | all cores: %7.0f MB/s f32 in",
+                    dtype.displayName, Double(Self.values * 4) / single / mb, Double(Self.values) / single / 1e6,
+                    Double(Self.values * 4) / parallel / mb))
         }
         // The lazy path: a whole Q4_K tensor read through `dequantized()`.
         let name = "Q4_K"
         let golden = try Golden.blocks(name)
         let rows = Self.values / 256 / 12
         let bytes = [[UInt8]](repeating: golden, count: rows).flatMap { $0 }
-        let t = try Tensor(name: "w", dtype: .q4_K, shape: [rows * 12, 256], storage: MemoryStorage(bytes)).dequantized()
+        let t = try Tensor(name: "w", dtype: .q4_K, shape: [rows * 12, 256], storage: MemoryStorage(bytes))
+            .dequantized()
         let lazy = try seconds {
-            try out.withUnsafeMutableBytes { try t.storage.read(offset: 0, into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<t.byteCount])) }
+            try out.withUnsafeMutableBytes {
+                try t.storage.read(offset: 0, into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<t.byteCount]))
+            }
         }
-        print(String(format: "lazy Q4_K dequantized() read: %.0f MB/s in, %.0f Mvalues/s", Double(bytes.count) / lazy / mb,
-                     Double(t.byteCount / 4) / lazy / 1e6))
+        print(
+            String(
+                format: "lazy Q4_K dequantized() read: %.0f MB/s in, %.0f Mvalues/s", Double(bytes.count) / lazy / mb,
+                Double(t.byteCount / 4) / lazy / 1e6))
     }
 }
