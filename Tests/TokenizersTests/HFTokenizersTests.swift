@@ -1,0 +1,138 @@
+import Foundation
+import TensorGraph
+import TestSupport
+import XCTest
+
+@testable import Tokenizers
+
+/// Our ids against the Python `tokenizers` package (Hugging Face's Rust tokenizer) given the same
+/// vocabulary, merges, special tokens and the pre-tokenizer that `tokenizer.json` files of each
+/// kind carry.
+final class HFTokenizersTests: XCTestCase {
+    /// Tokenizes each text with `tokenizers.Tokenizer.from_file(tokenizer.json)`, no special
+    /// tokens added; texts are read as one JSON list from the file named by argv[2].
+    static let script = """
+        import json, sys
+        from tokenizers import Tokenizer
+        tok = Tokenizer.from_file(sys.argv[1])
+        texts = json.load(open(sys.argv[2], encoding='utf-8'))
+        pre = tok.pre_tokenizer
+        out = {'ids': [tok.encode(t, add_special_tokens=False).ids for t in texts]}
+        if len(sys.argv) > 3:
+            # lengths of the pre-tokens of the first text (byte-level characters: one per byte)
+            out['pre'] = [len(p) for p, _ in pre.pre_tokenize_str(texts[0])]
+        json.dump(out, sys.stdout)
+        """
+
+    struct Reference {
+        var ids: [[Int32]]
+        var preLengths: [Int]?
+    }
+
+    static func reference(tokenizerJSON: Data, texts: [String], preTokens: Bool = false) throws -> Reference {
+        let dir = TestSupport.tempDir("tok-hf")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let tj = dir + "/tokenizer.json", tx = dir + "/texts.json", py = dir + "/ref.py"
+        try tokenizerJSON.write(to: URL(fileURLWithPath: tj))
+        try JSONSerialization.data(withJSONObject: texts).write(to: URL(fileURLWithPath: tx))
+        try script.write(toFile: py, atomically: true, encoding: .utf8)
+        let check = try TestSupport.python(["-c", "import tokenizers"])
+        guard check.status == 0 else {
+            XCTFail("python3 cannot import tokenizers (pip install tokenizers): \(check.stderr)")
+            throw XCTSkip("no tokenizers package")
+        }
+        let data = try Fixtures.runData("/usr/bin/env", ["python3", py, tj, tx] + (preTokens ? ["pre"] : []))
+        let json = try JSONSerialization.jsonObject(with: data) as! [String: Any]
+        let ids = (json["ids"] as! [[Int]]).map { $0.map(Int32.init) }
+        return Reference(ids: ids, preLengths: json["pre"] as? [Int])
+    }
+
+    /// The `pre_tokenizer` a tokenizer.json of this kind has, in Hugging Face's own terms where it
+    /// has them (ByteLevel's built-in GPT-2 regex, Digits) and as Split regexes otherwise.
+    static func preTokenizerJSON(_ kind: PreTokenizerKind) -> Any {
+        func byteLevel(_ useRegex: Bool) -> [String: Any] {
+            ["type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": useRegex]
+        }
+        if kind.patterns == [.gpt2] { return byteLevel(true) }
+        var steps: [Any] = []
+        for (i, p) in kind.patterns.enumerated() {
+            if p == .numbers {
+                steps.append(["type": "Digits", "individual_digits": true])
+            } else if p == .gpt2 && i == kind.patterns.count - 1 {
+                steps.append(byteLevel(true))
+                return ["type": "Sequence", "pretokenizers": steps]
+            } else {
+                steps.append(["type": "Split", "pattern": ["Regex": p.regex], "behavior": "Isolated", "invert": false])
+            }
+        }
+        steps.append(byteLevel(false))
+        return ["type": "Sequence", "pretokenizers": steps]
+    }
+
+    /// A tokenizer.json for a GGUF tokenizer under `kind`.
+    static func tokenizerJSON(_ t: Tokenizer, kind: PreTokenizerKind, ignoreMerges: Bool) throws -> Data {
+        var vocab: [String: Int] = [:]
+        var added: [[String: Any]] = []
+        for (i, s) in t.tokens.enumerated() {
+            vocab[s] = i
+            let type = i < t.tokenTypes.count ? t.tokenTypes[i] : 1
+            if type == 3 || type == 4 {
+                added.append([
+                    "id": i, "content": s, "single_word": false, "lstrip": false, "rstrip": false,
+                    "normalized": false, "special": type == 3,
+                ])
+            }
+        }
+        let json: [String: Any] = [
+            "version": "1.0", "truncation": NSNull(), "padding": NSNull(), "added_tokens": added,
+            "normalizer": NSNull(), "pre_tokenizer": preTokenizerJSON(kind), "post_processor": NSNull(),
+            "decoder": ["type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true],
+            "model": [
+                "type": "BPE", "dropout": NSNull(), "unk_token": NSNull(), "continuing_subword_prefix": NSNull(),
+                "end_of_word_suffix": NSNull(), "fuse_unk": false, "byte_fallback": false,
+                "ignore_merges": ignoreMerges, "vocab": vocab, "merges": t.merges,
+            ] as [String: Any],
+        ]
+        return try JSONSerialization.data(withJSONObject: json)
+    }
+
+    /// Strings where the Python package and llama.cpp are known to differ, left out here:
+    /// Oniguruma's `(?i)` folds `ſ` (U+017F) to `s` and `ﬅ` to `st`; llama.cpp folds ASCII only.
+    static func comparable(_ strings: [String]) -> [String] {
+        strings.filter { !$0.contains("ſ") && !$0.contains("ﬅ") }
+    }
+
+    /// SmolLM2's vocabulary under `kind`: the pre-tokens of the whole wiki text (byte lengths), its
+    /// ids, and the ids of the tricky strings.
+    func checkSmolLM2(kind: String) throws {
+        let base = try Fixtures.smolLM2()
+        let strings = Self.comparable(try Fixtures.goldenJSON("strings.json")["strings"] as! [String])
+        let wiki = try Fixtures.wikiText()
+        let tok = try Fixtures.smolLM2(kind: kind)
+        let json = try Self.tokenizerJSON(base, kind: tok.kind, ignoreMerges: tok.ignoresMerges)
+        let ref = try Self.reference(tokenizerJSON: json, texts: [wiki] + strings, preTokens: true)
+
+        let pieces = tok.preTokenize(wiki, parseSpecial: false).map { $0.utf8.count }
+        let preRef = try XCTUnwrap(ref.preLengths)
+        XCTAssertGreaterThan(pieces.count, 200_000)
+        XCTAssertEqual(pieces.count, preRef.count, "\(kind): pre-token count")
+        if let i = pieces.indices.first(where: { $0 < preRef.count && pieces[$0] != preRef[$0] }) {
+            let offset = pieces[..<i].reduce(0, +)
+            let around = String(decoding: Array(wiki.utf8)[max(0, offset - 20)..<min(wiki.utf8.count, offset + 40)], as: UTF8.self)
+            XCTFail("\(kind): pre-token #\(i) at byte \(offset) is \(pieces[i]) bytes, reference \(preRef[i]): \(around.debugDescription)")
+        }
+
+        let ours = try Fixtures.wikiIDs(kind: kind)
+        XCTAssertGreaterThan(ours.count, 250_000)
+        if let diff = Fixtures.firstDifference(ours, ref.ids[0], tokenizer: tok) { XCTFail("\(kind) wiki: \(diff)") }
+        for (s, want) in zip(strings, ref.ids.dropFirst()) {
+            XCTAssertEqual(tok.encode(s, addBOS: false), want, "\(kind): \(s.debugDescription)")
+        }
+    }
+
+    func testSmolLMKind() throws { try checkSmolLM2(kind: "smollm") }
+    func testGPT2Kind() throws { try checkSmolLM2(kind: "gpt-2") }
+    func testLlamaBPEKind() throws { try checkSmolLM2(kind: "llama-bpe") }
+    func testQwen2Kind() throws { try checkSmolLM2(kind: "qwen2") }
+    func testDefaultKind() throws { try checkSmolLM2(kind: "default") }
+}

@@ -1,0 +1,65 @@
+import Foundation
+import TensorGraph
+import TestSupport
+import XCTest
+
+@testable import Tokenizers
+
+/// Our ids against llama.cpp's `llama-tokenize` on the same GGUF vocabulary
+/// (golden/make_tokenizer_golden.sh).
+final class LlamaCppGoldenTests: XCTestCase {
+    static let kinds = ["smollm", "gpt-2", "llama-bpe", "qwen2", "default"]
+
+    /// Every id of the whole wiki text with SmolLM2's own tokenizer (pre-tokenizer smollm).
+    func testWholeWikiTextMatchesLlamaCppIdForId() throws {
+        let tok = try Fixtures.smolLM2(kind: "smollm")
+        XCTAssertEqual(tok.kind.name, "smollm")
+        let expected = Fixtures.u32LE(try Fixtures.zstdDecompress(Fixtures.goldenDir + "/smollm2-wiki.u32.zst"))
+        XCTAssertGreaterThan(expected.count, 250_000)
+        let ours = try Fixtures.wikiIDs(kind: "smollm")
+        XCTAssertEqual(ours.count, expected.count)
+        if let diff = Fixtures.firstDifference(ours, expected, tokenizer: tok) { XCTFail(diff) }
+        // The ids decode back to the text.
+        XCTAssertEqual(tok.decodeBytes(ours), try Fixtures.wikiBytes())
+    }
+
+    /// The same text with the same vocabulary under every pre-tokenizer kind, block by block.
+    func testWholeWikiTextUnderEveryKindMatchesLlamaCpp() throws {
+        let golden = try Fixtures.goldenJSON("wiki-kinds.json")
+        let block = golden["block_size"] as! Int
+        let kinds = golden["kinds"] as! [String: Any]
+        XCTAssertEqual(Set(kinds.keys), Set(Self.kinds))
+        for kind in Self.kinds {
+            let g = kinds[kind] as! [String: Any]
+            let blocks = g["block_fnv1a64"] as! [String]
+            let ours = try Fixtures.wikiIDs(kind: kind)
+            XCTAssertEqual(ours.count, g["count"] as! Int, "\(kind): id count")
+            for (i, expected) in blocks.enumerated() {
+                let slice = ours[min(ours.count, i * block)..<min(ours.count, (i + 1) * block)]
+                if Fixtures.fnv1a64(slice) != expected {
+                    XCTFail("\(kind): ids \(i * block)..<\((i + 1) * block) differ from llama.cpp's")
+                    break
+                }
+            }
+        }
+    }
+
+    /// Tricky strings (contractions in capitals, digit runs, CJK, emoji, combining marks, CR LF,
+    /// space runs, tabs, special tokens inside text…) under every kind.
+    func testTrickyStringsMatchLlamaCpp() throws {
+        let golden = try Fixtures.goldenJSON("strings.json")
+        let strings = golden["strings"] as! [String]
+        let ids = golden["ids"] as! [String: [[Int]]]
+        XCTAssertGreaterThan(strings.count, 20)
+        for kind in Self.kinds {
+            let tok = try Fixtures.smolLM2(kind: kind)
+            let expected = try XCTUnwrap(ids[kind], kind)
+            XCTAssertEqual(expected.count, strings.count)
+            for (s, want) in zip(strings, expected) {
+                let got = tok.encode(s, addBOS: false)
+                XCTAssertEqual(got, want.map(Int32.init), "\(kind): \(s.debugDescription)")
+                XCTAssertEqual(Array(tok.decode(got).utf8), Array(s.utf8), "\(kind): decode")
+            }
+        }
+    }
+}

@@ -1,0 +1,32 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// `smelt tokenize` end to end on the real model.
+final class TokenizeCLITests: XCTestCase {
+    func testTokenizePrintsIdsAndJSON() throws {
+        guard FileManager.default.fileExists(atPath: TestSupport.smolLM2) else { throw XCTSkip("SmolLM2 GGUF not present") }
+        let golden = try Fixtures.goldenJSON("strings.json")
+        let strings = golden["strings"] as! [String]
+        let ids = (golden["ids"] as! [String: [[Int]]])["smollm"]!
+        let i = strings.firstIndex { $0.hasPrefix("<|im_start|>system") }!
+        let dir = TestSupport.tempDir("tok-cli")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let file = dir + "/text.txt"
+        try strings[i].write(toFile: file, atomically: true, encoding: .utf8)
+
+        let plain = try TestSupport.smelt(["tokenize", TestSupport.smolLM2, "--text", file])
+        XCTAssertEqual(plain.status, 0, plain.stderr)
+        XCTAssertEqual(plain.stdout, ids[i].map(String.init).joined(separator: " ") + "\n")
+        XCTAssertTrue(plain.stderr.contains("tokens"), plain.stderr)
+
+        let json = try TestSupport.smelt(["tokenize", TestSupport.smolLM2, "--text", file, "--json", "--no-bos"])
+        XCTAssertEqual(json.status, 0, json.stderr)
+        let obj = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as! [String: Any]
+        XCTAssertEqual(obj["count"] as? Int, ids[i].count)
+        XCTAssertEqual(obj["ids"] as? [Int], ids[i])
+
+        let missing = try TestSupport.smelt(["tokenize", TestSupport.smolLM2, "--text", dir + "/nope.txt"])
+        XCTAssertNotEqual(missing.status, 0)
+    }
+}
