@@ -1,0 +1,1 @@
+// Tests of the Quantization module live beside this file.
