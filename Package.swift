@@ -27,11 +27,13 @@ let package = Package(
         .target(name: "Quantization", dependencies: ["TensorGraph"]),
         // Readers and writers, one folder per format.
         .target(name: "Formats", dependencies: ["TensorGraph", "Codecs"]),
+        // Architecture knowledge: HF ↔ GGUF names, layouts, config keys and tokenizers (tables from formats/).
+        .target(name: "Architectures", dependencies: ["TensorGraph", "Formats", "Quantization"]),
         // The `smelt` command: wiring and printing only.
         .executableTarget(
             name: "SmeltCLI",
             dependencies: [
-                "TensorGraph", "Formats", "Quantization",
+                "TensorGraph", "Formats", "Quantization", "Architectures",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -43,6 +45,7 @@ let package = Package(
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "TensorGraph"]),
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "TensorGraph", "TestSupport"]),
+        .testTarget(name: "ArchitecturesTests", dependencies: ["Architectures", "Formats", "TensorGraph", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["SmeltCLI", "TestSupport"]),
     ]
 )
