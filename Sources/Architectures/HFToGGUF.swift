@@ -81,7 +81,8 @@ public enum HFToGGUF {
         for rule in spec.config {
             let ints = GGUFKeys.hyperparameterInts.first { $0.suffix == rule.ggufKey }
             let floats = GGUFKeys.hyperparameterFloats.first { $0.suffix == rule.ggufKey }
-            guard let value = config[rule.hfKey], !value.isNull else { continue }
+            // transformers 5 moves rope_theta under rope_parameters.
+            guard let value = config[rule.hfKey] ?? config["rope_parameters"]?[rule.hfKey], !value.isNull else { continue }
             if let f = ints, let v = value.intValue {
                 h[keyPath: f.field] = v
             } else if let f = floats, let v = value.doubleValue {

@@ -1,0 +1,36 @@
+import Formats
+import Quantization
+import TensorGraph
+
+/// Decides what a conversion between two formats does to the graph, so the CLI only wires:
+/// Hugging Face → GGUF and GGUF → Hugging Face go through the architecture tables; conversions
+/// within a family only cast.
+public enum Conversion {
+    /// `graph`, read as `source`, made ready for a writer of `target`. `dtype` casts float tensors
+    /// (and is the dequantization target when values must leave a block type).
+    public static func prepare(_ graph: TensorGraph, from source: ModelFormat, to target: ModelFormat, dtype: DType?)
+        throws -> TensorGraph
+    {
+        let hfSide: Set<ModelFormat> = [.safetensors, .hfFolder]
+        if hfSide.contains(source), target == .gguf,
+            graph.metadata[HFFolder.metadataPrefix + "config.json"] != nil
+        {
+            return try HFToGGUF.convert(graph, dtype: dtype)
+        }
+        if source == .gguf, hfSide.contains(target), (try? ArchitectureRegistry.spec(gguf: graph.architecture)) != nil {
+            return try GGUFToHF.convert(graph, dtype: dtype)
+        }
+        var out = graph
+        if let dtype {
+            try out.mapTensors { t in
+                if t.dtype.isQuantized && hfSide.contains(target) { return try t.dequantized(to: dtype) }
+                return Tensor.castableTypes.contains(t.dtype) ? try t.cast(to: dtype) : t
+            }
+        } else if hfSide.contains(target) {
+            // safetensors cannot hold block types: their values go to f32.
+            try out.mapTensors { t in t.dtype.isQuantized ? try t.dequantized(to: .f32) : t }
+        }
+        if target == .gguf { GGUFMetadata.apply(to: &out) }
+        return out
+    }
+}
