@@ -29,11 +29,16 @@ let package = Package(
         .target(name: "Formats", dependencies: ["TensorGraph", "Codecs"]),
         // Architecture knowledge: HF ↔ GGUF names, layouts, config keys and tokenizers (tables from formats/).
         .target(name: "Architectures", dependencies: ["TensorGraph", "Formats", "Quantization"]),
+        // The forward pass, perplexity and drift over any model the tensor graph reads.
+        .target(
+            name: "Evaluator", dependencies: ["TensorGraph", "Kernels", "Quantization", "Formats", "Architectures"],
+            // Pointer-heavy kernels shared across threads: checked by tests, not by Sendable.
+            swiftSettings: [.swiftLanguageMode(.v5), .unsafeFlags(["-Ounchecked"])]),
         // The `smelt` command: wiring and printing only.
         .executableTarget(
             name: "SmeltCLI",
             dependencies: [
-                "TensorGraph", "Formats", "Quantization", "Architectures",
+                "TensorGraph", "Formats", "Quantization", "Architectures", "Evaluator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -46,6 +51,7 @@ let package = Package(
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "TensorGraph"]),
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "TensorGraph", "TestSupport"]),
         .testTarget(name: "ArchitecturesTests", dependencies: ["Architectures", "Formats", "TensorGraph", "TestSupport"]),
+        .testTarget(name: "EvaluatorTests", dependencies: ["Evaluator", "Architectures", "Formats", "TensorGraph", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["SmeltCLI", "TestSupport"]),
     ]
 )
