@@ -4,6 +4,7 @@ import TensorGraph
 public enum ModelFormat: String, Sendable, CaseIterable {
     case safetensors
     case hfFolder = "hf-folder"
+    case gguf
 }
 
 /// Finds the reader for a path (by what is there) and the writer for an output path (by its name).
@@ -14,11 +15,13 @@ public enum FormatRegistry {
         if Paths.isDirectory(path) { return .hfFolder }
         if path.hasSuffix(".safetensors.index.json") { return .safetensors }
         let file = try ReadableFile(path: path)
+        if file.size >= 4, try file.readBytes(at: 0, count: 4) == GGUF.magic { return .gguf }
         if file.size >= 9 {
             let head = try file.readBytes(at: 8, count: 1)
             if head[0] == UInt8(ascii: "{") { return .safetensors }
         }
         if path.hasSuffix(".safetensors") { return .safetensors }
+        if path.hasSuffix(".gguf") { return .gguf }
         throw FormatRegistryError.unknownFormat(path: path)
     }
 
@@ -27,12 +30,16 @@ public enum FormatRegistry {
         switch format {
         case .safetensors: return (format, try SafetensorsGraph.read(path))
         case .hfFolder: return (format, try HFFolder.read(path))
+        case .gguf: return (format, try GGUFReader.read(path))
         }
     }
 
-    /// The format an output path asks for: `*.safetensors` a file, anything else a model folder.
+    /// The format an output path asks for: `*.safetensors` or `*.gguf` a file of that format,
+    /// anything else a model folder.
     public static func outputFormat(for path: String) -> ModelFormat {
-        path.hasSuffix(".safetensors") ? .safetensors : .hfFolder
+        if path.hasSuffix(".safetensors") { return .safetensors }
+        if path.hasSuffix(".gguf") { return .gguf }
+        return .hfFolder
     }
 }
 
@@ -41,7 +48,7 @@ public enum FormatRegistryError: Error, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .unknownFormat(path):
-            return "\(path): unknown format (expected a .safetensors file, an index .json, or a model folder)"
+            return "\(path): unknown format (expected a .safetensors or .gguf file, an index .json, or a model folder)"
         }
     }
 }

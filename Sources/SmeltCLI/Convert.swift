@@ -7,10 +7,15 @@ struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Convert a model between formats, re-shard it, or cast its float tensors.",
         discussion: """
-            IN is a .safetensors file, a *.safetensors.index.json, or a Hugging Face model folder.
+            IN is a .safetensors file, a *.safetensors.index.json, a Hugging Face model folder, or a
+            .gguf file (any file of a split set opens the whole set).
             OUT ending in .safetensors is written as one file (or, with --max-shard-size, as
-            OUT-00001-of-0000N.safetensors shards beside an index); any other OUT is a model folder
-            (model.safetensors or shards, plus the config and tokenizer files the input had).
+            OUT-00001-of-0000N.safetensors shards beside an index); OUT ending in .gguf is written
+            as GGUF v3 (or, with --split-max-size / --split-max-tensors, as llama.cpp-style
+            OUT-00001-of-0000N.gguf splits); any other OUT is a model folder (model.safetensors or
+            shards, plus the config and tokenizer files the input had). A GGUF input keeps its
+            metadata exactly; other inputs get their architecture, hyperparameters and tokenizer
+            written as GGUF keys. Quantized tensors cannot go to safetensors.
             Tensors stream through a fixed buffer: memory does not grow with the model. Outputs are
             written under a temporary name and renamed when complete.
             """
@@ -21,8 +26,27 @@ struct Convert: ParsableCommand {
     @Option(help: "Cast float tensors to f32, f16 or bf16 (round to nearest even).") var dtype: String?
     @Option(help: "Split the output into shards of at most this size (e.g. 500MB, 2GB, 1GiB).")
     var maxShardSize: String?
+    @Option(help: "GGUF output: split into files of at most this much tensor data (e.g. 500MB, 2GB).")
+    var splitMaxSize: String?
+    @Option(help: "GGUF output: split into files of at most this many tensors.")
+    var splitMaxTensors: Int?
     @Flag(help: "Replace an existing output.") var force = false
     @Flag(help: "Print a JSON summary instead of text.") var json = false
+
+    /// Usage checks for the GGUF split options (exit status 64 on failure).
+    func validate() throws {
+        if let text = splitMaxSize, parseSize(text) == nil {
+            throw ValidationError("--split-max-size: cannot read '\(text)' as a size")
+        }
+        if let n = splitMaxTensors, n <= 0 { throw ValidationError("--split-max-tensors must be positive, not \(n)") }
+        let outputFormat = FormatRegistry.outputFormat(for: output)
+        if outputFormat == .gguf && maxShardSize != nil {
+            throw ValidationError("--max-shard-size is for safetensors output; for .gguf use --split-max-size")
+        }
+        if outputFormat != .gguf && (splitMaxSize != nil || splitMaxTensors != nil) {
+            throw ValidationError("--split-max-size and --split-max-tensors are for .gguf output")
+        }
+    }
 
     func run() throws {
         try SmeltCLI.run {
@@ -36,11 +60,15 @@ struct Convert: ParsableCommand {
                 guard let n = parseSize(text) else { throw ValidationError("--max-shard-size: cannot read '\(text)' as a size") }
                 return n
             }
+            let outputFormat = FormatRegistry.outputFormat(for: output)
+            let splitLimit = splitMaxSize.flatMap(parseSize)
             if !force && Paths.exists(output) && !(Paths.isDirectory(output) && isEmptyDirectory(output)) {
                 throw OutputError.exists(path: output)
             }
             let started = Date()
-            var (_, graph) = try FormatRegistry.open(input)
+            let opened = try FormatRegistry.open(input)
+            let inputFormat = opened.format
+            var graph = opened.graph
             if let target {
                 try graph.mapTensors { t in
                     Tensor.castableTypes.contains(t.dtype) && t.dtype != target ? try t.cast(to: target) : t
@@ -48,11 +76,16 @@ struct Convert: ParsableCommand {
             }
             let progress = Terminal.Progress(label: "convert", total: graph.totalBytes)
             let written: [String]
-            switch FormatRegistry.outputFormat(for: output) {
+            switch outputFormat {
             case .safetensors:
                 written = try SafetensorsWriter.write(graph, to: output, maxShardSize: shardLimit, progress: progress.advance)
             case .hfFolder:
                 written = try HFFolder.write(graph, to: output, maxShardSize: shardLimit, progress: progress.advance)
+            case .gguf:
+                if inputFormat != .gguf { GGUFMetadata.apply(to: &graph) }
+                written = try GGUFWriter.write(
+                    graph, to: output, splitMaxSize: splitLimit, splitMaxTensors: splitMaxTensors,
+                    progress: progress.advance)
             }
             progress.finish()
             let secs = Date().timeIntervalSince(started)

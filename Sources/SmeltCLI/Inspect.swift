@@ -7,9 +7,10 @@ struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Describe a model: format, architecture, hyperparameters, tensors and sizes.",
         discussion: """
-            PATH is a .safetensors file, a sharded set's *.safetensors.index.json, or a Hugging Face
-            model folder. Prints a summary; --tensors adds one row per tensor; --json prints the same
-            as one JSON object.
+            PATH is a .safetensors file, a sharded set's *.safetensors.index.json, a Hugging Face
+            model folder, or a .gguf file (any file of a split set opens the whole set). Prints a
+            summary with every metadata key and its type (long arrays and texts summarized);
+            --tensors adds one row per tensor; --json prints the same as one JSON object.
             """
     )
 
@@ -35,6 +36,7 @@ struct Inspect: ParsableCommand {
             ("architecture", graph.architecture.map(JSONValue.string) ?? .null),
             ("hyperparameters", .object(hyperparameterJSON(graph.hyperparameters))),
             ("metadata_keys", .array(graph.metadata.keys.map(JSONValue.string))),
+            ("metadata", .object(graph.metadata.entries.map { ($0.key, metadataJSON($0.value)) })),
             ("tensor_count", .int(graph.tensors.count)),
             ("parameter_count", .int(graph.parameterCount)),
             ("bytes_by_dtype", .object(graph.bytesByDType.map {
@@ -51,6 +53,73 @@ struct Inspect: ParsableCommand {
             })))
         }
         return .object(entries)
+    }
+
+    /// A metadata value for JSON: its type, and its value, except that arrays longer than 16
+    /// elements and texts longer than 200 bytes are summarized by their size.
+    func metadataJSON(_ v: MetadataValue) -> JSONValue {
+        var entries: [(String, JSONValue)] = [("type", .string(v.type.name))]
+        switch v {
+        case let .array(t, values):
+            entries.append(("element_type", .string(t.name)))
+            entries.append(("count", .int(values.count)))
+            if values.count <= 16 { entries.append(("values", .array(values.map(metadataJSON)))) }
+        case let .string(s):
+            if s.utf8.count <= 200 { entries.append(("value", .string(s))) } else { entries.append(("bytes", .int(s.utf8.count))) }
+        case let .bool(b): entries.append(("value", .bool(b)))
+        case .float32, .float64:
+            let d = v.doubleValue!
+            entries.append(("value", d.isFinite ? .double(d) : .string(v.description)))
+        default:
+            if let i = v.intValue { entries.append(("value", .int(i))) } else { entries.append(("value", .string(v.description))) }
+        }
+        return .object(entries)
+    }
+
+    /// A metadata value for text: short values in full (strings quoted with escapes); long texts
+    /// by size and first 60 characters; long arrays by count and their first few elements.
+    func metadataText(_ v: MetadataValue) -> String {
+        switch v {
+        case let .string(s) where s.count > 80:
+            return "(\(s.utf8.count) bytes of text) \(quoted(String(s.prefix(60)), open: true))"
+        case let .string(s):
+            return quoted(s)
+        case let .array(_, values) where values.count > 8:
+            let head = values.prefix(5).map(metadataText).joined(separator: ", ")
+            return "\(values.count) values [\(head), …]"
+        case let .array(_, values):
+            return "[" + values.map(metadataText).joined(separator: ", ") + "]"
+        default:
+            return v.description
+        }
+    }
+
+    /// The type of a metadata value for text: `uint32`, `array of string`, …
+    func metadataTypeText(_ v: MetadataValue) -> String {
+        if case let .array(t, _) = v { return "array of \(t.name)" }
+        return v.type.name
+    }
+
+    /// `s` in double quotes with control characters, quotes and backslashes escaped; `open`
+    /// ends it with an ellipsis (a prefix of a longer text).
+    func quoted(_ s: String, open: Bool = false) -> String {
+        var out = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            case "\r": out += "\\r"
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            default:
+                if u.value < 0x20 || u.value == 0x7f {
+                    out += "\\u{" + String(u.value, radix: 16) + "}"
+                } else {
+                    out.unicodeScalars.append(u)
+                }
+            }
+        }
+        return out + (open ? "…\"" : "\"")
     }
 
     func hyperparameterJSON(_ h: Hyperparameters) -> [(String, JSONValue)] {
@@ -70,16 +139,15 @@ struct Inspect: ParsableCommand {
             print("hyperparameters:")
             for (k, v) in h { print("  \(k): \(v)") }
         }
+        let tok = graph.tokenizer
+        if !tok.isEmpty {
+            let pre = tok.preTokenizer.map { " (pre-tokenizer \($0))" } ?? ""
+            print("tokenizer:     \(tok.model ?? "?")\(pre), \(tok.tokens.count) tokens, \(tok.merges.count) merges")
+        }
         if graph.metadata.count > 0 {
             print("metadata:      \(graph.metadata.count) keys")
             for (k, v) in graph.metadata.entries {
-                let shown: String
-                if case let .string(s) = v, s.contains("\n") || s.count > 80 {
-                    shown = "(\(s.utf8.count) bytes of text)"
-                } else {
-                    shown = v.description
-                }
-                print("  \(k) = \(shown)")
+                print("  \(k) (\(metadataTypeText(v))) = \(metadataText(v))")
             }
         }
         print("tensors:       \(graph.tensors.count)")
