@@ -1,1 +1,0 @@
-// Tests of the Quantization module live beside this file.
