@@ -27,18 +27,20 @@ let package = Package(
         .target(name: "Quantization", dependencies: ["TensorGraph"]),
         // Readers and writers, one folder per format.
         .target(name: "Formats", dependencies: ["TensorGraph", "Codecs"]),
+        // Byte-level BPE tokenization (llama.cpp-exact pre-tokenizers and merges).
+        .target(name: "Tokenizers", dependencies: ["TensorGraph"]),
         // Architecture knowledge: HF ↔ GGUF names, layouts, config keys and tokenizers (tables from formats/).
         .target(name: "Architectures", dependencies: ["TensorGraph", "Formats", "Quantization"]),
         // The forward pass, perplexity and drift over any model the tensor graph reads.
         .target(
-            name: "Evaluator", dependencies: ["TensorGraph", "Kernels", "Quantization", "Formats", "Architectures"],
+            name: "Evaluator", dependencies: ["TensorGraph", "Kernels", "Quantization", "Formats", "Architectures", "Tokenizers"],
             // Pointer-heavy kernels shared across threads: checked by tests, not by Sendable.
             swiftSettings: [.swiftLanguageMode(.v5), .unsafeFlags(["-Ounchecked"])]),
         // The `smelt` command: wiring and printing only.
         .executableTarget(
             name: "SmeltCLI",
             dependencies: [
-                "TensorGraph", "Formats", "Quantization", "Architectures", "Evaluator",
+                "TensorGraph", "Formats", "Quantization", "Architectures", "Evaluator", "Tokenizers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -52,6 +54,7 @@ let package = Package(
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "TensorGraph", "TestSupport"]),
         .testTarget(name: "ArchitecturesTests", dependencies: ["Architectures", "Formats", "TensorGraph", "TestSupport"]),
         .testTarget(name: "EvaluatorTests", dependencies: ["Evaluator", "Architectures", "Formats", "TensorGraph", "TestSupport"]),
+        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "Formats", "TensorGraph", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["SmeltCLI", "TestSupport"]),
     ]
 )

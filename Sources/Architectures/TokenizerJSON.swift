@@ -211,3 +211,17 @@ public enum TokenizerJSON {
         return (JSONWriter.write(json, indent: 2) + "\n", JSONWriter.write(.object(config), indent: 2) + "\n")
     }
 }
+
+extension TokenizerJSON {
+    /// The tokenizer a graph carries: GGUF's `tokenizer.ggml.*`, or for a Hugging Face folder its
+    /// `tokenizer.json` (with `tokenizer_config.json` and `config.json`).
+    public static func tokenizer(of graph: TensorGraph) throws -> Tokenizer {
+        if !graph.tokenizer.isEmpty { return graph.tokenizer }
+        let p = HFFolder.metadataPrefix
+        guard let text = graph.metadata[p + "tokenizer.json"]?.stringValue else {
+            throw ArchitectureError.missingTokenizer(reason: "the model carries no tokenizer (no tokenizer.ggml.* keys, no tokenizer.json)")
+        }
+        let config = try graph.metadata[p + "config.json"]?.stringValue.map { try JSONParser.parse($0) }
+        return try parse(tokenizerJSON: text, tokenizerConfig: graph.metadata[p + "tokenizer_config.json"]?.stringValue, config: config)
+    }
+}

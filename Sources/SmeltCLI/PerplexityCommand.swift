@@ -1,4 +1,6 @@
 import ArgumentParser
+import Architectures
+import Tokenizers
 import Evaluator
 import Formats
 import Foundation
@@ -95,9 +97,14 @@ struct EvalOptions: ParsableArguments {
     }
 }
 
-/// Text → token ids with the model's own tokenizer.
+/// Text → token ids with the model's own tokenizer, as llama-perplexity tokenizes: BOS first when
+/// the model adds it, special-token text left as plain text.
 enum TextTokens {
     static func tokenize(file: String, graph: TensorGraph) throws -> [Int32] {
-        throw EvaluatorError.unsupported("tokenizing text is not wired yet: use --token-ids")
+        guard let data = FileManager.default.contents(atPath: file) else {
+            throw EvaluatorError.badInput("\(file): cannot read the text file")
+        }
+        let tokenizer = try BPETokenizer(tokenizer: TokenizerJSON.tokenizer(of: graph))
+        return tokenizer.encode(utf8: [UInt8](data), parseSpecial: false)
     }
 }
