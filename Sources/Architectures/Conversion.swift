@@ -22,9 +22,12 @@ public enum Conversion {
         }
         var out = graph
         if let dtype {
+            // Every float and block-typed tensor to `dtype`; for GGUF, 1-D tensors (norms, biases)
+            // to f32 as llama.cpp keeps them.
             try out.mapTensors { t in
-                if t.dtype.isQuantized && hfSide.contains(target) { return try t.dequantized(to: dtype) }
-                return Tensor.castableTypes.contains(t.dtype) ? try t.cast(to: dtype) : t
+                let want = target == .gguf && t.shape.count <= 1 ? DType.f32 : dtype
+                if t.dtype.isQuantized { return try t.dequantized(to: want) }
+                return Tensor.castableTypes.contains(t.dtype) ? try t.cast(to: want) : t
             }
         } else if hfSide.contains(target) {
             // safetensors cannot hold block types: their values go to f32.
