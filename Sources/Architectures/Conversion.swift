@@ -8,14 +8,18 @@ import TensorGraph
 public enum Conversion {
     /// `graph`, read as `source`, made ready for a writer of `target`. `dtype` casts float tensors
     /// (and is the dequantization target when values must leave a block type).
-    public static func prepare(_ graph: TensorGraph, from source: ModelFormat, to target: ModelFormat, dtype: DType?)
-        throws -> TensorGraph
-    {
+    /// `note` hears about conversions that keep names and layouts because no table applies.
+    public static func prepare(
+        _ graph: TensorGraph, from source: ModelFormat, to target: ModelFormat, dtype: DType?,
+        note: (String) -> Void = { _ in }
+    ) throws -> TensorGraph {
         let hfSide: Set<ModelFormat> = [.safetensors, .hfFolder]
-        if hfSide.contains(source), target == .gguf,
-            graph.metadata[HFFolder.metadataPrefix + "config.json"] != nil
-        {
-            return try HFToGGUF.convert(graph, dtype: dtype)
+        if hfSide.contains(source), target == .gguf, graph.metadata[HFFolder.metadataPrefix + "config.json"] != nil {
+            if (try? ArchitectureRegistry.spec(hfModelType: graph.architecture)) != nil {
+                return try HFToGGUF.convert(graph, dtype: dtype)
+            }
+            note("architecture '\(graph.architecture ?? "(not stated)")' has no table in formats/architectures/: "
+                + "tensor names and layouts are kept as they are (a container GGUF that llama.cpp will not run)")
         }
         if source == .gguf, hfSide.contains(target), (try? ArchitectureRegistry.spec(gguf: graph.architecture)) != nil {
             return try GGUFToHF.convert(graph, dtype: dtype)

@@ -70,7 +70,9 @@ struct Convert: ParsableCommand {
             let opened = try FormatRegistry.open(input)
             let inputFormat = opened.format
             var graph = opened.graph
-            graph = try Conversion.prepare(graph, from: inputFormat, to: outputFormat, dtype: target)
+            graph = try Conversion.prepare(graph, from: inputFormat, to: outputFormat, dtype: target) { note in
+                Terminal.printErr("smelt: note: \(note)")
+            }
             let progress = Terminal.Progress(label: "convert", total: graph.totalBytes)
             let written: [String]
             switch outputFormat {
