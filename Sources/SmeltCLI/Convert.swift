@@ -1,4 +1,5 @@
 import ArgumentParser
+import Architectures
 import Formats
 import Foundation
 import TensorGraph
@@ -69,10 +70,8 @@ struct Convert: ParsableCommand {
             let opened = try FormatRegistry.open(input)
             let inputFormat = opened.format
             var graph = opened.graph
-            if let target {
-                try graph.mapTensors { t in
-                    Tensor.castableTypes.contains(t.dtype) && t.dtype != target ? try t.cast(to: target) : t
-                }
+            graph = try Conversion.prepare(graph, from: inputFormat, to: outputFormat, dtype: target) { note in
+                Terminal.printErr("smelt: note: \(note)")
             }
             let progress = Terminal.Progress(label: "convert", total: graph.totalBytes)
             let written: [String]
@@ -82,7 +81,6 @@ struct Convert: ParsableCommand {
             case .hfFolder:
                 written = try HFFolder.write(graph, to: output, maxShardSize: shardLimit, progress: progress.advance)
             case .gguf:
-                if inputFormat != .gguf { GGUFMetadata.apply(to: &graph) }
                 written = try GGUFWriter.write(
                     graph, to: output, splitMaxSize: splitLimit, splitMaxTensors: splitMaxTensors,
                     progress: progress.advance)

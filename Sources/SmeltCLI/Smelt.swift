@@ -8,9 +8,9 @@ struct Smelt: ParsableCommand {
         abstract: "Convert, quantize and evaluate open-weight language models.",
         discussion: """
             Reads safetensors files and sharded sets, Hugging Face model folders; writes the same.
-            Exit status: 0 success, 2 a runtime error (bad input, I/O), 64 a usage error.
+            Exit status: 0 success, 1 a failed drift gate, 2 a runtime error (bad input, I/O), 64 a usage error.
             """,
-        subcommands: [Inspect.self, Convert.self, Tokenize.self]
+        subcommands: [Inspect.self, Convert.self, Tokenize.self, PerplexityCommand.self, DriftCommand.self]
     )
 }
 

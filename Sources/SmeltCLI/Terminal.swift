@@ -82,6 +82,30 @@ enum Terminal {
         }
     }
 
+    static let stdoutIsTTY = isatty(1) == 1
+
+    /// A progress bar for chunked evaluation: chunks done, tokens/s, time left (TTY only).
+    final class ChunkProgress: @unchecked Sendable {
+        let label: String
+        private let start = Date()
+        init(label: String) { self.label = label }
+
+        func update(done: Int, total: Int, tokensPerSecond: Double) {
+            guard Terminal.stderrIsTTY else { return }
+            let frac = total > 0 ? Double(done) / Double(total) : 1
+            let width = 30
+            let filled = Int(frac * Double(width))
+            let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
+            let elapsed = Date().timeIntervalSince(start)
+            let left = done > 0 ? elapsed / Double(done) * Double(total - done) : 0
+            let line = String(format: "\r%@ %@ %d/%d chunks  %.0f tokens/s  %.0fs left ", label, bar, done, total, tokensPerSecond, left)
+            FileHandle.standardError.write(Data(line.utf8))
+            Terminal.progressShown = true
+        }
+
+        func finish() { Terminal.clearProgress() }
+    }
+
     static func clearProgress() {
         if progressShown {
             FileHandle.standardError.write(Data("\r\u{1b}[K".utf8))

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Architectures
 import Formats
 import Foundation
 import TensorGraph
@@ -9,7 +10,7 @@ struct Tokenize: ParsableCommand {
         abstract: "Turn a text file into token ids with a model's byte-level BPE tokenizer.",
         discussion: """
             MODEL is any model `smelt inspect` opens that carries a byte-level BPE tokenizer (GGUF
-            tokenizer.ggml.model = gpt2). Special tokens written in the text (control and
+            tokenizer.ggml.model = gpt2, or a Hugging Face folder's tokenizer.json). Special tokens written in the text (control and
             user-defined tokens such as <|im_start|>) become their ids. BOS is prepended when the
             model asks for it (add_bos_token) unless --no-bos. Prints the ids on one line separated
             by spaces, or with --json as {"count": N, "ids": [...]}; timings go to stderr.
@@ -25,7 +26,7 @@ struct Tokenize: ParsableCommand {
         try SmeltCLI.run {
             let started = Date()
             let (_, graph) = try FormatRegistry.open(model)
-            let tokenizer = try BPETokenizer(tokenizer: graph.tokenizer)
+            let tokenizer = try BPETokenizer(tokenizer: TokenizerJSON.tokenizer(of: graph))
             let loaded = Date()
             let bytes: [UInt8]
             if text == "-" {

@@ -48,7 +48,7 @@ public enum DType: String, CaseIterable, Sendable, Codable, Hashable {
         .q5_0: Info(blockSize: 32, bytesPerBlock: 22, safetensorsName: nil, ggmlType: 6, isFloat: false),
         .q5_1: Info(blockSize: 32, bytesPerBlock: 24, safetensorsName: nil, ggmlType: 7, isFloat: false),
         .q8_0: Info(blockSize: 32, bytesPerBlock: 34, safetensorsName: nil, ggmlType: 8, isFloat: false),
-        .q8_1: Info(blockSize: 32, bytesPerBlock: 40, safetensorsName: nil, ggmlType: 9, isFloat: false),
+        .q8_1: Info(blockSize: 32, bytesPerBlock: 36, safetensorsName: nil, ggmlType: 9, isFloat: false),
         .q2_K: Info(blockSize: 256, bytesPerBlock: 84, safetensorsName: nil, ggmlType: 10, isFloat: false),
         .q3_K: Info(blockSize: 256, bytesPerBlock: 110, safetensorsName: nil, ggmlType: 11, isFloat: false),
         .q4_K: Info(blockSize: 256, bytesPerBlock: 144, safetensorsName: nil, ggmlType: 12, isFloat: false),

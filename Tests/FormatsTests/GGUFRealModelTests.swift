@@ -82,11 +82,28 @@ final class GGUFRealModelTests: XCTestCase {
         XCTAssertLessThan(text.stdout.utf8.count, 100_000, "long arrays must be summarized")
     }
 
-    func testConvertToSafetensorsNamesTheQuantizedTensor() throws {
+    /// Quantized tensors leave GGUF dequantized, with values bit-identical to gguf-py's decoders.
+    func testConvertToSafetensorsDequantizesLikeGGUFPy() throws {
         let out = "\(dir)/smol.safetensors"
         let r = try TestSupport.smelt(["convert", model, out])
-        XCTAssertEqual(r.status, 2)
-        XCTAssertTrue(r.stderr.contains("tensor 'token_embd.weight': safetensors cannot hold Q8_0"), r.stderr)
-        XCTAssertFalse(Paths.exists(out))
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let py = try TestSupport.python(["-c", """
+            import sys, numpy as np, safetensors
+            from gguf import GGUFReader
+            from gguf.quants import dequantize
+            g = {t.name: t for t in GGUFReader(sys.argv[1]).tensors}
+            ours = {n: v for n, v in safetensors.deserialize(open(sys.argv[2], 'rb').read())}
+            for gname, hname in [('token_embd.weight', 'model.embed_tokens.weight'),
+                                 ('blk.3.ffn_down.weight', 'model.layers.3.mlp.down_proj.weight'),
+                                 ('blk.3.attn_norm.weight', 'model.layers.3.input_layernorm.weight')]:
+                t = g[gname]
+                want = dequantize(t.data, t.tensor_type).astype('<f4').reshape(-1)
+                got = np.frombuffer(bytes(ours[hname]['data']), dtype='<f4')
+                assert ours[hname]['dtype'] == 'F32', hname
+                assert np.array_equal(want.view(np.uint32), got.view(np.uint32)), gname
+            print('ok')
+            """, model, out])
+        XCTAssertEqual(py.status, 0, py.stdout + py.stderr)
     }
+
 }

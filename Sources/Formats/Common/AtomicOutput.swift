@@ -114,6 +114,20 @@ public enum Paths {
         var st = stat()
         return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
     }
+    /// Creates `path` and any missing parents; returns the topmost folder it created (`nil` when
+    /// `path` already existed), so a failed writer can remove what it made.
+    @discardableResult
+    public static func makeDirectories(_ path: String) throws(OutputError) -> String? {
+        if isDirectory(path) { return nil }
+        let parent = directory(of: path)
+        var top: String? = nil
+        if parent != path && !isDirectory(parent) { top = try makeDirectories(parent) }
+        guard mkdir(path, 0o755) == 0 || isDirectory(path) else {
+            throw .create(file: path, reason: String(cString: strerror(errno)))
+        }
+        return top ?? path
+    }
+
     public static func exists(_ path: String) -> Bool {
         var st = stat()
         return stat(path, &st) == 0

@@ -25,12 +25,15 @@ public enum HFConfig {
             if let v = names.lazy.compactMap({ config[$0]?.intValue }).first { h[keyPath: field] = v }
         }
         for (field, names) in floatKeys {
-            if let v = names.lazy.compactMap({ config[$0]?.doubleValue }).first { h[keyPath: field] = v }
+            // transformers 5 keeps rope_theta under rope_parameters.
+            if let v = names.lazy.compactMap({ config[$0]?.doubleValue ?? config["rope_parameters"]?[$0]?.doubleValue }).first {
+                h[keyPath: field] = v
+            }
         }
         if let head = config["head_dim"]?.intValue {
             h.ropeDimensionCount = head
         } else if let e = h.embeddingLength, let n = h.headCount, n > 0, e % n == 0,
-            config["rope_theta"] != nil || config["rope_scaling"] != nil
+            h.ropeFreqBase != nil
         {
             h.ropeDimensionCount = e / n
         }

@@ -63,13 +63,17 @@ public enum HFFolder {
     public static func write(
         _ graph: TensorGraph, to dir: String, maxShardSize: Int? = nil, progress: @escaping (Int) -> Void = { _ in }
     ) throws -> [String] {
-        if !Paths.isDirectory(dir) {
-            guard mkdir(dir, 0o755) == 0 else {
-                throw OutputError.create(file: dir, reason: String(cString: strerror(errno)))
-            }
+        let created = try Paths.makeDirectories(dir)
+        var written: [String]
+        do {
+            written = try SafetensorsWriter.write(
+                graph, to: Paths.join(dir, "model.safetensors"), maxShardSize: maxShardSize, progress: progress)
+        } catch {
+            // Leave nothing behind: the writer removed its temporary files; remove the folder too
+            // when this call made it.
+            if let created { rmdir(created) }
+            throw error
         }
-        var written = try SafetensorsWriter.write(
-            graph, to: Paths.join(dir, "model.safetensors"), maxShardSize: maxShardSize, progress: progress)
         for name in sideFiles {
             guard let text = graph.metadata[metadataPrefix + name]?.stringValue else { continue }
             let out = try AtomicOutput(path: Paths.join(dir, name))

@@ -1,0 +1,184 @@
+import Foundation
+import Formats
+import TensorGraph
+
+/// One architecture's conversion knowledge, read from its table in `formats/architectures/`:
+/// Hugging Face ↔ GGUF tensor names (with `{bid}` for the block number), the layout transform each
+/// tensor needs, and `config.json` key ↔ `{arch}.*` GGUF key pairs.
+public struct ArchitectureSpec: Sendable {
+    /// How a tensor's layout differs between the two sides.
+    public enum Transform: String, Sendable {
+        /// llama.cpp's row permutation of the query projection (heads = attention heads).
+        case ropePermuteQ = "rope_permute_q"
+        /// The same for the key projection (heads = key/value heads).
+        case ropePermuteK = "rope_permute_k"
+        /// GPT-2's Conv1D weights are stored [in, out]; GGUF wants [out, in].
+        case transpose
+    }
+
+    /// What GGUF holds for the output head when Hugging Face ties it to the embedding.
+    public enum TiedOutput: String, Sendable {
+        /// No `output.weight`: llama.cpp falls back to `token_embd.weight`.
+        case omit
+        /// `output.weight` is written as a copy of `token_embd.weight` (GPT-2 needs it).
+        case duplicate
+    }
+
+    public struct TensorRule: Sendable {
+        public let hf: NamePattern
+        public let gguf: NamePattern
+        public let transform: Transform?
+    }
+
+    public struct ConfigRule: Sendable {
+        public let hfKey: String
+        /// The GGUF key without the `{arch}.` prefix.
+        public let ggufKey: String
+        /// `u32` or `f32`.
+        public let type: String
+    }
+
+    public let architecture: String
+    public let hfModelTypes: [String]
+    public let hfClass: String
+    public let hfStripPrefix: String?
+    public let hfWritePrefix: String?
+    public let tiedOutput: TiedOutput
+    public let hfActivation: String
+    public let skipHF: [NamePattern]
+    public let tensors: [TensorRule]
+    public let config: [ConfigRule]
+
+    init(json: JSONValue, file: String) throws {
+        func string(_ key: String) throws -> String {
+            guard let s = json[key]?.stringValue else { throw ArchitectureError.badTable(file: file, reason: "missing '\(key)'") }
+            return s
+        }
+        architecture = try string("architecture")
+        hfModelTypes = json["hf_model_types"]?.arrayValue?.compactMap(\.stringValue) ?? [architecture]
+        hfClass = try string("hf_class")
+        hfStripPrefix = json["hf_strip_prefix"]?.stringValue
+        hfWritePrefix = json["hf_write_prefix"]?.stringValue
+        guard let tied = TiedOutput(rawValue: try string("tied_output")) else {
+            throw ArchitectureError.badTable(file: file, reason: "unknown tied_output")
+        }
+        tiedOutput = tied
+        hfActivation = try string("hf_act")
+        skipHF = (json["skip_hf"]?.arrayValue ?? []).compactMap(\.stringValue).map(NamePattern.init)
+        var rules: [TensorRule] = []
+        for row in json["tensors"]?.arrayValue ?? [] {
+            guard let cols = row.arrayValue?.compactMap(\.stringValue), cols.count >= 2 else {
+                throw ArchitectureError.badTable(file: file, reason: "tensor row \(row) is not [hf, gguf, transform?]")
+            }
+            var transform: Transform?
+            if cols.count > 2 {
+                guard let t = Transform(rawValue: cols[2]) else {
+                    throw ArchitectureError.badTable(file: file, reason: "unknown transform '\(cols[2])'")
+                }
+                transform = t
+            }
+            rules.append(TensorRule(hf: NamePattern(cols[0]), gguf: NamePattern(cols[1]), transform: transform))
+        }
+        tensors = rules
+        config = try (json["config"]?.arrayValue ?? []).map { row in
+            guard let c = row.arrayValue?.compactMap(\.stringValue), c.count == 3, ["u32", "f32"].contains(c[2]) else {
+                throw ArchitectureError.badTable(file: file, reason: "config row \(row) is not [hf_key, gguf_key, u32|f32]")
+            }
+            return ConfigRule(hfKey: c[0], ggufKey: c[1], type: c[2])
+        }
+    }
+
+    /// The GGUF name and transform for a Hugging Face tensor name (prefix already stripped).
+    public func ggufName(forHF name: String) -> (name: String, transform: Transform?)? {
+        for rule in tensors {
+            if let bid = rule.hf.match(name) { return (rule.gguf.fill(bid), rule.transform) }
+        }
+        return nil
+    }
+
+    /// The Hugging Face name (without prefix) and transform for a GGUF tensor name.
+    public func hfName(forGGUF name: String) -> (name: String, transform: Transform?)? {
+        for rule in tensors {
+            if let bid = rule.gguf.match(name) { return (rule.hf.fill(bid), rule.transform) }
+        }
+        return nil
+    }
+
+    public func isSkippedHF(_ name: String) -> Bool { skipHF.contains { $0.match(name) != nil } }
+}
+
+/// A tensor name with an optional `{bid}` placeholder for the block number.
+public struct NamePattern: Sendable, CustomStringConvertible {
+    let prefix: String
+    let suffix: String?  // nil: no placeholder, the name is `prefix` exactly
+
+    public init(_ text: String) {
+        if let r = text.range(of: "{bid}") {
+            prefix = String(text[..<r.lowerBound])
+            suffix = String(text[r.upperBound...])
+        } else {
+            prefix = text
+            suffix = nil
+        }
+    }
+
+    /// The block number when `name` matches (-1 for a pattern without a placeholder).
+    public func match(_ name: String) -> Int? {
+        guard let suffix else { return name == prefix ? -1 : nil }
+        guard name.hasPrefix(prefix), name.hasSuffix(suffix), name.count > prefix.count + suffix.count else { return nil }
+        let middle = name.dropFirst(prefix.count).dropLast(suffix.count)
+        guard middle.allSatisfy(\.isASCII), middle.allSatisfy(\.isNumber), let n = Int(middle) else { return nil }
+        return n
+    }
+
+    public func fill(_ bid: Int) -> String { suffix.map { prefix + String(bid) + $0 } ?? prefix }
+
+    public var description: String { suffix.map { prefix + "{bid}" + $0 } ?? prefix }
+}
+
+public enum ArchitectureError: Error, CustomStringConvertible {
+    case badTable(file: String, reason: String)
+    case unsupported(architecture: String?, supported: [String])
+    case missingConfig(key: String, architecture: String)
+    case unmappedTensor(name: String, architecture: String)
+    case badShape(tensor: String, shape: [Int], reason: String)
+    case missingTokenizer(reason: String)
+    case badTokenizer(reason: String)
+
+    public var description: String {
+        switch self {
+        case let .badTable(file, reason): return "formats/\(file): \(reason)"
+        case let .unsupported(arch, supported):
+            return "architecture '\(arch ?? "(not stated)")' is not supported for this conversion (supported: \(supported.joined(separator: ", ")))"
+        case let .missingConfig(key, arch): return "\(arch): the model's configuration lacks '\(key)'"
+        case let .unmappedTensor(name, arch): return "tensor '\(name)' has no \(arch) mapping (see formats/architectures/\(arch).json)"
+        case let .badShape(tensor, shape, reason): return "tensor '\(tensor)' \(shape): \(reason)"
+        case let .missingTokenizer(reason): return "tokenizer: \(reason)"
+        case let .badTokenizer(reason): return "tokenizer.json: \(reason)"
+        }
+    }
+}
+
+/// The one place architectures are registered: every table under `formats/architectures/`.
+public enum ArchitectureRegistry {
+    public static let all: [ArchitectureSpec] = {
+        EmbeddedTables.files.keys.filter { $0.hasPrefix("architectures/") }.sorted().map { file in
+            // The tables are part of the build and checked by the tests, so a bad one is a
+            // programming error rather than bad input.
+            let json = try! JSONParser.parse(EmbeddedTables.files[file]!)
+            return try! ArchitectureSpec(json: json, file: file)
+        }
+    }()
+
+    /// The spec for a Hugging Face `model_type` (`llama`, `mistral`, `gpt2`, `qwen2`).
+    public static func spec(hfModelType: String?) throws -> ArchitectureSpec {
+        if let t = hfModelType, let s = all.first(where: { $0.hfModelTypes.contains(t) }) { return s }
+        throw ArchitectureError.unsupported(architecture: hfModelType, supported: all.flatMap(\.hfModelTypes))
+    }
+
+    /// The spec for a GGUF `general.architecture`.
+    public static func spec(gguf architecture: String?) throws -> ArchitectureSpec {
+        if let a = architecture, let s = all.first(where: { $0.architecture == a }) { return s }
+        throw ArchitectureError.unsupported(architecture: architecture, supported: all.map(\.architecture))
+    }
+}

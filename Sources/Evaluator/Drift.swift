@@ -1,0 +1,101 @@
+import Foundation
+
+/// How far a candidate model's predictions drift from a base model's on the same text: both run
+/// chunk by chunk over the same tokens (interleaved, so no logits file is kept), and every scored
+/// position compares the two distributions.
+public enum Drift {
+    public struct Report: Sendable {
+        public let ctx: Int
+        public let chunks: Int
+        public let positions: Int
+        public let base: Perplexity.Accumulator
+        public let candidate: Perplexity.Accumulator
+        /// KL(base ‖ candidate) per position, sorted ascending.
+        public let kld: [Double]
+        public let kldMean: Double
+        public let kldError: Double
+        public let rmsDeltaP: Double
+        public let top1Agreement: Double
+        public let top1Error: Double
+        public let seconds: Double
+
+        public var pplRatio: Double { candidate.ppl / base.ppl }
+        public var pplDifference: Double { candidate.ppl - base.ppl }
+
+        public func kldPercentile(_ p: Double) -> Double {
+            guard !kld.isEmpty else { return .nan }
+            let idx = min(kld.count - 1, max(0, Int((p / 100 * Double(kld.count - 1)).rounded())))
+            return kld[idx]
+        }
+        public var kldMedian: Double { kldPercentile(50) }
+        public var kldMax: Double { kld.last ?? .nan }
+    }
+
+    /// Compares one row: returns (KL(base‖cand), Δp of the target, top-1 agreement) and the NLLs.
+    static func compare(base: UnsafeBufferPointer<Float>, candidate: UnsafeBufferPointer<Float>, target: Int)
+        -> (kld: Double, deltaP: Double, same: Bool, nllBase: Double, nllCandidate: Double)
+    {
+        func logSumExp(_ r: UnsafeBufferPointer<Float>) -> (max: Float, lse: Double, argmax: Int) {
+            var mx = -Float.infinity
+            var arg = 0
+            for (i, v) in r.enumerated() where v > mx { mx = v; arg = i }
+            var sum = 0.0
+            for v in r { sum += Double(expf(v - mx)) }
+            return (mx, log(sum), arg)
+        }
+        let b = logSumExp(base), c = logSumExp(candidate)
+        var kl = 0.0
+        for i in 0..<base.count {
+            let lb = Double(base[i] - b.max) - b.lse
+            let lc = Double(candidate[i] - c.max) - c.lse
+            kl += exp(lb) * (lb - lc)
+        }
+        let lpb = Double(base[target] - b.max) - b.lse
+        let lpc = Double(candidate[target] - c.max) - c.lse
+        return (max(0, kl), exp(lpc) - exp(lpb), b.argmax == c.argmax, -lpb, -lpc)
+    }
+
+    public static func run(
+        base: LanguageModel, candidate: LanguageModel, tokens: [Int32], ctx: Int, chunks limit: Int?, bos: Int32?,
+        progress: (Int, Int, Double) -> Void = { _, _, _ in }
+    ) throws -> Report {
+        guard base.config.vocabSize == candidate.config.vocabSize else {
+            throw EvaluatorError.badInput("the models' vocabularies differ: \(base.config.vocabSize) vs \(candidate.config.vocabSize) tokens")
+        }
+        let chunks = try Perplexity.chunks(of: tokens, ctx: ctx, limit: limit, bos: bos)
+        let rows = Perplexity.scoredRows(ctx: ctx)
+        let vocab = base.config.vocabSize
+        var accB = Perplexity.Accumulator(), accC = Perplexity.Accumulator()
+        var klds: [Double] = []
+        var sumDp2 = 0.0, same = 0
+        let start = Date()
+        for (ci, chunk) in chunks.enumerated() {
+            let lb = try base.logits(tokens: chunk, outputRows: rows)
+            let lc = try candidate.logits(tokens: chunk, outputRows: rows)
+            lb.withUnsafeBufferPointer { b in
+                lc.withUnsafeBufferPointer { c in
+                    for (i, j) in rows.enumerated() {
+                        let r = (i * vocab)..<((i + 1) * vocab)
+                        let x = compare(base: UnsafeBufferPointer(rebasing: b[r]), candidate: UnsafeBufferPointer(rebasing: c[r]),
+                                        target: Int(chunk[j + 1]))
+                        klds.append(x.kld)
+                        sumDp2 += x.deltaP * x.deltaP
+                        if x.same { same += 1 }
+                        accB.add(x.nllBase)
+                        accC.add(x.nllCandidate)
+                    }
+                }
+            }
+            progress(ci, chunks.count, Double((ci + 1) * ctx * 2) / Date().timeIntervalSince(start))
+        }
+        let n = Double(klds.count)
+        let mean = klds.reduce(0, +) / n
+        let variance = klds.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / max(1, n - 1)
+        let agree = Double(same) / n
+        return Report(
+            ctx: ctx, chunks: chunks.count, positions: klds.count, base: accB, candidate: accC, kld: klds.sorted(),
+            kldMean: mean, kldError: (variance / n).squareRoot(), rmsDeltaP: (sumDp2 / n).squareRoot(),
+            top1Agreement: agree, top1Error: (agree * (1 - agree) / max(1, n - 1)).squareRoot(),
+            seconds: Date().timeIntervalSince(start))
+    }
+}

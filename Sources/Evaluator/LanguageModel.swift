@@ -1,0 +1,136 @@
+import Kernels
+import TensorGraph
+
+/// A causal language model ready to run: weights in GGUF layout and names, the architecture's
+/// forward pass, and the numbers it needs. Each call runs one sequence from position 0 (the way
+/// perplexity evaluates independent chunks), all activations in f32.
+public final class LanguageModel: @unchecked Sendable {
+    public let architecture: String
+    public let config: Config
+    let weights: Weights
+    let threads: Int
+    private let forwardPass: ForwardPass
+
+    /// The numbers a forward pass needs, from the graph's hyperparameters.
+    public struct Config: Sendable {
+        public let vocabSize: Int
+        public let embedding: Int
+        public let layers: Int
+        public let heads: Int
+        public let kvHeads: Int
+        public let headDim: Int
+        public let ropeDims: Int
+        public let ropeBase: Double
+        public let normEps: Float
+        public let contextLength: Int
+    }
+
+    /// `graph` must be in GGUF layout and names (see `ModelLoader`). `threads` bounds the cores
+    /// used by both OpenBLAS and the element-wise work.
+    init(graph: TensorGraph, threads: Int, cacheDecoded: Bool) throws {
+        guard let arch = graph.architecture else { throw EvaluatorError.unsupported("the model does not state its architecture") }
+        architecture = arch
+        let h = graph.hyperparameters
+        func need(_ v: Int?, _ name: String) throws -> Int {
+            guard let v, v > 0 else { throw EvaluatorError.missingHyperparameter(name) }
+            return v
+        }
+        let embedding = try need(h.embeddingLength, "embedding_length")
+        let heads = try need(h.headCount, "attention.head_count")
+        let headDim = h.ropeDimensionCount.map { _ in embedding / heads } ?? embedding / heads
+        guard let embd = graph["token_embd.weight"], embd.shape.count == 2 else { throw EvaluatorError.missingTensor(name: "token_embd.weight") }
+        config = Config(
+            vocabSize: embd.shape[0], embedding: embedding, layers: try need(h.blockCount, "block_count"), heads: heads,
+            kvHeads: h.headCountKV ?? heads, headDim: headDim, ropeDims: h.ropeDimensionCount ?? headDim,
+            ropeBase: h.ropeFreqBase ?? 10000, normEps: Float(h.rmsNormEpsilon ?? h.layerNormEpsilon ?? 1e-5),
+            contextLength: h.contextLength ?? 2048)
+        guard embd.shape[1] == embedding else {
+            throw EvaluatorError.badShape(tensor: "token_embd.weight", shape: embd.shape, expected: [config.vocabSize, embedding])
+        }
+        self.threads = max(1, threads)
+        weights = Weights(graph: graph, cacheDecoded: cacheDecoded)
+        switch arch {
+        case "llama", "qwen2", "mistral": forwardPass = LlamaForward(interleavedRope: arch != "qwen2")
+        case "gpt2": forwardPass = GPT2Forward()
+        default: throw EvaluatorError.unsupported("no forward pass for architecture '\(arch)' (supported: llama, mistral, qwen2, gpt2)")
+        }
+    }
+
+    /// Logits for `outputRows` of the sequence `tokens` (row-major [outputRows.count × vocab]).
+    public func logits(tokens: [Int32], outputRows: Range<Int>) throws -> [Float] {
+        guard !tokens.isEmpty, outputRows.lowerBound >= 0, outputRows.upperBound <= tokens.count else {
+            throw EvaluatorError.badInput("output rows \(outputRows) outside a sequence of \(tokens.count) tokens")
+        }
+        for t in tokens where t < 0 || Int(t) >= config.vocabSize {
+            throw EvaluatorError.badInput("token id \(t) is outside the vocabulary of \(config.vocabSize)")
+        }
+        BLAS.setThreads(threads)
+        return try forwardPass.run(self, tokens: tokens, outputRows: outputRows)
+    }
+
+    // MARK: building blocks shared by the architectures
+
+    /// out[rows × outDim] = x[rows × inDim] · Wᵀ (+ bias), W stored [outDim × inDim].
+    func linear(_ x: UnsafePointer<Float>, rows: Int, weight: String, bias: String? = nil, out: UnsafeMutablePointer<Float>) throws {
+        let w = try weights.tensor(weight)
+        guard w.shape.count == 2 else { throw EvaluatorError.badShape(tensor: weight, shape: w.shape, expected: [0, 0]) }
+        let (outDim, inDim) = (w.shape[0], w.shape[1])
+        try weights.withF32(weight) { wp in
+            BLAS.sgemm(m: rows, n: outDim, k: inDim, a: x, lda: inDim, b: wp, ldb: inDim, c: out, ldc: outDim, transposeB: true)
+        }
+        if let bias, weights.has(bias) {
+            try weights.withF32(bias) { Ops.addBias(out, $0, rows: rows, dim: outDim) }
+        }
+    }
+
+    /// Causal multi-head attention with grouped key/value heads. q rows have `qStride` floats,
+    /// k and v rows `kvStride`; head h reads key/value head h / (heads / kvHeads). The result for
+    /// head h goes to columns h·headDim of `out` (rows of `outStride`).
+    func attention(q: UnsafePointer<Float>, qStride: Int, k: UnsafePointer<Float>, v: UnsafePointer<Float>, kvStride: Int,
+                   rows: Int, heads: Int, kvHeads: Int, headDim: Int, out: UnsafeMutablePointer<Float>, outStride: Int) {
+        let group = heads / kvHeads
+        let scores = UnsafeMutablePointer<Float>.allocate(capacity: rows * rows)
+        defer { scores.deallocate() }
+        let scale = 1 / Float(headDim).squareRoot()
+        for h in 0..<heads {
+            let g = h / group
+            BLAS.sgemm(m: rows, n: rows, k: headDim, a: q + h * headDim, lda: qStride, b: k + g * headDim, ldb: kvStride,
+                       c: scores, ldc: rows, transposeB: true)
+            Ops.causalSoftmax(scores, rows: rows, cols: rows, scale: scale, threads: threads)
+            BLAS.sgemm(m: rows, n: headDim, k: rows, a: scores, lda: rows, b: v + g * headDim, ldb: kvStride,
+                       c: out + h * headDim, ldc: outStride, transposeB: false)
+        }
+    }
+
+    /// Rows of the embedding table for `tokens`.
+    func embed(_ tokens: [Int32], into x: UnsafeMutablePointer<Float>) throws {
+        let e = config.embedding
+        if let mapped = try? weights.tensor("token_embd.weight"), mapped.dtype == .f32 {
+            try weights.withF32("token_embd.weight") { table in
+                for (i, t) in tokens.enumerated() { (x + i * e).update(from: table + Int(t) * e, count: e) }
+            }
+            return
+        }
+        for (i, t) in tokens.enumerated() { try weights.row("token_embd.weight", Int(t), into: x + i * e) }
+    }
+
+    /// The output head: `output.weight`, or the token embedding when the head is tied.
+    var outputWeight: String { weights.has("output.weight") ? "output.weight" : "token_embd.weight" }
+}
+
+/// One architecture's forward pass.
+protocol ForwardPass: Sendable {
+    func run(_ m: LanguageModel, tokens: [Int32], outputRows: Range<Int>) throws -> [Float]
+}
+
+/// A scratch f32 buffer that frees itself.
+final class Buffer {
+    let p: UnsafeMutablePointer<Float>
+    let count: Int
+    init(_ count: Int) {
+        self.count = count
+        p = .allocate(capacity: max(1, count))
+        p.initialize(repeating: 0, count: max(1, count))
+    }
+    deinit { p.deallocate() }
+}

@@ -1,0 +1,83 @@
+import Quantization
+import TensorGraph
+
+/// A model's weights in GGUF layout, handed to the forward pass as f32 one matrix at a time:
+/// f32 tensors in a mapped file are used in place; anything else (f16, bf16, block types, lazily
+/// permuted tensors) is decoded into a buffer that lives only while the caller uses it, so memory
+/// stays near the stored model size plus one matrix.
+final class Weights: @unchecked Sendable {
+    let graph: TensorGraph
+    /// Keep decoded matrices between chunks (trades memory for speed when asked).
+    let cacheDecoded: Bool
+    private var cache: [String: UnsafeMutableBufferPointer<Float>] = [:]
+
+    init(graph: TensorGraph, cacheDecoded: Bool) {
+        self.graph = graph
+        self.cacheDecoded = cacheDecoded
+    }
+
+    deinit { for (_, b) in cache { b.deallocate() } }
+
+    func has(_ name: String) -> Bool { graph[name] != nil }
+
+    func tensor(_ name: String) throws -> Tensor {
+        guard let t = graph[name] else { throw EvaluatorError.missingTensor(name: name) }
+        return t
+    }
+
+    /// Calls `body` with the tensor's values as f32 (row-major, outermost dimension first).
+    func withF32<R>(_ name: String, _ body: (UnsafePointer<Float>) throws -> R) throws -> R {
+        let t = try tensor(name)
+        if t.dtype == .f32, let mapped = try t.storage.mappedBytes(),
+            Int(bitPattern: mapped.baseAddress) % MemoryLayout<Float>.alignment == 0
+        {
+            return try body(mapped.baseAddress!.assumingMemoryBound(to: Float.self))
+        }
+        if let cached = cache[name] { return try body(cached.baseAddress!) }
+        let buffer = try decode(t)
+        if cacheDecoded {
+            cache[name] = buffer
+            return try body(buffer.baseAddress!)
+        }
+        defer { buffer.deallocate() }
+        return try body(buffer.baseAddress!)
+    }
+
+    /// Row `row` of a 2-D tensor as f32 into `out` (for embedding lookups).
+    func row(_ name: String, _ row: Int, into out: UnsafeMutablePointer<Float>) throws {
+        let t = try tensor(name)
+        let cols = t.shape.last ?? 0
+        let f = try t.dtype == .f32 ? t : t.dequantized(to: .f32)
+        try f.storage.read(offset: row * cols * 4, into: UnsafeMutableRawBufferPointer(start: out, count: cols * 4))
+    }
+
+    private func decode(_ t: Tensor) throws -> UnsafeMutableBufferPointer<Float> {
+        let f = try t.dtype == .f32 ? t : t.dequantized(to: .f32)
+        let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(1, t.elementCount))
+        do {
+            try f.storage.read(offset: 0, into: UnsafeMutableRawBufferPointer(start: buffer.baseAddress, count: t.elementCount * 4))
+        } catch {
+            buffer.deallocate()
+            throw error
+        }
+        return buffer
+    }
+}
+
+public enum EvaluatorError: Error, CustomStringConvertible {
+    case missingTensor(name: String)
+    case missingHyperparameter(String)
+    case unsupported(String)
+    case badShape(tensor: String, shape: [Int], expected: [Int])
+    case badInput(String)
+
+    public var description: String {
+        switch self {
+        case let .missingTensor(name): return "the model has no tensor '\(name)'"
+        case let .missingHyperparameter(name): return "the model does not state its \(name)"
+        case let .unsupported(what): return what
+        case let .badShape(tensor, shape, expected): return "tensor '\(tensor)' has shape \(shape), expected \(expected)"
+        case let .badInput(what): return what
+        }
+    }
+}

@@ -1,0 +1,110 @@
+import ArgumentParser
+import Architectures
+import Tokenizers
+import Evaluator
+import Formats
+import Foundation
+import TensorGraph
+
+struct PerplexityCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "perplexity",
+        abstract: "Perplexity of a model on a text, computed as llama.cpp's llama-perplexity does.",
+        discussion: """
+            The whole text is tokenized, cut into chunks of --ctx tokens (BOS replaces each chunk's
+            first token when the model adds BOS), and the second half of every chunk is scored.
+            Prints the running estimate per chunk and the final `PPL = x ± stderr`. MODEL is any
+            model smelt reads (GGUF, Hugging Face folder, safetensors with config, Ingot); quantized
+            weights are dequantized one matrix at a time, activations are f32.
+            """
+    )
+
+    @Argument(help: "The model.") var model: String
+    @OptionGroup var eval: EvalOptions
+    @Flag(help: "Print the result as JSON.") var json = false
+
+    func run() throws {
+        try SmeltCLI.run {
+            let loaded = try eval.load(model)
+            let tokens = try eval.tokens(for: loaded.graph)
+            let progress = Terminal.ChunkProgress(label: "perplexity")
+            let bos = eval.bosToken(loaded.graph)
+            if !json { print("\(model): \(tokens.count) tokens, ctx \(eval.ctx), threads \(eval.threads)") }
+            var line = ""
+            let result = try Perplexity.run(
+                model: loaded.model, tokens: tokens, ctx: eval.ctx, chunks: eval.chunks, bos: bos
+            ) { c, n, ppl, tps in
+                progress.update(done: c + 1, total: n, tokensPerSecond: tps)
+                if !json {
+                    line += String(format: "[%d]%.4f,", c + 1, ppl)
+                    if !Terminal.stdoutIsTTY || c + 1 == n { } else { }
+                }
+            }
+            progress.finish()
+            if json {
+                print(JSONWriter.write(.object([
+                    ("model", .string(model)), ("ctx", .int(result.ctx)), ("chunks", .int(result.chunkPPL.count)),
+                    ("ppl", .double(result.ppl)), ("ppl_stderr", .double(result.pplError)),
+                    ("chunk_ppl", .array(result.chunkPPL.map(JSONValue.double))),
+                    ("tokens_scored", .int(result.tokensScored)), ("tokens_evaluated", .int(result.tokensEvaluated)),
+                    ("seconds", .double(result.seconds)), ("tokens_per_second", .double(result.tokensPerSecond)),
+                ]), indent: 2))
+            } else {
+                print(line)
+                print(String(format: "Final estimate: PPL = %.4f +/- %.5f", result.ppl, result.pplError))
+                print(String(format: "%d chunks, %d tokens scored, %.1f s, %.1f tokens/s",
+                             result.chunkPPL.count, result.tokensScored, result.seconds, result.tokensPerSecond))
+            }
+        }
+    }
+}
+
+/// Options shared by the commands that run models.
+struct EvalOptions: ParsableArguments {
+    @Option(help: "The text to evaluate (UTF-8).") var text: String?
+    @Option(name: .customLong("token-ids"), help: ArgumentHelp("Pre-tokenized input instead of --text: little-endian int32 token ids.", visibility: .hidden))
+    var tokenIDs: String?
+    @Option(help: "Tokens per chunk.") var ctx: Int = 512
+    @Option(help: "Evaluate at most this many chunks (default: all).") var chunks: Int?
+    @Option(help: "Threads for matrix products and element-wise work.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Flag(help: "Keep dequantized weights between chunks (faster, uses the f32 size of the model in memory).")
+    var cacheWeights = false
+
+    func validate() throws {
+        guard (text == nil) != (tokenIDs == nil) else { throw ValidationError("give --text FILE") }
+        guard ctx >= 4 else { throw ValidationError("--ctx must be at least 4") }
+        if let c = chunks, c < 1 { throw ValidationError("--chunks must be at least 1") }
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+    }
+
+    func load(_ path: String) throws -> (model: LanguageModel, graph: TensorGraph) {
+        try ModelLoader.load(path, threads: threads, cacheDecoded: cacheWeights)
+    }
+
+    /// The token ids of the text for this model.
+    func tokens(for graph: TensorGraph) throws -> [Int32] {
+        if let tokenIDs {
+            let data = try Data(contentsOf: URL(fileURLWithPath: tokenIDs))
+            return data.withUnsafeBytes { Array($0.bindMemory(to: Int32.self)).map { Int32(littleEndian: $0) } }
+        }
+        return try TextTokens.tokenize(file: text!, graph: graph)
+    }
+
+    /// BOS when the model's tokenizer adds it (llama.cpp then puts it at each chunk's start).
+    func bosToken(_ graph: TensorGraph) -> Int32? {
+        guard graph.tokenizer.addBOS == true, let b = graph.tokenizer.bosTokenID else { return nil }
+        return Int32(b)
+    }
+}
+
+/// Text → token ids with the model's own tokenizer, as llama-perplexity tokenizes: BOS first when
+/// the model adds it, special-token text left as plain text.
+enum TextTokens {
+    static func tokenize(file: String, graph: TensorGraph) throws -> [Int32] {
+        guard let data = FileManager.default.contents(atPath: file) else {
+            throw EvaluatorError.badInput("\(file): cannot read the text file")
+        }
+        let tokenizer = try BPETokenizer(tokenizer: TokenizerJSON.tokenizer(of: graph))
+        return tokenizer.encode(utf8: [UInt8](data), parseSpecial: false)
+    }
+}

@@ -1,0 +1,212 @@
+import Architectures
+import Formats
+import TensorGraph
+import TestSupport
+import XCTest
+
+final class TablesTests: XCTestCase {
+    func testEmbeddedTablesMatchFormatsFolder() throws {
+        let r = try TestSupport.python(["scripts/embed_tables.py", "--check"])
+        XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
+    }
+
+    func testRegistry() throws {
+        XCTAssertEqual(try ArchitectureRegistry.spec(hfModelType: "mistral").architecture, "llama")
+        XCTAssertEqual(try ArchitectureRegistry.spec(gguf: "qwen2").hfClass, "Qwen2ForCausalLM")
+        XCTAssertThrowsError(try ArchitectureRegistry.spec(hfModelType: "bert")) { e in
+            XCTAssertTrue("\(e)".contains("architecture 'bert' is not supported"), "\(e)")
+        }
+    }
+
+    func testNamePatterns() {
+        let p = NamePattern("model.layers.{bid}.mlp.up_proj.weight")
+        XCTAssertEqual(p.match("model.layers.17.mlp.up_proj.weight"), 17)
+        XCTAssertNil(p.match("model.layers.x.mlp.up_proj.weight"))
+        XCTAssertNil(p.match("model.layers..mlp.up_proj.weight"))
+        XCTAssertEqual(p.fill(3), "model.layers.3.mlp.up_proj.weight")
+        let spec = try! ArchitectureRegistry.spec(gguf: "llama")
+        XCTAssertEqual(spec.ggufName(forHF: "model.layers.2.self_attn.q_proj.weight")?.name, "blk.2.attn_q.weight")
+        XCTAssertEqual(spec.ggufName(forHF: "model.layers.2.self_attn.q_proj.weight")?.transform, .ropePermuteQ)
+        XCTAssertEqual(spec.hfName(forGGUF: "output_norm.weight")?.name, "model.norm.weight")
+    }
+
+    func testRopePermutationIsABijectionAndInverse() {
+        for headDim in [2, 8, 64] {
+            let rows = 3 * headDim
+            let forward = (0..<rows).map { RopePermutation.hfRow(forGGUFRow: $0, headDim: headDim) }
+            XCTAssertEqual(Set(forward).count, rows)
+            for r in 0..<rows {
+                XCTAssertEqual(RopePermutation.ggufRow(forHFRow: forward[r], headDim: headDim), r)
+            }
+        }
+        // Head 0 of a head_dim 4 block: GGUF rows are HF rows 0, 2, 1, 3 (pairs interleaved).
+        XCTAssertEqual((0..<4).map { RopePermutation.hfRow(forGGUFRow: $0, headDim: 4) }, [0, 2, 1, 3])
+    }
+}
+
+/// The tiny random-weight models made by transformers (golden/make_tiny_models.py).
+final class TinyModelRoundTripTests: XCTestCase {
+    var dir = ""
+    override func setUp() { dir = TestSupport.tempDir("arch") }
+    override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
+
+    func tiny(_ arch: String) -> String { TestSupport.path("golden/tiny/\(arch)") }
+
+    func config(_ path: String) throws -> [String: Any] {
+        try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as! [String: Any]
+    }
+
+    func assertSameTensors(_ a: TensorGraph, _ b: TensorGraph, file: StaticString = #filePath, line: UInt = #line) throws {
+        XCTAssertEqual(Set(a.tensors.map(\.name)), Set(b.tensors.map(\.name)), file: file, line: line)
+        for t in a.tensors {
+            guard let u = b[t.name] else { continue }
+            XCTAssertEqual(t.dtype, u.dtype, t.name, file: file, line: line)
+            XCTAssertEqual(t.shape, u.shape, t.name, file: file, line: line)
+            XCTAssertEqual(try t.storage.readAll(), try u.storage.readAll(), "bytes of \(t.name)", file: file, line: line)
+        }
+    }
+
+    func roundTrip(_ arch: String, dtype: String?) throws {
+        let gguf = "\(dir)/\(arch).gguf", back = "\(dir)/\(arch)-back"
+        var source = tiny(arch)
+        if let dtype {
+            source = "\(dir)/\(arch)-\(dtype)"
+            XCTAssertEqual(try TestSupport.smelt(["convert", tiny(arch), source, "--dtype", dtype]).status, 0)
+        }
+        let extra = dtype.map { ["--dtype", $0] } ?? []
+        var r = try TestSupport.smelt(["convert", source, gguf] + extra)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        r = try TestSupport.smelt(["convert", gguf, back] + extra)
+        XCTAssertEqual(r.status, 0, r.stderr)
+
+        // Tensors bit for bit. 1-D tensors travel as f32 in GGUF (as llama.cpp keeps them) and
+        // come back in the requested type exactly, since they started in it.
+        let original = try HFFolder.read(source), returned = try HFFolder.read(back)
+        var renamed = try TensorGraph()
+        for t in original.tensors where !(arch == "gpt2" && (t.name.hasSuffix(".attn.bias") || t.name == "lm_head.weight")) {
+            var u = t
+            if arch == "gpt2" && !u.name.hasPrefix("transformer.") { u.name = "transformer." + u.name }
+            try renamed.append(u)
+        }
+        try assertSameTensors(renamed, returned)
+
+        // config.json: the same architecture-defining values.
+        let a = try config("\(source)/config.json"), b = try config("\(back)/config.json")
+        XCTAssertEqual(b["model_type"] as? String, a["model_type"] as? String)
+        XCTAssertEqual(b["architectures"] as? [String], a["architectures"] as? [String])
+        let keys = arch == "gpt2"
+            ? ["n_embd", "n_layer", "n_head", "n_positions", "vocab_size", "layer_norm_epsilon"]
+            : ["hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "intermediate_size",
+               "max_position_embeddings", "vocab_size", "rms_norm_eps", "tie_word_embeddings"]
+        for k in keys {
+            XCTAssertEqual("\(b[k] ?? "missing")", "\(a[k] ?? "missing")", "\(arch) config \(k)")
+        }
+        if arch != "gpt2" {
+            let theta = (a["rope_theta"] ?? (a["rope_parameters"] as? [String: Any])?["rope_theta"]) as? Double
+            XCTAssertEqual(b["rope_theta"] as? Double, theta)
+        }
+
+        // The tokenizer we wrote encodes like the original (Python tokenizers package).
+        r = try TestSupport.python(["golden/check_tokenizer.py", "\(source)/tokenizer.json", "\(back)/tokenizer.json", "../shared/corpus/wiki.test.raw"])
+        XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
+
+        // GGUF → HF → GGUF: identical tensor bytes.
+        let gguf2 = "\(dir)/\(arch)-again.gguf"
+        r = try TestSupport.smelt(["convert", back, gguf2] + extra)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        try assertSameTensors(try GGUFReader.read(gguf), try GGUFReader.read(gguf2))
+    }
+
+    func testGPT2() throws { try roundTrip("gpt2", dtype: nil) }
+    func testLlama() throws { try roundTrip("llama", dtype: nil) }
+    func testQwen2() throws { try roundTrip("qwen2", dtype: nil) }
+    func testLlamaF16() throws { try roundTrip("llama", dtype: "f16") }
+    func testQwen2BF16() throws { try roundTrip("qwen2", dtype: "bf16") }
+
+    func testGGUFLayoutMatchesLlamaCppConventions() throws {
+        let r = try TestSupport.smelt(["convert", tiny("gpt2"), "\(dir)/g.gguf"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let g = try GGUFReader.read("\(dir)/g.gguf")
+        let hf = try HFFolder.read(tiny("gpt2"))
+        // Conv1D [in, out] → [out, in]; the tied head is written as output.weight.
+        let cAttn = try XCTUnwrap(hf["transformer.h.0.attn.c_attn.weight"] ?? hf["h.0.attn.c_attn.weight"])
+        XCTAssertEqual(g["blk.0.attn_qkv.weight"]?.shape, [cAttn.shape[1], cAttn.shape[0]])
+        XCTAssertEqual(try g["output.weight"]?.storage.readAll(), try g["token_embd.weight"]?.storage.readAll())
+        XCTAssertEqual(g.metadata["gpt2.feed_forward_length"], .uint32(128))
+        XCTAssertEqual(g.metadata["tokenizer.ggml.pre"], .string("gpt-2"))
+        // Llama with a separate head keeps output.weight; Qwen2 tied omits it.
+        _ = try TestSupport.smelt(["convert", tiny("llama"), "\(dir)/l.gguf"])
+        _ = try TestSupport.smelt(["convert", tiny("qwen2"), "\(dir)/q.gguf"])
+        XCTAssertNotNil(try GGUFReader.read("\(dir)/l.gguf")["output.weight"])
+        let q = try GGUFReader.read("\(dir)/q.gguf")
+        XCTAssertNil(q["output.weight"])
+        XCTAssertNotNil(q["blk.1.attn_k.bias"])
+        XCTAssertEqual(q.metadata["tokenizer.ggml.pre"], .string("qwen2"))
+        XCTAssertEqual(q.metadata["tokenizer.chat_template"]?.stringValue?.hasPrefix("{% for m in messages %}"), true)
+    }
+
+    func testUnsupportedArchitectureIsKeptAsIsWithANote() throws {
+        guard FileManager.default.fileExists(atPath: TestSupport.miniLM) else { throw XCTSkip("run make models") }
+        let r = try TestSupport.smelt(["convert", TestSupport.miniLM, "\(dir)/bert.gguf"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("note: architecture 'bert' has no table in formats/architectures/"), r.stderr)
+        XCTAssertNotNil(try GGUFReader.read("\(dir)/bert.gguf")["encoder.layer.0.attention.self.query.weight"])
+    }
+}
+
+/// The real model: SmolLM2-135M-Instruct Q4_1 GGUF → Hugging Face folder → GGUF.
+final class SmolLM2ConversionTests: XCTestCase {
+    func testGGUFToHFAndBack() throws {
+        guard FileManager.default.fileExists(atPath: TestSupport.smolLM2) else { throw XCTSkip("run make models") }
+        let dir = TestSupport.tempDir("smollm2")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var r = try TestSupport.smelt(["convert", TestSupport.smolLM2, "\(dir)/hf"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let hf = try HFFolder.read("\(dir)/hf")
+        XCTAssertEqual(hf.tensors.count, 272)
+        XCTAssertNil(hf["lm_head.weight"], "SmolLM2 ties its head: no lm_head")
+        XCTAssertEqual(hf["model.layers.0.self_attn.k_proj.weight"]?.shape, [192, 576])
+        XCTAssertEqual(hf["model.embed_tokens.weight"]?.shape, [49152, 576])
+        XCTAssertTrue(hf.tensors.allSatisfy { $0.dtype == .f32 })
+        let cfg = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/hf/config.json"))) as! [String: Any]
+        XCTAssertEqual(cfg["num_key_value_heads"] as? Int, 3)
+        XCTAssertEqual(cfg["tie_word_embeddings"] as? Bool, true)
+        XCTAssertEqual(cfg["rope_theta"] as? Double, 100000)
+
+        r = try TestSupport.smelt(["convert", "\(dir)/hf", "\(dir)/back.gguf"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let original = try GGUFReader.read(TestSupport.smolLM2), back = try GGUFReader.read("\(dir)/back.gguf")
+        XCTAssertEqual(back.tensors.count, 272)
+        for t in original.tensors where !t.dtype.isQuantized {
+            XCTAssertEqual(try back[t.name]?.storage.readAll(), try t.storage.readAll(), t.name)
+        }
+        for key in ["llama.block_count", "llama.attention.head_count_kv", "llama.rope.freq_base", "tokenizer.ggml.pre",
+                    "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id", "tokenizer.ggml.merges",
+                    "tokenizer.ggml.tokens", "tokenizer.ggml.token_type", "tokenizer.chat_template"] {
+            XCTAssertEqual(back.metadata[key], original.metadata[key], key)
+        }
+    }
+}
+
+/// What a conversion does when a tensor's values are needed but its type cannot be decoded.
+final class ConversionTests: XCTestCase {
+    func testUndecodableTypeFailsNamingTensorAndType() throws {
+        let dir = TestSupport.tempDir("conv")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let t = try Tensor(name: "blk.0.odd.weight", dtype: .iq2_XXS, shape: [2, 256], storage: MemoryStorage([UInt8](repeating: 1, count: 132)))
+        var g = try TensorGraph(tensors: [t])
+        GGUFMetadata.apply(to: &g)
+        let gguf = "\(dir)/odd.gguf"
+        try GGUFWriter.write(g, to: gguf)
+        // Copying keeps the bytes (no values needed)…
+        var r = try TestSupport.smelt(["convert", gguf, "\(dir)/copy.gguf"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(try GGUFReader.read("\(dir)/copy.gguf")["blk.0.odd.weight"]?.storage.readAll(), [UInt8](repeating: 1, count: 132))
+        // …but safetensors needs values.
+        r = try TestSupport.smelt(["convert", gguf, "\(dir)/x.safetensors"])
+        XCTAssertEqual(r.status, 2)
+        XCTAssertTrue(r.stderr.contains("blk.0.odd.weight"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("IQ2_XXS"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/x.safetensors"))
+    }
+}

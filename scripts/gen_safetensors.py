@@ -1,0 +1,41 @@
+#!/usr/bin/env python3
+"""Writes a synthetic safetensors model of about SIZE bytes (f32 tensors of random normal values,
+a Llama-like naming), streaming it in pieces so the generator itself stays small in memory.
+
+    gen_safetensors.py OUT.safetensors [SIZE_MB] [DTYPE]
+"""
+import json, struct, sys
+import numpy as np
+
+
+def main():
+    out = sys.argv[1]
+    size_mb = int(sys.argv[2]) if len(sys.argv) > 2 else 2048
+    dtype = sys.argv[3] if len(sys.argv) > 3 else 'F32'
+    elem = {'F32': 4, 'F16': 2, 'BF16': 2}[dtype]
+    rows, cols = 4096, 4096  # 64 MiB per f32 tensor
+    per = rows * cols * elem
+    count = max(1, size_mb * (1 << 20) // per)
+    header, offset = {'__metadata__': {'format': 'pt', 'generated_by': 'scripts/gen_safetensors.py'}}, 0
+    for i in range(count):
+        header[f'model.layers.{i}.mlp.weight'] = {'dtype': dtype, 'shape': [rows, cols], 'data_offsets': [offset, offset + per]}
+        offset += per
+    text = json.dumps(header).encode()
+    text += b' ' * ((8 - len(text) % 8) % 8)
+    rng = np.random.default_rng(0)
+    with open(out, 'wb') as f:
+        f.write(struct.pack('<Q', len(text)))
+        f.write(text)
+        for i in range(count):
+            for _ in range(4):
+                block = rng.standard_normal((rows // 4, cols), dtype=np.float32) * 0.02
+                if dtype == 'F16':
+                    block = block.astype('<f2')
+                elif dtype == 'BF16':
+                    block = (block.view(np.uint32) >> 16).astype('<u2')
+                f.write(block.tobytes())
+    print(f'{out}: {count} tensors, {offset / 1e9:.2f} GB')
+
+
+if __name__ == '__main__':
+    main()
