@@ -11,6 +11,20 @@ public final class LanguageModel: @unchecked Sendable {
     let threads: Int
     private let forwardPass: ForwardPass
 
+    /// Sees the input of every linear layer before it is multiplied: the weight's GGUF name, the
+    /// activations (row-major [rows × columns]), rows and columns. Calibration (importance matrices,
+    /// GPTQ Hessians) installs one; `nil` costs nothing.
+    public var linearInputObserver: ((_ weight: String, _ x: UnsafePointer<Float>, _ rows: Int, _ columns: Int) -> Void)?
+
+    /// Replaces a weight's values for later forward passes (GPTQ feeds each layer the outputs of
+    /// the already-quantized layers before it). `values` are f32, row-major, the tensor's shape.
+    public func overrideWeight(_ name: String, values: [Float]) throws {
+        try weights.override(name, values: values)
+    }
+
+    /// The graph the model runs (GGUF layout and names).
+    public var graph: TensorGraph { weights.graph }
+
     /// The numbers a forward pass needs, from the graph's hyperparameters.
     public struct Config: Sendable {
         public let vocabSize: Int
@@ -75,6 +89,7 @@ public final class LanguageModel: @unchecked Sendable {
         let w = try weights.tensor(weight)
         guard w.shape.count == 2 else { throw EvaluatorError.badShape(tensor: weight, shape: w.shape, expected: [0, 0]) }
         let (outDim, inDim) = (w.shape[0], w.shape[1])
+        linearInputObserver?(weight, x, rows, inDim)
         try weights.withF32(weight) { wp in
             BLAS.sgemm(m: rows, n: outDim, k: inDim, a: x, lda: inDim, b: wp, ldb: inDim, c: out, ldc: outDim, transposeB: true)
         }

@@ -10,15 +10,31 @@ final class Weights: @unchecked Sendable {
     /// Keep decoded matrices between chunks (trades memory for speed when asked).
     let cacheDecoded: Bool
     private var cache: [String: UnsafeMutableBufferPointer<Float>] = [:]
+    private var overrides: [String: UnsafeMutableBufferPointer<Float>] = [:]
 
     init(graph: TensorGraph, cacheDecoded: Bool) {
         self.graph = graph
         self.cacheDecoded = cacheDecoded
     }
 
-    deinit { for (_, b) in cache { b.deallocate() } }
+    deinit {
+        for (_, b) in cache { b.deallocate() }
+        for (_, b) in overrides { b.deallocate() }
+    }
 
     func has(_ name: String) -> Bool { graph[name] != nil }
+
+    /// Pins f32 values for a tensor, used instead of its stored bytes from now on.
+    func override(_ name: String, values: [Float]) throws {
+        let t = try tensor(name)
+        guard values.count == t.elementCount else {
+            throw EvaluatorError.badShape(tensor: name, shape: [values.count], expected: t.shape)
+        }
+        let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(1, values.count))
+        _ = buffer.initialize(from: values)
+        overrides[name]?.deallocate()
+        overrides[name] = buffer
+    }
 
     func tensor(_ name: String) throws -> Tensor {
         guard let t = graph[name] else { throw EvaluatorError.missingTensor(name: name) }
@@ -27,6 +43,7 @@ final class Weights: @unchecked Sendable {
 
     /// Calls `body` with the tensor's values as f32 (row-major, outermost dimension first).
     func withF32<R>(_ name: String, _ body: (UnsafePointer<Float>) throws -> R) throws -> R {
+        if let pinned = overrides[name] { return try body(pinned.baseAddress!) }
         let t = try tensor(name)
         if t.dtype == .f32, let mapped = try t.storage.mappedBytes(),
             Int(bitPattern: mapped.baseAddress) % MemoryLayout<Float>.alignment == 0
@@ -47,6 +64,10 @@ final class Weights: @unchecked Sendable {
     func row(_ name: String, _ row: Int, into out: UnsafeMutablePointer<Float>) throws {
         let t = try tensor(name)
         let cols = t.shape.last ?? 0
+        if let pinned = overrides[name] {
+            out.update(from: pinned.baseAddress! + row * cols, count: cols)
+            return
+        }
         let f = try t.dtype == .f32 ? t : t.dequantized(to: .f32)
         try f.storage.read(offset: row * cols * 4, into: UnsafeMutableRawBufferPointer(start: out, count: cols * 4))
     }
