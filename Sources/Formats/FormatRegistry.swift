@@ -5,6 +5,7 @@ public enum ModelFormat: String, Sendable, CaseIterable {
     case safetensors
     case hfFolder = "hf-folder"
     case gguf
+    case ingot
 }
 
 /// Finds the reader for a path (by what is there) and the writer for an output path (by its name).
@@ -16,12 +17,14 @@ public enum FormatRegistry {
         if path.hasSuffix(".safetensors.index.json") { return .safetensors }
         let file = try ReadableFile(path: path)
         if file.size >= 4, try file.readBytes(at: 0, count: 4) == GGUF.magic { return .gguf }
+        if file.size >= Ingot.magic.count, try file.readBytes(at: 0, count: Ingot.magic.count) == Ingot.magic { return .ingot }
         if file.size >= 9 {
             let head = try file.readBytes(at: 8, count: 1)
             if head[0] == UInt8(ascii: "{") { return .safetensors }
         }
         if path.hasSuffix(".safetensors") { return .safetensors }
         if path.hasSuffix(".gguf") { return .gguf }
+        if path.hasSuffix(".ingot") { return .ingot }
         throw FormatRegistryError.unknownFormat(path: path)
     }
 
@@ -31,14 +34,26 @@ public enum FormatRegistry {
         case .safetensors: return (format, try SafetensorsGraph.read(path))
         case .hfFolder: return (format, try HFFolder.read(path))
         case .gguf: return (format, try GGUFReader.read(path))
+        case .ingot: return (format, try IngotReader.read(path))
         }
     }
 
-    /// The format an output path asks for: `*.safetensors` or `*.gguf` a file of that format,
-    /// anything else a model folder.
+    /// The format whose conventions a model read as `format` from `path` follows: an Ingot file
+    /// holds the graph of the format it was converted from (its metadata kept exactly), so it
+    /// converts onward as that format would; every other format is itself.
+    public static func origin(of path: String, format: ModelFormat) -> ModelFormat {
+        guard format == .ingot, let file = try? IngotReader.open(path), let source = file.sourceFormat,
+            let f = ModelFormat(rawValue: source)
+        else { return format }
+        return f
+    }
+
+    /// The format an output path asks for: `*.safetensors`, `*.gguf` or `*.ingot` a file of that
+    /// format, anything else a model folder.
     public static func outputFormat(for path: String) -> ModelFormat {
         if path.hasSuffix(".safetensors") { return .safetensors }
         if path.hasSuffix(".gguf") { return .gguf }
+        if path.hasSuffix(".ingot") { return .ingot }
         return .hfFolder
     }
 }
@@ -48,7 +63,7 @@ public enum FormatRegistryError: Error, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .unknownFormat(path):
-            return "\(path): unknown format (expected a .safetensors or .gguf file, an index .json, or a model folder)"
+            return "\(path): unknown format (expected a .safetensors, .gguf or .ingot file, an index .json, or a model folder)"
         }
     }
 }

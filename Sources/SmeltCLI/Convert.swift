@@ -14,7 +14,9 @@ struct Convert: ParsableCommand {
             OUT-00001-of-0000N.safetensors shards beside an index); OUT ending in .gguf is written
             as GGUF v3 (or, with --split-max-size / --split-max-tensors, as llama.cpp-style
             OUT-00001-of-0000N.gguf splits); any other OUT is a model folder (model.safetensors or
-            shards, plus the config and tokenizer files the input had). A GGUF input keeps its
+            shards, plus the config and tokenizer files the input had); OUT ending in .ingot is
+            an Ingot file (zstd-compressed, checksummed; --level sets the zstd level, and an Ingot
+            input converts onward like the format it came from). A GGUF input keeps its
             metadata exactly; other inputs get their architecture, hyperparameters and tokenizer
             written as GGUF keys. Quantized tensors cannot go to safetensors.
             Tensors stream through a fixed buffer: memory does not grow with the model. Outputs are
@@ -31,6 +33,8 @@ struct Convert: ParsableCommand {
     var splitMaxSize: String?
     @Option(help: "GGUF output: split into files of at most this many tensors.")
     var splitMaxTensors: Int?
+    @Option(help: "Ingot output: zstd compression level (default 3; 19 and above use slow optimal parsing).")
+    var level: Int?
     @Flag(help: "Replace an existing output.") var force = false
     @Flag(help: "Print a JSON summary instead of text.") var json = false
 
@@ -47,6 +51,7 @@ struct Convert: ParsableCommand {
         if outputFormat != .gguf && (splitMaxSize != nil || splitMaxTensors != nil) {
             throw ValidationError("--split-max-size and --split-max-tensors are for .gguf output")
         }
+        if outputFormat != .ingot && level != nil { throw ValidationError("--level is for .ingot output") }
     }
 
     func run() throws {
@@ -70,7 +75,7 @@ struct Convert: ParsableCommand {
             let opened = try FormatRegistry.open(input)
             let inputFormat = opened.format
             var graph = opened.graph
-            graph = try Conversion.prepare(graph, from: inputFormat, to: outputFormat, dtype: target) { note in
+            graph = try Conversion.prepare(graph, from: FormatRegistry.origin(of: input, format: inputFormat), to: outputFormat, dtype: target) { note in
                 Terminal.printErr("smelt: note: \(note)")
             }
             let progress = Terminal.Progress(label: "convert", total: graph.totalBytes)
@@ -84,6 +89,11 @@ struct Convert: ParsableCommand {
                 written = try GGUFWriter.write(
                     graph, to: output, splitMaxSize: splitLimit, splitMaxTensors: splitMaxTensors,
                     progress: progress.advance)
+            case .ingot:
+                let summary = try IngotWriter.write(
+                    graph, to: output, level: level ?? Ingot.defaultLevel,
+                    sourceFormat: FormatRegistry.origin(of: input, format: inputFormat).rawValue, progress: progress.advance)
+                written = [summary.path]
             }
             progress.finish()
             let secs = Date().timeIntervalSince(started)

@@ -8,7 +8,8 @@ struct Inspect: ParsableCommand {
         abstract: "Describe a model: format, architecture, hyperparameters, tensors and sizes.",
         discussion: """
             PATH is a .safetensors file, a sharded set's *.safetensors.index.json, a Hugging Face
-            model folder, or a .gguf file (any file of a split set opens the whole set). Prints a
+            model folder, a .gguf file (any file of a split set opens the whole set) or an .ingot
+            file (which adds its compressed and raw sizes, per tensor with --tensors). Prints a
             summary with every metadata key and its type (long arrays and texts summarized);
             --tensors adds one row per tensor; --json prints the same as one JSON object.
             """
@@ -21,10 +22,14 @@ struct Inspect: ParsableCommand {
     func run() throws {
         try SmeltCLI.run {
             let (format, graph) = try FormatRegistry.open(path)
+            let ingot = format == .ingot ? try IngotReader.open(path) : nil
             if json {
-                print(JSONWriter.write(report(format: format, graph: graph), indent: 2))
+                var r = report(format: format, graph: graph)
+                if let ingot, case let .object(e) = r { r = .object(e + [("ingot", ingotJSON(ingot))]) }
+                print(JSONWriter.write(r, indent: 2))
             } else {
                 printText(format: format, graph: graph)
+                if let ingot { printIngot(ingot) }
             }
         }
     }

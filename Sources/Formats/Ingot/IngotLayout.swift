@@ -1,0 +1,385 @@
+import TensorGraph
+
+/// How a chunk's bytes are regrouped into streams before compression (the Ingot "transform").
+///
+/// A tensor's bytes are a sequence of blocks of `blockBytes` bytes (one element for plain types,
+/// one ggml block for block types). Each block is cut into `fields` (byte ranges that tile the
+/// block exactly, in order). A field of `width` w > 1 is an array of w-byte little-endian
+/// integers, each first rotated left by `rotate` bits and then split into w byte planes; a field
+/// of width 1 is one stream. The streams are, in order: for every field, for every plane (least
+/// significant first), that field's bytes of every block of the chunk. The layout is written in
+/// the file, so a reader needs no table of its own: any layout that tiles the block decodes.
+public struct IngotLayout: Sendable, Equatable, CustomStringConvertible {
+    public struct Field: Sendable, Equatable {
+        public var offset: Int
+        public var length: Int
+        public var width: Int
+        public var rotate: Int
+        public init(offset: Int, length: Int, width: Int = 1, rotate: Int = 0) {
+            self.offset = offset
+            self.length = length
+            self.width = width
+            self.rotate = rotate
+        }
+    }
+
+    public let blockBytes: Int
+    public let fields: [Field]
+
+    public init(blockBytes: Int, fields: [Field]) {
+        self.blockBytes = blockBytes
+        self.fields = fields
+    }
+
+    /// Blocks kept as they are: one stream.
+    public static func identity(_ blockBytes: Int) -> IngotLayout {
+        IngotLayout(blockBytes: blockBytes, fields: [Field(offset: 0, length: blockBytes)])
+    }
+
+    /// Whether the transform leaves bytes where they are.
+    public var isIdentity: Bool { fields.allSatisfy { $0.width == 1 } && fields.count == 1 }
+
+    public var streamCount: Int { fields.reduce(0) { $0 + $1.width } }
+
+    /// Bytes each stream takes per block, in stream order.
+    public var streamBytesPerBlock: [Int] {
+        fields.flatMap { f in Array(repeating: f.length / f.width, count: f.width) }
+    }
+
+    public static let maxFields = 64
+    public static let maxBlockBytes = 1 << 16
+
+    /// Why the layout is unusable, or `nil` when it is valid: fields must tile the block in
+    /// order, widths be 1, 2, 4 or 8 and divide the field, rotations be below the width in bits.
+    public var problem: String? {
+        guard blockBytes > 0, blockBytes <= IngotLayout.maxBlockBytes else {
+            return "block size \(blockBytes) is outside 1...\(IngotLayout.maxBlockBytes)"
+        }
+        guard !fields.isEmpty, fields.count <= IngotLayout.maxFields else {
+            return "\(fields.count) fields (1...\(IngotLayout.maxFields) allowed)"
+        }
+        var at = 0
+        for (i, f) in fields.enumerated() {
+            guard f.offset == at else { return "field \(i) starts at byte \(f.offset), expected \(at)" }
+            guard f.length > 0, f.length <= blockBytes - at else {
+                return "field \(i) of \(f.length) bytes at \(f.offset) does not fit the \(blockBytes)-byte block"
+            }
+            guard [1, 2, 4, 8].contains(f.width) else { return "field \(i) has width \(f.width)" }
+            guard f.length % f.width == 0 else { return "field \(i): width \(f.width) does not divide its \(f.length) bytes" }
+            guard f.rotate >= 0, f.rotate < 8 * f.width, f.width > 1 || f.rotate == 0 else {
+                return "field \(i): rotation \(f.rotate) for width \(f.width)"
+            }
+            at += f.length
+        }
+        guard at == blockBytes else { return "fields cover \(at) of the \(blockBytes) block bytes" }
+        return nil
+    }
+
+    public var description: String {
+        if isIdentity { return "bytes" }
+        return fields.map { f in
+            let rot = f.rotate > 0 ? "r\(f.rotate)" : ""
+            return f.width == 1 ? "\(f.length)" : "\(f.length)/\(f.width)\(rot)"
+        }.joined(separator: "+")
+    }
+
+    /// The layout the writer uses for `dtype`: floats as byte planes (bf16, f32 and f64 rotated
+    /// by one bit so that one plane holds the whole exponent and the sign joins the mantissa's
+    /// low plane), integers as byte planes, ggml blocks split into their scale fields (fp16
+    /// scales as two planes) and packed-integer fields. Types without a table entry are one stream.
+    public static func standard(for dtype: DType) -> IngotLayout {
+        func blocks(_ fields: [(Int, Int)]) -> IngotLayout {
+            var out: [Field] = []
+            var at = 0
+            for (length, width) in fields {
+                out.append(Field(offset: at, length: length, width: width))
+                at += length
+            }
+            return IngotLayout(blockBytes: at, fields: out)
+        }
+        let plane = { (w: Int, r: Int) in IngotLayout(blockBytes: w, fields: [Field(offset: 0, length: w, width: w, rotate: r)]) }
+        switch dtype {
+        case .bf16: return plane(2, 1)
+        case .f16: return plane(2, 0)
+        case .f32: return plane(4, 1)
+        case .f64: return plane(8, 1)
+        case .i16, .u16: return plane(2, 0)
+        case .i32, .u32: return plane(4, 0)
+        case .i64, .u64: return plane(8, 0)
+        case .q4_0, .iq4_NL: return blocks([(2, 2), (16, 1)])
+        case .q4_1: return blocks([(2, 2), (2, 2), (16, 1)])
+        case .q5_0: return blocks([(2, 2), (4, 1), (16, 1)])
+        case .q5_1: return blocks([(2, 2), (2, 2), (4, 1), (16, 1)])
+        case .q8_0: return blocks([(2, 2), (32, 1)])
+        case .q8_1: return blocks([(2, 2), (2, 2), (32, 1)])
+        case .q2_K: return blocks([(16, 1), (64, 1), (2, 2), (2, 2)])
+        case .q3_K: return blocks([(32, 1), (64, 1), (12, 1), (2, 2)])
+        case .q4_K: return blocks([(2, 2), (2, 2), (12, 1), (128, 1)])
+        case .q5_K: return blocks([(2, 2), (2, 2), (12, 1), (32, 1), (128, 1)])
+        case .q6_K: return blocks([(128, 1), (64, 1), (16, 1), (2, 2)])
+        case .q8_K:
+            return IngotLayout(blockBytes: 292, fields: [
+                Field(offset: 0, length: 4, width: 4, rotate: 1), Field(offset: 4, length: 256), Field(offset: 260, length: 32, width: 2),
+            ])
+        case .iq4_XS: return blocks([(2, 2), (2, 2), (4, 1), (128, 1)])
+        case .iq2_XXS: return blocks([(2, 2), (64, 1)])
+        case .iq2_XS: return blocks([(2, 2), (64, 1), (8, 1)])
+        case .iq3_XXS: return blocks([(2, 2), (96, 1)])
+        case .iq1_S: return blocks([(2, 2), (32, 1), (16, 1)])
+        case .iq3_S: return blocks([(2, 2), (64, 1), (8, 1), (32, 1), (4, 1)])
+        case .iq2_S: return blocks([(2, 2), (64, 1), (8, 1), (8, 1)])
+        case .iq1_M: return blocks([(32, 1), (16, 1), (8, 1)])
+        case .tq1_0: return blocks([(48, 1), (4, 1), (2, 2)])
+        case .tq2_0: return blocks([(64, 1), (2, 2)])
+        case .mxfp4: return blocks([(1, 1), (16, 1)])
+        case .nvfp4: return blocks([(4, 1), (32, 1)])
+        case .q1_0: return blocks([(2, 2), (16, 1)])
+        default: return .identity(dtype.bytesPerBlock)
+        }
+    }
+
+    // MARK: - Transform kernels
+
+    /// Regroups `blocks` blocks at `src` into the streams, back to back at `dst`.
+    func split(_ src: UnsafeRawPointer, blocks n: Int, into dst: UnsafeMutableRawPointer) {
+        var out = dst
+        for f in fields {
+            let per = f.length / f.width
+            if f.width == 1 {
+                if f.length == blockBytes {
+                    out.copyMemory(from: src, byteCount: n * blockBytes)
+                } else {
+                    IngotLayout.gather(src + f.offset, stride: blockBytes, length: f.length, count: n, into: out)
+                }
+            } else {
+                IngotLayout.splitPlanes(
+                    src + f.offset, stride: blockBytes, elements: per, width: f.width, rotate: f.rotate, count: n, into: out)
+            }
+            out += n * f.length
+        }
+    }
+
+    /// The inverse of `split`: streams back to back at `src` into `blocks` blocks at `dst`.
+    func merge(_ src: UnsafeRawPointer, blocks n: Int, into dst: UnsafeMutableRawPointer) {
+        var input = src
+        for f in fields {
+            let per = f.length / f.width
+            if f.width == 1 {
+                if f.length == blockBytes {
+                    dst.copyMemory(from: input, byteCount: n * blockBytes)
+                } else {
+                    IngotLayout.scatter(input, stride: blockBytes, length: f.length, count: n, into: dst + f.offset)
+                }
+            } else {
+                IngotLayout.mergePlanes(
+                    input, stride: blockBytes, elements: per, width: f.width, rotate: f.rotate, count: n, into: dst + f.offset)
+            }
+            input += n * f.length
+        }
+    }
+
+    /// Copies `length` bytes from every `stride`-byte block into one contiguous stream.
+    @inline(__always)
+    static func gather(_ src: UnsafeRawPointer, stride: Int, length: Int, count: Int, into dst: UnsafeMutableRawPointer) {
+        if length % 8 == 0 {
+            let words = length / 8
+            for b in 0..<count {
+                let s = src + b &* stride
+                let d = dst + b &* length
+                for w in 0..<words {
+                    d.storeBytes(of: s.loadUnaligned(fromByteOffset: w &* 8, as: UInt64.self), toByteOffset: w &* 8, as: UInt64.self)
+                }
+            }
+        } else if length % 4 == 0 {
+            let words = length / 4
+            for b in 0..<count {
+                let s = src + b &* stride
+                let d = dst + b &* length
+                for w in 0..<words {
+                    d.storeBytes(of: s.loadUnaligned(fromByteOffset: w &* 4, as: UInt32.self), toByteOffset: w &* 4, as: UInt32.self)
+                }
+            }
+        } else {
+            for b in 0..<count { (dst + b &* length).copyMemory(from: src + b &* stride, byteCount: length) }
+        }
+    }
+
+    /// The inverse of `gather`.
+    @inline(__always)
+    static func scatter(_ src: UnsafeRawPointer, stride: Int, length: Int, count: Int, into dst: UnsafeMutableRawPointer) {
+        if length % 8 == 0 {
+            let words = length / 8
+            for b in 0..<count {
+                let s = src + b &* length
+                let d = dst + b &* stride
+                for w in 0..<words {
+                    d.storeBytes(of: s.loadUnaligned(fromByteOffset: w &* 8, as: UInt64.self), toByteOffset: w &* 8, as: UInt64.self)
+                }
+            }
+        } else if length % 4 == 0 {
+            let words = length / 4
+            for b in 0..<count {
+                let s = src + b &* length
+                let d = dst + b &* stride
+                for w in 0..<words {
+                    d.storeBytes(of: s.loadUnaligned(fromByteOffset: w &* 4, as: UInt32.self), toByteOffset: w &* 4, as: UInt32.self)
+                }
+            }
+        } else {
+            for b in 0..<count { (dst + b &* stride).copyMemory(from: src + b &* length, byteCount: length) }
+        }
+    }
+
+    /// Splits `elements` w-byte integers per block (blocks `stride` bytes apart) into w planes of
+    /// `count * elements` bytes each, after rotating each left by `rotate` bits.
+    static func splitPlanes(
+        _ src: UnsafeRawPointer, stride: Int, elements: Int, width: Int, rotate: Int, count: Int,
+        into dst: UnsafeMutableRawPointer
+    ) {
+        let total = count * elements
+        let contiguous = stride == width * elements
+        switch width {
+        case 2:
+            let r = UInt16(rotate)
+            let p0 = dst.assumingMemoryBound(to: UInt8.self)
+            let p1 = p0 + total
+            if contiguous {
+                // Eight elements at a time through one 16-byte load pair.
+                var i = 0
+                while i &+ 4 <= total {
+                    let v = src.loadUnaligned(fromByteOffset: i &* 2, as: UInt64.self)
+                    var lo: UInt32 = 0, hi: UInt32 = 0
+                    for k in 0..<4 {
+                        var e = UInt16(truncatingIfNeeded: v >> UInt64(16 &* k))
+                        e = (e << r) | (e >> ((16 &- r) & 15))
+                        lo |= UInt32(e & 0xFF) << UInt32(8 &* k)
+                        hi |= UInt32(e >> 8) << UInt32(8 &* k)
+                    }
+                    UnsafeMutableRawPointer(p0 + i).storeBytes(of: lo, as: UInt32.self)
+                    UnsafeMutableRawPointer(p1 + i).storeBytes(of: hi, as: UInt32.self)
+                    i &+= 4
+                }
+                while i < total {
+                    var e = src.loadUnaligned(fromByteOffset: i &* 2, as: UInt16.self)
+                    e = (e << r) | (e >> ((16 &- r) & 15))
+                    p0[i] = UInt8(e & 0xFF)
+                    p1[i] = UInt8(e >> 8)
+                    i &+= 1
+                }
+            } else {
+                for b in 0..<count {
+                    let s = src + b &* stride
+                    for k in 0..<elements {
+                        var e = s.loadUnaligned(fromByteOffset: k &* 2, as: UInt16.self)
+                        e = (e << r) | (e >> ((16 &- r) & 15))
+                        let i = b &* elements &+ k
+                        p0[i] = UInt8(e & 0xFF)
+                        p1[i] = UInt8(e >> 8)
+                    }
+                }
+            }
+        case 4:
+            let r = UInt32(rotate)
+            let p = dst.assumingMemoryBound(to: UInt8.self)
+            for b in 0..<count {
+                let s = src + b &* stride
+                for k in 0..<elements {
+                    var e = s.loadUnaligned(fromByteOffset: k &* 4, as: UInt32.self)
+                    e = (e << r) | (e >> ((32 &- r) & 31))
+                    let i = b &* elements &+ k
+                    p[i] = UInt8(truncatingIfNeeded: e)
+                    p[total &+ i] = UInt8(truncatingIfNeeded: e >> 8)
+                    p[2 &* total &+ i] = UInt8(truncatingIfNeeded: e >> 16)
+                    p[3 &* total &+ i] = UInt8(truncatingIfNeeded: e >> 24)
+                }
+            }
+        default:
+            let r = UInt64(rotate)
+            let p = dst.assumingMemoryBound(to: UInt8.self)
+            for b in 0..<count {
+                let s = src + b &* stride
+                for k in 0..<elements {
+                    var e = s.loadUnaligned(fromByteOffset: k &* 8, as: UInt64.self)
+                    e = (e << r) | (e >> ((64 &- r) & 63))
+                    let i = b &* elements &+ k
+                    for plane in 0..<8 {
+                        p[plane &* total &+ i] = UInt8(truncatingIfNeeded: e >> UInt64(8 &* plane))
+                    }
+                }
+            }
+        }
+    }
+
+    /// The inverse of `splitPlanes`.
+    static func mergePlanes(
+        _ src: UnsafeRawPointer, stride: Int, elements: Int, width: Int, rotate: Int, count: Int,
+        into dst: UnsafeMutableRawPointer
+    ) {
+        let total = count * elements
+        let contiguous = stride == width * elements
+        switch width {
+        case 2:
+            let r = UInt16(rotate)
+            let p0 = src.assumingMemoryBound(to: UInt8.self)
+            let p1 = p0 + total
+            if contiguous {
+                var i = 0
+                while i &+ 4 <= total {
+                    let lo = UnsafeRawPointer(p0 + i).loadUnaligned(as: UInt32.self)
+                    let hi = UnsafeRawPointer(p1 + i).loadUnaligned(as: UInt32.self)
+                    var v: UInt64 = 0
+                    for k in 0..<4 {
+                        let sh = UInt32(8 &* k)
+                        var e = UInt16((lo >> sh) & 0xFF) | UInt16((hi >> sh) & 0xFF) << 8
+                        e = (e >> r) | (e << ((16 &- r) & 15))
+                        v |= UInt64(e) << UInt64(16 &* k)
+                    }
+                    dst.storeBytes(of: v, toByteOffset: i &* 2, as: UInt64.self)
+                    i &+= 4
+                }
+                while i < total {
+                    var e = UInt16(p0[i]) | UInt16(p1[i]) << 8
+                    e = (e >> r) | (e << ((16 &- r) & 15))
+                    dst.storeBytes(of: e, toByteOffset: i &* 2, as: UInt16.self)
+                    i &+= 1
+                }
+            } else {
+                for b in 0..<count {
+                    let d = dst + b &* stride
+                    for k in 0..<elements {
+                        let i = b &* elements &+ k
+                        var e = UInt16(p0[i]) | UInt16(p1[i]) << 8
+                        e = (e >> r) | (e << ((16 &- r) & 15))
+                        d.storeBytes(of: e, toByteOffset: k &* 2, as: UInt16.self)
+                    }
+                }
+            }
+        case 4:
+            let r = UInt32(rotate)
+            let p = src.assumingMemoryBound(to: UInt8.self)
+            for b in 0..<count {
+                let d = dst + b &* stride
+                for k in 0..<elements {
+                    let i = b &* elements &+ k
+                    var e = UInt32(p[i]) | UInt32(p[total &+ i]) << 8 | UInt32(p[2 &* total &+ i]) << 16
+                        | UInt32(p[3 &* total &+ i]) << 24
+                    e = (e >> r) | (e << ((32 &- r) & 31))
+                    d.storeBytes(of: e, toByteOffset: k &* 4, as: UInt32.self)
+                }
+            }
+        default:
+            let r = UInt64(rotate)
+            let p = src.assumingMemoryBound(to: UInt8.self)
+            for b in 0..<count {
+                let d = dst + b &* stride
+                for k in 0..<elements {
+                    let i = b &* elements &+ k
+                    var e: UInt64 = 0
+                    for plane in 0..<8 { e |= UInt64(p[plane &* total &+ i]) << UInt64(8 &* plane) }
+                    e = (e >> r) | (e << ((64 &- r) & 63))
+                    d.storeBytes(of: e, toByteOffset: k &* 8, as: UInt64.self)
+                }
+            }
+        }
+    }
+}
