@@ -5,7 +5,8 @@
 #   - the same text with the same vocabulary and merges under every pre-tokenizer kind
 #     (`smollm`, `gpt-2`, `llama-bpe`, `qwen2`, `default`; vocabulary-only GGUF copies with
 #     tokenizer.ggml.pre changed): count and a 64-bit FNV-1a hash of each block of 1024 ids
-#     (as u32 LE bytes) in wiki-kinds.json, so a mismatch is located without storing every id;
+#     (as u32 LE bytes) in ids-by-kind.json, so a mismatch is located without storing every id;
+#   - likewise a seeded random text of fragments the patterns treat specially (fuzz.txt.zst);
 #   - a list of tricky strings under all five kinds (strings.json).
 # Special tokens in the text are parsed (llama-tokenize's default), no BOS, no escape processing.
 #
@@ -60,6 +61,7 @@ STRINGS = [
     "a" * 300,
     "Pneumonoultramicroscopicsilicovolcanoconiosis supercalifragilisticexpialidocious",
     "long-s contraction 'ſ and 'ﬅ",
+    "unicode 16 letters \u1c89's x\U00010d40y \U00016d40",
     "mixed Ελληνικά русский עברית العربية हिन्दी ไทย",
     "",
 ]
@@ -115,23 +117,50 @@ for i, s in enumerate(STRINGS):
         f.write(s.encode('utf-8'))
     string_paths.append(p)
 
-kinds_json = {'block_size': BLOCK, 'text': os.path.basename(wiki),
-              'text_sha256': hashlib.sha256(open(wiki, 'rb').read()).hexdigest(), 'kinds': {}}
+def fuzz_text(seed=1234, fragments=20000):
+    """Random text from fragments the patterns treat specially (none of the strings where the
+    Python package and llama.cpp are known to differ: U+017F/U+FB05 case folding, and letters
+    and numbers assigned after Unicode 15.1)."""
+    import random
+    rng = random.Random(seed)
+    parts = [
+        'hello', 'HELLO', 'Hello', 'x', 'naïve', 'café', '東京', '中文', 'русский', 'Ελλάδα', 'ǅ', 'ʰ', 'עברית', 'हिन्दी',
+        "'s", "'S", "'re", "'RE", "'Ll", "'d", "'M", "'ve", "'x", "'", "''", 'don', 'WE',
+        '1', '12', '123', '1234567', '0', '٣٤', '²', '½', 'Ⅻ', '①', '.5', '3,000',
+        ' ', ' ', ' ', '  ', '   ', '\t', '\n', '\n', '\r\n', '\r', '\u00a0', '\u3000', '\u2028', '\u0085', '\v', '\f',
+        '.', '...', '!?', '"', '(', ')', '-', '—', '$', '+', '<', '=', '>', '^', '~', '|', '`', '@', '#', '_', '«', '»', '€', ',',
+        '\u0301', '\u0308', '\u20dd', '🙂', '👍🏽', '👨\u200d👩\u200d👧', '🇫🇷', '\ufe0f', '\u200d', '\u200b',
+        '\u0001', '\u007f',
+        '<|endoftext|>', '<|im_start|>', '<|im_end|>', '<|im_', '|>', '<repo_name>', '<jupyter_code>',
+    ]
+    return ''.join(rng.choice(parts) for _ in range(fragments))
+
+
+fuzz = fuzz_text()
+fuzz_path = os.path.join(work, 'fuzz.txt')
+with open(fuzz_path, 'wb') as f:
+    f.write(fuzz.encode('utf-8'))
+
+texts = {'wiki.test.raw': wiki, 'fuzz.txt': fuzz_path}
+golden = {'block_size': BLOCK, 'texts': {}}
+for name, path in texts.items():
+    golden['texts'][name] = {'sha256': hashlib.sha256(open(path, 'rb').read()).hexdigest(), 'kinds': {}}
 strings_ids = {}
 for kind in KINDS:
     path = vocab_copy(kind)
-    ids = run_tokenize(path, wiki)
-    raw = u32(ids)
-    if kind == 'smollm':
-        with open(os.path.join(work, 'wiki.u32'), 'wb') as f:
-            f.write(raw)
-    blocks = [fnv1a64(raw[i * 4:(i + BLOCK) * 4]) for i in range(0, len(ids), BLOCK)]
-    kinds_json['kinds'][kind] = {'count': len(ids), 'sha256': hashlib.sha256(raw).hexdigest(), 'block_fnv1a64': blocks}
+    for name, text_path in texts.items():
+        ids = run_tokenize(path, text_path)
+        raw = u32(ids)
+        if kind == 'smollm' and name == 'wiki.test.raw':
+            with open(os.path.join(work, 'wiki.u32'), 'wb') as f:
+                f.write(raw)
+        blocks = [fnv1a64(raw[i * 4:(i + BLOCK) * 4]) for i in range(0, len(ids), BLOCK)]
+        golden['texts'][name]['kinds'][kind] = {'count': len(ids), 'sha256': hashlib.sha256(raw).hexdigest(), 'block_fnv1a64': blocks}
+        print(f'{kind} {name}: {len(ids)} ids', file=sys.stderr)
     strings_ids[kind] = [run_tokenize(path, p) if STRINGS[i] else [] for i, p in enumerate(string_paths)]
-    print(f'{kind}: {len(ids)} ids', file=sys.stderr)
 
-with open(os.path.join(out, 'wiki-kinds.json'), 'w') as f:
-    json.dump(kinds_json, f, indent=1)
+with open(os.path.join(out, 'ids-by-kind.json'), 'w') as f:
+    json.dump(golden, f, indent=1)
     f.write('\n')
 with open(os.path.join(out, 'strings.json'), 'w') as f:
     json.dump({'strings': STRINGS, 'ids': strings_ids}, f, indent=1, ensure_ascii=False)
@@ -153,4 +182,5 @@ with open(os.path.join(out, 'SOURCE.json'), 'w') as f:
 PY
 
 zstd -q -19 -f "$WORK/wiki.u32" -o "$OUT/smollm2-wiki.u32.zst"
+zstd -q -19 -f "$WORK/fuzz.txt" -o "$OUT/fuzz.txt.zst"
 ls -l "$OUT"

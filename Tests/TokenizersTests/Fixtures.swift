@@ -38,13 +38,27 @@ enum Fixtures {
 
     static func wikiText() throws -> String { String(decoding: try wikiBytes(), as: UTF8.self) }
 
+    /// The seeded random text of tricky fragments golden/make_tokenizer_golden.sh made.
+    static func fuzzText() throws -> String {
+        String(decoding: try zstdDecompress(goldenDir + "/fuzz.txt.zst"), as: UTF8.self)
+    }
+
+    /// A golden text by its name in ids-by-kind.json.
+    static func text(named name: String) throws -> String {
+        name == "fuzz.txt" ? try fuzzText() : try wikiText()
+    }
+
     /// Our ids for the whole wiki text under `kind` (SmolLM2 vocabulary), computed once per kind.
-    static func wikiIDs(kind: String) throws -> [Int32] {
+    static func wikiIDs(kind: String) throws -> [Int32] { try ids(text: "wiki.test.raw", kind: kind) }
+
+    /// Our ids for a golden text (`wiki.test.raw` or `fuzz.txt`) under `kind`, computed once.
+    static func ids(text name: String, kind: String) throws -> [Int32] {
         lock.lock()
         defer { lock.unlock() }
-        if let ids = wikiCache[kind] { return ids }
-        let ids = try smolLM2(kind: kind).encode(wikiText(), addBOS: false)
-        wikiCache[kind] = ids
+        let key = name + "/" + kind
+        if let ids = wikiCache[key] { return ids }
+        let ids = try smolLM2(kind: kind).encode(text(named: name), addBOS: false)
+        wikiCache[key] = ids
         return ids
     }
 

@@ -23,22 +23,27 @@ final class LlamaCppGoldenTests: XCTestCase {
         XCTAssertEqual(tok.decodeBytes(ours), try Fixtures.wikiBytes())
     }
 
-    /// The same text with the same vocabulary under every pre-tokenizer kind, block by block.
-    func testWholeWikiTextUnderEveryKindMatchesLlamaCpp() throws {
-        let golden = try Fixtures.goldenJSON("wiki-kinds.json")
+    /// The wiki text and the random fuzz text with the same vocabulary under every pre-tokenizer
+    /// kind, block by block.
+    func testWholeTextsUnderEveryKindMatchLlamaCpp() throws {
+        let golden = try Fixtures.goldenJSON("ids-by-kind.json")
         let block = golden["block_size"] as! Int
-        let kinds = golden["kinds"] as! [String: Any]
-        XCTAssertEqual(Set(kinds.keys), Set(Self.kinds))
-        for kind in Self.kinds {
-            let g = kinds[kind] as! [String: Any]
-            let blocks = g["block_fnv1a64"] as! [String]
-            let ours = try Fixtures.wikiIDs(kind: kind)
-            XCTAssertEqual(ours.count, g["count"] as! Int, "\(kind): id count")
-            for (i, expected) in blocks.enumerated() {
-                let slice = ours[min(ours.count, i * block)..<min(ours.count, (i + 1) * block)]
-                if Fixtures.fnv1a64(slice) != expected {
-                    XCTFail("\(kind): ids \(i * block)..<\((i + 1) * block) differ from llama.cpp's")
-                    break
+        let texts = golden["texts"] as! [String: Any]
+        XCTAssertEqual(Set(texts.keys), ["wiki.test.raw", "fuzz.txt"])
+        for (name, value) in texts.sorted(by: { $0.key < $1.key }) {
+            let kinds = (value as! [String: Any])["kinds"] as! [String: Any]
+            XCTAssertEqual(Set(kinds.keys), Set(Self.kinds))
+            for kind in Self.kinds {
+                let g = kinds[kind] as! [String: Any]
+                let blocks = g["block_fnv1a64"] as! [String]
+                let ours = try Fixtures.ids(text: name, kind: kind)
+                XCTAssertEqual(ours.count, g["count"] as! Int, "\(name) \(kind): id count")
+                for (i, expected) in blocks.enumerated() {
+                    let slice = ours[min(ours.count, i * block)..<min(ours.count, (i + 1) * block)]
+                    if Fixtures.fnv1a64(slice) != expected {
+                        XCTFail("\(name) \(kind): ids \(i * block)..<\((i + 1) * block) differ from llama.cpp's")
+                        break
+                    }
                 }
             }
         }

@@ -74,5 +74,9 @@ final class SplitPatternTests: XCTestCase {
         XCTAssertEqual(CharacterClass.of(0x20000), .letter)  // CJK Ext B
         XCTAssertEqual(CharacterClass.of(0x2C), .punctuation)
         XCTAssertEqual(CharacterClass.of(0x24), [])  // $ Sc
+        // Assigned after Unicode 15.1 (llama.cpp's tables): unassigned here, whatever Swift knows.
+        XCTAssertEqual(CharacterClass.of(0x1C89), [])  // CYRILLIC CAPITAL LETTER TJE, Unicode 16
+        XCTAssertEqual(CharacterClass.of(0x10D40), [])  // GARAY DIGIT ZERO, Unicode 16
+        XCTAssertEqual(CharacterClass.of(0x2EBF0), .letter)  // CJK Extension I, Unicode 15.1
     }
 }

@@ -69,11 +69,15 @@ final class TinyModelTests: XCTestCase {
         let tok = try BPETokenizer(tokenizer: t, ignoreMerges: ignoreMerges)
         let strings = HFTokenizersTests.comparable(try Fixtures.goldenJSON("strings.json")["strings"] as! [String])
         let wiki = try Fixtures.wikiText()
-        let ref = try HFTokenizersTests.reference(tokenizerJSON: data, texts: [wiki] + strings)
+        let fuzz = try Fixtures.fuzzText()
+        let ref = try HFTokenizersTests.reference(tokenizerJSON: data, texts: [wiki, fuzz] + strings)
         let ours = tok.encode(wiki, addBOS: false)
         XCTAssertGreaterThan(ours.count, 500_000)  // a 320-token vocabulary: few merges
         if let diff = Fixtures.firstDifference(ours, ref.ids[0], tokenizer: tok) { XCTFail("\(name) wiki: \(diff)") }
-        for (s, want) in zip(strings, ref.ids.dropFirst()) {
+        if let diff = Fixtures.firstDifference(tok.encode(fuzz, addBOS: false), ref.ids[1], tokenizer: tok) {
+            XCTFail("\(name) fuzz: \(diff)")
+        }
+        for (s, want) in zip(strings, ref.ids.dropFirst(2)) {
             XCTAssertEqual(tok.encode(s, addBOS: false), want, "\(name): \(s.debugDescription)")
         }
         XCTAssertEqual(tok.decodeBytes(ours), Array(wiki.utf8))
