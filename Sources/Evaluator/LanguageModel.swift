@@ -22,6 +22,20 @@ public final class LanguageModel: @unchecked Sendable {
         try weights.override(name, values: values)
     }
 
+    /// When set, the inputs of products with block-quantized weights are rounded to 8 bits per
+    /// 32-value block first (Q8_0 for Q4_0/Q5_0/Q8_0/IQ4_NL weights, Q8_1 for Q4_1/Q5_1), the way
+    /// llama.cpp's CPU backend computes them; off, activations stay f32 (the exact model).
+    public var quantizeActivations = false
+
+    /// When set, keys and values are rounded to f16 before attention, as llama.cpp's default f16
+    /// KV cache stores them.
+    public var roundKVToF16 = false
+
+    func roundToF16(_ p: UnsafeMutablePointer<Float>, count: Int) {
+        guard roundKVToF16 else { return }
+        for i in 0..<count { p[i] = Half.f32(f16Bits: Half.f16Bits(p[i])) }
+    }
+
     /// The graph the model runs (GGUF layout and names).
     public var graph: TensorGraph { weights.graph }
 
@@ -92,6 +106,13 @@ public final class LanguageModel: @unchecked Sendable {
         guard w.shape.count == 2 else { throw EvaluatorError.badShape(tensor: weight, shape: w.shape, expected: [0, 0]) }
         let (outDim, inDim) = (w.shape[0], w.shape[1])
         linearInputObserver?(weight, x, rows, inDim)
+        var rounded: Buffer?
+        if quantizeActivations, let scheme = ActivationRounding.scheme(for: w.dtype) {
+            let b = Buffer(rows * inDim)
+            ActivationRounding.apply(scheme, x, b.p, count: rows * inDim)
+            rounded = b
+        }
+        let x = UnsafePointer(rounded?.p) ?? x
         try Profile.measure("weights") {
             try weights.withF32(weight) { wp in
                 Profile.measure("sgemm") {

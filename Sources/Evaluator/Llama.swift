@@ -25,6 +25,8 @@ struct LlamaForward: ForwardPass {
             Ops.rope(k.p, rows: T, heads: c.kvHeads, headDim: c.headDim, stride: kvDim, nRot: c.ropeDims, base: c.ropeBase,
                      interleaved: interleavedRope, cache: rope)
             }
+            m.roundToF16(k.p, count: T * kvDim)
+            m.roundToF16(v.p, count: T * kvDim)
             m.attention(q: q.p, qStride: qDim, k: k.p, v: v.p, kvStride: kvDim, rows: T, heads: c.heads, kvHeads: c.kvHeads,
                         headDim: c.headDim, out: att.p, outStride: qDim)
             try m.linear(att.p, rows: T, weight: b + "attn_output.weight", out: o.p)
