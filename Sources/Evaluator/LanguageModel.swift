@@ -22,6 +22,20 @@ public final class LanguageModel: @unchecked Sendable {
         try weights.override(name, values: values)
     }
 
+    /// When set, the inputs of products with block-quantized weights are rounded to 8 bits per
+    /// 32-value block first (Q8_0 for Q4_0/Q5_0/Q8_0/IQ4_NL weights, Q8_1 for Q4_1/Q5_1), the way
+    /// llama.cpp's CPU backend computes them; off, activations stay f32 (the exact model).
+    public var quantizeActivations = false
+
+    /// When set, keys and values are rounded to f16 before attention, as llama.cpp's default f16
+    /// KV cache stores them.
+    public var roundKVToF16 = false
+
+    func roundToF16(_ p: UnsafeMutablePointer<Float>, count: Int) {
+        guard roundKVToF16 else { return }
+        for i in 0..<count { p[i] = Half.f32(f16Bits: Half.f16Bits(p[i])) }
+    }
+
     /// The graph the model runs (GGUF layout and names).
     public var graph: TensorGraph { weights.graph }
 
@@ -78,7 +92,9 @@ public final class LanguageModel: @unchecked Sendable {
         for t in tokens where t < 0 || Int(t) >= config.vocabSize {
             throw EvaluatorError.badInput("token id \(t) is outside the vocabulary of \(config.vocabSize)")
         }
-        BLAS.setThreads(threads)
+        // OpenBLAS runs single-threaded inside our own threads: its worker threads spin between
+        // calls and fight the element-wise work for the cores otherwise.
+        BLAS.setThreads(1)
         return try forwardPass.run(self, tokens: tokens, outputRows: outputRows)
     }
 
@@ -90,8 +106,23 @@ public final class LanguageModel: @unchecked Sendable {
         guard w.shape.count == 2 else { throw EvaluatorError.badShape(tensor: weight, shape: w.shape, expected: [0, 0]) }
         let (outDim, inDim) = (w.shape[0], w.shape[1])
         linearInputObserver?(weight, x, rows, inDim)
-        try weights.withF32(weight) { wp in
-            BLAS.sgemm(m: rows, n: outDim, k: inDim, a: x, lda: inDim, b: wp, ldb: inDim, c: out, ldc: outDim, transposeB: true)
+        var rounded: Buffer?
+        if quantizeActivations, let scheme = ActivationRounding.scheme(for: w.dtype) {
+            let b = Buffer(rows * inDim)
+            ActivationRounding.apply(scheme, x, b.p, count: rows * inDim)
+            rounded = b
+        }
+        let x = UnsafePointer(rounded?.p) ?? x
+        try Profile.measure("weights") {
+            try weights.withF32(weight) { wp in
+                Profile.measure("sgemm") {
+                    // Output columns split over the threads, each a single-threaded sgemm.
+                    Ops.parallelRows(outDim, threads: threads) { cols in
+                        BLAS.sgemm(m: rows, n: cols.count, k: inDim, a: x, lda: inDim, b: wp + cols.lowerBound * inDim,
+                                   ldb: inDim, c: out + cols.lowerBound, ldc: outDim, transposeB: true)
+                    }
+                }
+            }
         }
         if let bias, weights.has(bias) {
             try weights.withF32(bias) { Ops.addBias(out, $0, rows: rows, dim: outDim) }
@@ -104,16 +135,21 @@ public final class LanguageModel: @unchecked Sendable {
     func attention(q: UnsafePointer<Float>, qStride: Int, k: UnsafePointer<Float>, v: UnsafePointer<Float>, kvStride: Int,
                    rows: Int, heads: Int, kvHeads: Int, headDim: Int, out: UnsafeMutablePointer<Float>, outStride: Int) {
         let group = heads / kvHeads
-        let scores = UnsafeMutablePointer<Float>.allocate(capacity: rows * rows)
-        defer { scores.deallocate() }
         let scale = 1 / Float(headDim).squareRoot()
-        for h in 0..<heads {
-            let g = h / group
-            BLAS.sgemm(m: rows, n: rows, k: headDim, a: q + h * headDim, lda: qStride, b: k + g * headDim, ldb: kvStride,
-                       c: scores, ldc: rows, transposeB: true)
-            Ops.causalSoftmax(scores, rows: rows, cols: rows, scale: scale, threads: threads)
-            BLAS.sgemm(m: rows, n: headDim, k: rows, a: scores, lda: rows, b: v + g * headDim, ldb: kvStride,
-                       c: out + h * headDim, ldc: outStride, transposeB: false)
+        Profile.measure("attention") {
+            // Heads in parallel, each with its own score matrix and single-threaded products.
+            Ops.parallelRows(heads, threads: threads) { hs in
+                let scores = UnsafeMutablePointer<Float>.allocate(capacity: rows * rows)
+                defer { scores.deallocate() }
+                for h in hs {
+                    let g = h / group
+                    BLAS.sgemm(m: rows, n: rows, k: headDim, a: q + h * headDim, lda: qStride, b: k + g * headDim,
+                               ldb: kvStride, c: scores, ldc: rows, transposeB: true)
+                    Ops.causalSoftmax(scores, rows: rows, cols: rows, scale: scale, threads: 1)
+                    BLAS.sgemm(m: rows, n: headDim, k: rows, a: scores, lda: rows, b: v + g * headDim, ldb: kvStride,
+                               c: out + h * headDim, ldc: outStride, transposeB: false)
+                }
+            }
         }
     }
 

@@ -19,10 +19,14 @@ struct LlamaForward: ForwardPass {
             try m.linear(xn.p, rows: T, weight: b + "attn_q.weight", bias: b + "attn_q.bias", out: q.p)
             try m.linear(xn.p, rows: T, weight: b + "attn_k.weight", bias: b + "attn_k.bias", out: k.p)
             try m.linear(xn.p, rows: T, weight: b + "attn_v.weight", bias: b + "attn_v.bias", out: v.p)
+            Profile.measure("rope") {
             Ops.rope(q.p, rows: T, heads: c.heads, headDim: c.headDim, stride: qDim, nRot: c.ropeDims, base: c.ropeBase,
                      interleaved: interleavedRope, cache: rope)
             Ops.rope(k.p, rows: T, heads: c.kvHeads, headDim: c.headDim, stride: kvDim, nRot: c.ropeDims, base: c.ropeBase,
                      interleaved: interleavedRope, cache: rope)
+            }
+            m.roundToF16(k.p, count: T * kvDim)
+            m.roundToF16(v.p, count: T * kvDim)
             m.attention(q: q.p, qStride: qDim, k: k.p, v: v.p, kvStride: kvDim, rows: T, heads: c.heads, kvHeads: c.kvHeads,
                         headDim: c.headDim, out: att.p, outStride: qDim)
             try m.linear(att.p, rows: T, weight: b + "attn_output.weight", out: o.p)
@@ -30,7 +34,7 @@ struct LlamaForward: ForwardPass {
             try m.weights.withF32(b + "ffn_norm.weight") { Ops.rmsNorm(x.p, $0, xn.p, rows: T, dim: E, eps: c.normEps, threads: m.threads) }
             try m.linear(xn.p, rows: T, weight: b + "ffn_gate.weight", out: gate.p)
             try m.linear(xn.p, rows: T, weight: b + "ffn_up.weight", out: up.p)
-            Ops.swiglu(gate.p, up.p, count: T * ffn, threads: m.threads)
+            Profile.measure("swiglu") { Ops.swiglu(gate.p, up.p, count: T * ffn, threads: m.threads) }
             try m.linear(gate.p, rows: T, weight: b + "ffn_down.weight", out: o.p)
             Ops.add(x.p, o.p, count: T * E)
         }

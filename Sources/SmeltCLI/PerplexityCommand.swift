@@ -69,16 +69,29 @@ struct EvalOptions: ParsableArguments {
     @Option(help: "Threads for matrix products and element-wise work.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
     @Flag(help: "Keep dequantized weights between chunks (faster, uses the f32 size of the model in memory).")
     var cacheWeights = false
+    @Option(help: ArgumentHelp(
+        "Activations in products with quantized weights: f32 (exact) or q8 (rounded to 8 bits per block as llama.cpp's CPU backend does).",
+        valueName: "f32|q8"))
+    var activations: String = "f32"
+    @Option(name: .customLong("kv"), help: ArgumentHelp(
+        "Keys and values in attention: f32 (exact) or f16 (rounded as llama.cpp's default KV cache stores them).",
+        valueName: "f32|f16"))
+    var kv: String = "f32"
 
     func validate() throws {
         guard (text == nil) != (tokenIDs == nil) else { throw ValidationError("give --text FILE") }
         guard ctx >= 4 else { throw ValidationError("--ctx must be at least 4") }
         if let c = chunks, c < 1 { throw ValidationError("--chunks must be at least 1") }
+        guard ["f32", "q8"].contains(activations) else { throw ValidationError("--activations must be f32 or q8") }
+        guard ["f32", "f16"].contains(kv) else { throw ValidationError("--kv must be f32 or f16") }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
     }
 
     func load(_ path: String) throws -> (model: LanguageModel, graph: TensorGraph) {
-        try ModelLoader.load(path, threads: threads, cacheDecoded: cacheWeights)
+        let loaded = try ModelLoader.load(path, threads: threads, cacheDecoded: cacheWeights)
+        loaded.model.quantizeActivations = activations == "q8"
+        loaded.model.roundKVToF16 = kv == "f16"
+        return loaded
     }
 
     /// The token ids of the text for this model.
