@@ -66,6 +66,19 @@ STRINGS = [
     "",
 ]
 
+# Not valid UTF-8: stray continuation and lead bytes, truncated sequences, overlong forms, a
+# surrogate. (Not 4-byte forms above U+10FFFF: llama.cpp aborts on those.)
+BYTE_STRINGS = [
+    b'abc\xff\xfedef',
+    b'\x80\x80\x80 lone continuation bytes',
+    b'truncated \xe2\x82 euro and \xf0\x9f\x99 emoji',
+    b'caf\xc3',
+    b'\xc0\x80 overlong NUL \xe0\x81\x81 overlong A',
+    b'surrogate \xed\xa0\x80 half',
+    b"it\xc3's \xf8\x88\x80\x80\x80 five-byte",
+    b'<|im_start|>\xff<|im_end|>\xc3<|endoftext|>',
+]
+
 
 def run_tokenize(gguf_path, text_path):
     r = subprocess.run([tool, '-m', gguf_path, '-f', text_path, '--ids', '--log-disable', '--no-bos', '--no-escape'],
@@ -111,11 +124,11 @@ def u32(ids):
 texts_dir = os.path.join(work, 'strings')
 os.makedirs(texts_dir)
 string_paths = []
-for i, s in enumerate(STRINGS):
+for i, s in enumerate([s.encode('utf-8') for s in STRINGS] + BYTE_STRINGS):
     p = os.path.join(texts_dir, f'{i}.txt')
     with open(p, 'wb') as f:
-        f.write(s.encode('utf-8'))
-    string_paths.append(p)
+        f.write(s)
+    string_paths.append((p, len(s)))
 
 def fuzz_text(seed=1234, fragments=20000):
     """Random text from fragments the patterns treat specially (none of the strings where the
@@ -157,13 +170,16 @@ for kind in KINDS:
         blocks = [fnv1a64(raw[i * 4:(i + BLOCK) * 4]) for i in range(0, len(ids), BLOCK)]
         golden['texts'][name]['kinds'][kind] = {'count': len(ids), 'sha256': hashlib.sha256(raw).hexdigest(), 'block_fnv1a64': blocks}
         print(f'{kind} {name}: {len(ids)} ids', file=sys.stderr)
-    strings_ids[kind] = [run_tokenize(path, p) if STRINGS[i] else [] for i, p in enumerate(string_paths)]
+    strings_ids[kind] = [run_tokenize(path, p) if n else [] for p, n in string_paths]
 
 with open(os.path.join(out, 'ids-by-kind.json'), 'w') as f:
     json.dump(golden, f, indent=1)
     f.write('\n')
 with open(os.path.join(out, 'strings.json'), 'w') as f:
-    json.dump({'strings': STRINGS, 'ids': strings_ids}, f, indent=1, ensure_ascii=False)
+    n = len(STRINGS)
+    json.dump({'strings': STRINGS, 'ids': {k: v[:n] for k, v in strings_ids.items()},
+               'byte_strings_hex': [b.hex() for b in BYTE_STRINGS],
+               'byte_ids': {k: v[n:] for k, v in strings_ids.items()}}, f, indent=1, ensure_ascii=False)
     f.write('\n')
 
 commit = subprocess.run(['git', '--git-dir', src, 'rev-parse', 'HEAD'], capture_output=True, text=True).stdout.strip()

@@ -146,17 +146,12 @@ public final class BPETokenizer: Sendable {
     /// Token ids for `text`. `addBOS` nil uses `addsBOS`; `parseSpecial` false treats special-token
     /// texts as ordinary text.
     public func encode(_ text: String, addBOS: Bool? = nil, parseSpecial: Bool = true) -> [TokenID] {
-        var utf8 = Array(text.utf8)
-        return encode(utf8: &utf8, addBOS: addBOS, parseSpecial: parseSpecial)
+        encode(utf8: Array(text.utf8), addBOS: addBOS, parseSpecial: parseSpecial)
     }
 
-    /// Token ids for UTF-8 text (invalid sequences are read as U+FFFD).
-    public func encode(utf8 bytes: [UInt8], addBOS: Bool? = nil, parseSpecial: Bool = true) -> [TokenID] {
-        var valid = Array(String(decoding: bytes, as: UTF8.self).utf8)
-        return encode(utf8: &valid, addBOS: addBOS, parseSpecial: parseSpecial)
-    }
-
-    private func encode(utf8 text: inout [UInt8], addBOS: Bool?, parseSpecial: Bool) -> [TokenID] {
+    /// Token ids for UTF-8 bytes. Invalid bytes are read as llama.cpp reads them: each byte that
+    /// does not start a complete sequence is U+FFFD.
+    public func encode(utf8 text: [UInt8], addBOS: Bool? = nil, parseSpecial: Bool = true) -> [TokenID] {
         var out: [TokenID] = []
         out.reserveCapacity(text.count / 3 + 1)
         if addBOS ?? addsBOS, let bos = bosTokenID { out.append(bos) }

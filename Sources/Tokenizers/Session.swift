@@ -25,33 +25,84 @@ struct Session {
 
     init(_ tok: BPETokenizer) { self.tok = tok }
 
-    /// Decodes the fragment's scalars and splits them with the kind's patterns (into `ends`).
-    private mutating func split(_ text: UnsafeBufferPointer<UInt8>) {
+    /// Decodes UTF-8 as llama.cpp's `unicode_cpts_from_utf8` does: a byte that does not start a
+    /// complete sequence (by lead and continuation bits) is U+FFFD and decoding goes on at the next
+    /// byte; sequences are not checked further (overlong forms and surrogates decode
+    /// arithmetically). Fills `scalars` and `offsets`; returns whether re-encoding the scalars
+    /// gives back `text` (false for invalid or overlong input, which the caller then re-encodes
+    /// as llama.cpp does before merging).
+    private mutating func decode(_ text: UnsafeBufferPointer<UInt8>) -> Bool {
         scalars.removeAll(keepingCapacity: true)
         offsets.removeAll(keepingCapacity: true)
         let n = text.count
         var i = 0
-        // The bytes come from a Swift String: well-formed UTF-8.
+        var canonical = true
+        @inline(__always) func cont(_ j: Int) -> UInt32? {
+            j < n && text[j] & 0xC0 == 0x80 ? UInt32(text[j] & 0x3F) : nil
+        }
         while i < n {
             let b0 = UInt32(text[i])
             offsets.append(Int32(i))
             if b0 < 0x80 {
                 scalars.append(b0)
                 i += 1
-            } else if b0 < 0xE0 {
-                scalars.append((b0 & 0x1F) << 6 | UInt32(text[i + 1] & 0x3F))
-                i += 2
-            } else if b0 < 0xF0 {
-                scalars.append((b0 & 0x0F) << 12 | UInt32(text[i + 1] & 0x3F) << 6 | UInt32(text[i + 2] & 0x3F))
-                i += 3
-            } else {
-                scalars.append(
-                    (b0 & 0x07) << 18 | UInt32(text[i + 1] & 0x3F) << 12 | UInt32(text[i + 2] & 0x3F) << 6
-                        | UInt32(text[i + 3] & 0x3F))
-                i += 4
+                continue
             }
+            var v: UInt32 = 0xFFFD
+            var len = 1
+            if b0 & 0x40 == 0 {
+                // a continuation byte where a sequence should start
+            } else if b0 & 0x20 == 0 {
+                if let c1 = cont(i + 1) {
+                    v = (b0 & 0x1F) << 6 | c1
+                    len = 2
+                }
+            } else if b0 & 0x10 == 0 {
+                if let c1 = cont(i + 1), let c2 = cont(i + 2) {
+                    v = (b0 & 0x0F) << 12 | c1 << 6 | c2
+                    len = 3
+                }
+            } else if b0 & 0x08 == 0 {
+                if let c1 = cont(i + 1), let c2 = cont(i + 2), let c3 = cont(i + 3) {
+                    v = (b0 & 0x07) << 18 | c1 << 12 | c2 << 6 | c3
+                    len = 4
+                    // llama.cpp cannot re-encode these (it throws); U+FFFD here.
+                    if v > 0x10FFFF { v = 0xFFFD }
+                }
+            }
+            if len == 1 || Self.utf8Length(v) != len { canonical = false }
+            scalars.append(v)
+            i += len
         }
         offsets.append(Int32(n))
+        return canonical
+    }
+
+    @inline(__always)
+    static func utf8Length(_ v: UInt32) -> Int { v < 0x80 ? 1 : v < 0x800 ? 2 : v < 0x10000 ? 3 : 4 }
+
+    /// The shortest UTF-8 of `scalars` (surrogate values encoded like other 3-byte values), with
+    /// `offsets` updated to it.
+    private mutating func reencode() -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(scalars.count * 2)
+        offsets.removeAll(keepingCapacity: true)
+        for v in scalars {
+            offsets.append(Int32(out.count))
+            switch Self.utf8Length(v) {
+            case 1: out.append(UInt8(v))
+            case 2: out += [UInt8(0xC0 | v >> 6), UInt8(0x80 | v & 0x3F)]
+            case 3: out += [UInt8(0xE0 | v >> 12), UInt8(0x80 | (v >> 6) & 0x3F), UInt8(0x80 | v & 0x3F)]
+            default:
+                out += [UInt8(0xF0 | v >> 18), UInt8(0x80 | (v >> 12) & 0x3F), UInt8(0x80 | (v >> 6) & 0x3F), UInt8(0x80 | v & 0x3F)]
+            }
+        }
+        offsets.append(Int32(out.count))
+        return out
+    }
+
+    /// Splits the decoded scalars with the kind's patterns (into `ends`).
+    private mutating func split() {
         ends.removeAll(keepingCapacity: true)
         ends.append(Int32(scalars.count))
         scalars.withUnsafeBufferPointer { s in
@@ -64,7 +115,17 @@ struct Session {
 
     /// Calls `body` with the bytes of each pre-token of the fragment.
     mutating func pieces(_ text: UnsafeBufferPointer<UInt8>, _ body: (UnsafeBufferPointer<UInt8>) -> Void) {
-        split(text)
+        if decode(text) {
+            split()
+            forEachPiece(text, body)
+        } else {
+            let fixed = reencode()
+            split()
+            fixed.withUnsafeBufferPointer { forEachPiece($0, body) }
+        }
+    }
+
+    private func forEachPiece(_ text: UnsafeBufferPointer<UInt8>, _ body: (UnsafeBufferPointer<UInt8>) -> Void) {
         var start = 0
         for e in ends {
             let a = Int(offsets[start]), b = Int(offsets[Int(e)])
@@ -75,7 +136,17 @@ struct Session {
 
     /// Appends the ids of a text fragment (no special tokens in it) to `out`.
     mutating func encodeText(_ text: UnsafeBufferPointer<UInt8>, into out: inout [Int32]) {
-        split(text)
+        if decode(text) {
+            split()
+            encodePieces(text, into: &out)
+        } else {
+            let fixed = reencode()
+            split()
+            fixed.withUnsafeBufferPointer { encodePieces($0, into: &out) }
+        }
+    }
+
+    private mutating func encodePieces(_ text: UnsafeBufferPointer<UInt8>, into out: inout [Int32]) {
         var start = 0
         for k in 0..<ends.count {
             let e = Int(ends[k])

@@ -67,4 +67,24 @@ final class LlamaCppGoldenTests: XCTestCase {
             }
         }
     }
+
+    /// Input that is not valid UTF-8 is read as llama.cpp reads it (U+FFFD per bad byte, overlong
+    /// forms re-encoded).
+    func testInvalidUTF8MatchesLlamaCpp() throws {
+        let golden = try Fixtures.goldenJSON("strings.json")
+        let strings = (golden["byte_strings_hex"] as! [String]).map(Self.bytes(hex:))
+        let ids = golden["byte_ids"] as! [String: [[Int]]]
+        XCTAssertGreaterThan(strings.count, 5)
+        for kind in Self.kinds {
+            let tok = try Fixtures.smolLM2(kind: kind)
+            for (s, want) in zip(strings, try XCTUnwrap(ids[kind])) {
+                XCTAssertEqual(tok.encode(utf8: s, addBOS: false), want.map(Int32.init), "\(kind): \(s)")
+            }
+        }
+    }
+
+    static func bytes(hex: String) -> [UInt8] {
+        let u = Array(hex.utf8)
+        return stride(from: 0, to: u.count, by: 2).map { UInt8(String(decoding: u[$0..<$0 + 2], as: UTF8.self), radix: 16)! }
+    }
 }
