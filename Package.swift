@@ -36,11 +36,16 @@ let package = Package(
             name: "Evaluator", dependencies: ["TensorGraph", "Kernels", "Quantization", "Formats", "Architectures", "Tokenizers"],
             // Pointer-heavy kernels shared across threads: checked by tests, not by Sendable.
             swiftSettings: [.swiftLanguageMode(.v5), .unsafeFlags(["-Ounchecked"])]),
+        // Calibrated quantization: quantization recipes, importance matrices (llama-imatrix's GGUF layout),
+        // importance-weighted scale search and GPTQ over the forward pass.
+        .target(
+            name: "Calibration",
+            dependencies: ["TensorGraph", "Quantization", "Formats", "Architectures", "Evaluator", "Kernels"]),
         // The `smelt` command: wiring and printing only.
         .executableTarget(
             name: "SmeltCLI",
             dependencies: [
-                "TensorGraph", "Formats", "Quantization", "Architectures", "Evaluator", "Tokenizers",
+                "TensorGraph", "Formats", "Quantization", "Architectures", "Evaluator", "Tokenizers", "Calibration",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -56,5 +61,11 @@ let package = Package(
         .testTarget(name: "EvaluatorTests", dependencies: ["Evaluator", "Architectures", "Formats", "TensorGraph", "TestSupport"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "Formats", "TensorGraph", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["SmeltCLI", "TestSupport"]),
+        .testTarget(
+            name: "CalibrationTests",
+            dependencies: [
+                "Calibration", "Quantization", "Evaluator", "Kernels", "Formats", "TensorGraph", "Architectures", "Tokenizers",
+                "TestSupport",
+            ]),
     ]
 )

@@ -159,5 +159,25 @@ enum EmbeddedTables {
   ]
 }
 """###,
+        "quant-recipe.json": ###"""
+{
+  "about": "Which tensors `smelt quantize` quantizes and to what. Rules are tried in order and the first that matches decides: `pattern` is a glob (* ? [..]) over the GGUF tensor name, `dims` (optional) the number of dimensions. Types: `requested` (the --type; F32 when the row length is not a multiple of the type's 32-value block), `f32`, `f16`, `q8_0`, `q4_0`, `q4_1`. Rules of a --recipe file (same layout) come before these, and --keep PATTERN puts {pattern, type: f32} before everything.",
+  "rules": [
+    {"pattern": "*", "dims": 1, "type": "f32", "why": "norms, biases and every other vector stay exact"},
+    {"pattern": "*_norm.weight", "type": "f32", "why": "normalisation weights"},
+    {"pattern": "token_embd.weight", "dims": 2, "type": "requested", "why": "token embedding (the output head too when tied)"},
+    {"pattern": "output.weight", "dims": 2, "type": "requested", "why": "output head"},
+    {"pattern": "blk.*.attn_q.weight", "dims": 2, "type": "requested", "why": "attention query"},
+    {"pattern": "blk.*.attn_k.weight", "dims": 2, "type": "requested", "why": "attention key"},
+    {"pattern": "blk.*.attn_v.weight", "dims": 2, "type": "requested", "why": "attention value"},
+    {"pattern": "blk.*.attn_qkv.weight", "dims": 2, "type": "requested", "why": "fused attention query/key/value"},
+    {"pattern": "blk.*.attn_output.weight", "dims": 2, "type": "requested", "why": "attention output"},
+    {"pattern": "blk.*.ffn_gate.weight", "dims": 2, "type": "requested", "why": "MLP gate"},
+    {"pattern": "blk.*.ffn_up.weight", "dims": 2, "type": "requested", "why": "MLP up"},
+    {"pattern": "blk.*.ffn_down.weight", "dims": 2, "type": "requested", "why": "MLP down"},
+    {"pattern": "*", "type": "f32", "why": "anything else (position embeddings, unknown tensors) stays unquantized"}
+  ]
+}
+"""###,
     ]
 }

@@ -9,9 +9,9 @@ struct GPT2Forward: ForwardPass {
         let ffn = try m.weights.tensor("blk.0.ffn_up.weight").shape[0]
         let x = Buffer(T * E), xn = Buffer(T * E), qkv = Buffer(T * 3 * E), att = Buffer(T * E), o = Buffer(T * E)
         let up = Buffer(T * ffn)
-        try m.embed(tokens, into: x.p)
-        try m.weights.withF32("position_embd.weight") { pos in Ops.add(x.p, pos, count: T * E) }
-        for l in 0..<c.layers {
+        let (layers, embedded) = try m.beginLayers(tokens, into: x.p)
+        if embedded { try m.weights.withF32("position_embd.weight") { pos in Ops.add(x.p, pos, count: T * E) } }
+        for l in layers {
             let b = "blk.\(l)."
             try layerNorm(m, b + "attn_norm", x.p, xn.p, rows: T)
             try m.linear(xn.p, rows: T, weight: b + "attn_qkv.weight", bias: b + "attn_qkv.bias", out: qkv.p)
@@ -26,6 +26,7 @@ struct GPT2Forward: ForwardPass {
             try m.linear(up.p, rows: T, weight: b + "ffn_down.weight", bias: b + "ffn_down.bias", out: o.p)
             Ops.add(x.p, o.p, count: T * E)
         }
+        if m.endLayers(x.p, count: T * E) { return [] }
         let R = outputRows.count
         try layerNorm(m, "output_norm", x.p + outputRows.lowerBound * E, xn.p, rows: R)
         var logits = [Float](repeating: 0, count: R * c.vocabSize)

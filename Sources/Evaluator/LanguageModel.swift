@@ -39,6 +39,65 @@ public final class LanguageModel: @unchecked Sendable {
     /// The graph the model runs (GGUF layout and names).
     public var graph: TensorGraph { weights.graph }
 
+    /// A partial forward pass (calibration runs a model a few layers at a time over a cached
+    /// residual stream): run only `layers`, starting from `input` (the stream entering
+    /// `layers.lowerBound`, [tokens × embedding]) instead of the embeddings when it is set; with
+    /// `head` false stop after them, leaving the stream in `output`.
+    struct Span {
+        let layers: Range<Int>
+        let input: [Float]?
+        let head: Bool
+        var output: [Float] = []
+    }
+    var span: Span?
+
+    /// The residual stream after layers `layers` ([tokens × embedding], row-major), from `input`
+    /// (the stream entering `layers.lowerBound`) or, when `input` is nil, from the token embeddings
+    /// (then `layers` must start at 0). Observers see the linear layers of `layers` only.
+    public func residualStream(tokens: [Int32], layers: Range<Int>, from input: [Float]?) throws -> [Float] {
+        try checkSpan(tokens: tokens, layers: layers, input: input)
+        span = Span(layers: layers, input: input, head: false)
+        defer { span = nil }
+        _ = try logits(tokens: tokens, outputRows: 0..<tokens.count)
+        return span?.output ?? []
+    }
+
+    /// Logits for `outputRows`, running layers `layer...` and the output head on `input`, the
+    /// residual stream entering layer `layer` (`layer` may be the layer count: the head only).
+    public func logits(tokens: [Int32], outputRows: Range<Int>, fromLayer layer: Int, input: [Float]) throws -> [Float] {
+        try checkSpan(tokens: tokens, layers: layer..<config.layers, input: input)
+        span = Span(layers: layer..<config.layers, input: input, head: true)
+        defer { span = nil }
+        return try logits(tokens: tokens, outputRows: outputRows)
+    }
+
+    private func checkSpan(tokens: [Int32], layers: Range<Int>, input: [Float]?) throws {
+        guard layers.lowerBound >= 0, layers.upperBound <= config.layers, input != nil || layers.lowerBound == 0 else {
+            throw EvaluatorError.badInput("layers \(layers) of a \(config.layers)-layer model need the stream entering them")
+        }
+        if let input, input.count != tokens.count * config.embedding {
+            throw EvaluatorError.badInput("a residual stream of \(input.count) values for \(tokens.count) tokens of \(config.embedding)")
+        }
+    }
+
+    /// The start of a forward pass: the span's input stream, or the token embeddings.
+    /// Returns the layers to run.
+    func beginLayers(_ tokens: [Int32], into x: UnsafeMutablePointer<Float>) throws -> (layers: Range<Int>, embedded: Bool) {
+        if let input = span?.input {
+            input.withUnsafeBufferPointer { x.update(from: $0.baseAddress!, count: $0.count) }
+            return (span!.layers, false)
+        }
+        try embed(tokens, into: x)
+        return (span?.layers ?? 0..<config.layers, true)
+    }
+
+    /// After the layers: true when the span stops before the head (its output is then kept).
+    func endLayers(_ x: UnsafePointer<Float>, count: Int) -> Bool {
+        guard let s = span, !s.head else { return false }
+        span!.output = Array(UnsafeBufferPointer(start: x, count: count))
+        return true
+    }
+
     /// The numbers a forward pass needs, from the graph's hyperparameters.
     public struct Config: Sendable {
         public let vocabSize: Int

@@ -12,8 +12,8 @@ struct LlamaForward: ForwardPass {
         let x = Buffer(T * E), xn = Buffer(T * E), q = Buffer(T * qDim), k = Buffer(T * kvDim), v = Buffer(T * kvDim)
         let att = Buffer(T * qDim), o = Buffer(T * E), gate = Buffer(T * ffn), up = Buffer(T * ffn)
         let rope = RopeCache(positions: T, nRot: c.ropeDims, base: c.ropeBase)
-        try m.embed(tokens, into: x.p)
-        for l in 0..<c.layers {
+        let (layers, _) = try m.beginLayers(tokens, into: x.p)
+        for l in layers {
             let b = "blk.\(l)."
             try m.weights.withF32(b + "attn_norm.weight") { Ops.rmsNorm(x.p, $0, xn.p, rows: T, dim: E, eps: c.normEps, threads: m.threads) }
             try m.linear(xn.p, rows: T, weight: b + "attn_q.weight", bias: b + "attn_q.bias", out: q.p)
@@ -38,6 +38,7 @@ struct LlamaForward: ForwardPass {
             try m.linear(gate.p, rows: T, weight: b + "ffn_down.weight", out: o.p)
             Ops.add(x.p, o.p, count: T * E)
         }
+        if m.endLayers(x.p, count: T * E) { return [] }
         let R = outputRows.count
         try m.weights.withF32("output_norm.weight") {
             Ops.rmsNorm(x.p + outputRows.lowerBound * E, $0, xn.p, rows: R, dim: E, eps: c.normEps, threads: m.threads)

@@ -1,0 +1,214 @@
+import ArgumentParser
+import Calibration
+import Evaluator
+import Formats
+import Foundation
+import Quantization
+import TensorGraph
+
+struct QuantizeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "quantize",
+        abstract: "Quantize a model's weights to Q8_0, Q4_0 or Q4_1 (round-to-nearest, importance-weighted, or GPTQ).",
+        discussion: """
+            IN is any model smelt reads; OUT a GGUF that llama.cpp loads. Which tensors are quantized
+            follows the recipe in formats/quant-recipe.json: the linear layers' 2-D weights and the
+            token embedding take --type (F32 where a row does not divide into 32-value blocks), norms,
+            biases and other vectors stay F32. --recipe FILE adds rules in front (same layout);
+            --keep PATTERN (a glob over GGUF tensor names, repeatable) keeps matching tensors F32.
+
+            Methods: rtn rounds each block to the nearest grid point with ggml's reference
+            quantizers (byte for byte); with --imatrix (llama-imatrix's GGUF or .dat, or
+            `smelt calibrate`'s) each block's scale is searched to minimise the importance-weighted
+            error instead. gptq needs --calibration-text: layer by layer, on the outputs of the
+            layers before it already quantized, each linear weight is rounded column by column with
+            the error spread onto the columns not yet rounded (GPTQ), onto the same block grids.
+            Tensors stream to the output one by one, rows quantized on --threads cores.
+            """
+    )
+
+    @Argument(help: "The input model.") var input: String
+    @Argument(help: "The output GGUF.") var output: String
+    @Option(help: "The block type: q8_0, q4_0 or q4_1.") var type: String
+    @Option(help: "rtn (round to nearest; importance-weighted with --imatrix) or gptq.") var method: String = "rtn"
+    @Option(help: "An importance matrix (GGUF from llama-imatrix or smelt calibrate, or a legacy .dat).")
+    var imatrix: String?
+    @Option(help: "GPTQ: the calibration text (UTF-8).") var calibrationText: String?
+    @Option(help: "GPTQ: tokens per calibration chunk.") var ctx: Int = 512
+    @Option(help: "GPTQ: calibration chunks to use (default 32).") var chunks: Int = 32
+    @Option(help: "GPTQ: dampening of the Hessian's diagonal, as a fraction of its mean.") var damp: Float = 0.01
+    @Option(help: "Threads for quantization and the calibration forward pass.")
+    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "Keep tensors whose GGUF name matches this glob unquantized (F32); repeatable.")
+    var keep: [String] = []
+    @Option(help: "A recipe file whose rules come before the built-in recipe's.") var recipe: String?
+    @Flag(help: "Replace an existing output.") var force = false
+    @Flag(help: "Print a JSON summary instead of text.") var json = false
+
+    var targetType: DType? {
+        guard let t = DType(name: type), Quantize.supportedTypes.contains(t) else { return nil }
+        return t
+    }
+
+    func validate() throws {
+        guard targetType != nil else { throw ValidationError("--type must be q8_0, q4_0 or q4_1, not '\(type)'") }
+        guard let m = QuantMethod(rawValue: method) else { throw ValidationError("--method must be rtn or gptq, not '\(method)'") }
+        if m == .gptq, calibrationText == nil { throw ValidationError("--method gptq needs --calibration-text FILE") }
+        if m == .rtn, calibrationText != nil { throw ValidationError("--calibration-text is for --method gptq") }
+        guard ctx >= 16 else { throw ValidationError("--ctx must be at least 16") }
+        guard chunks >= 1 else { throw ValidationError("--chunks must be at least 1") }
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        guard damp > 0, damp.isFinite else { throw ValidationError("--damp must be positive") }
+        guard FormatRegistry.outputFormat(for: output) == .gguf else {
+            throw ValidationError("OUT must end in .gguf")
+        }
+    }
+
+    func run() throws {
+        try SmeltCLI.run {
+            let type = targetType!
+            let method = QuantMethod(rawValue: method)!
+            if !force && Paths.exists(output) { throw OutputError.exists(path: output) }
+            let started = Date()
+            let graph = try ModelQuantizer.open(input) { Terminal.printErr("smelt: note: \($0)") }
+            var recipe = QuantRecipe.builtIn()
+            if let path = self.recipe { recipe = recipe.overridden(by: try QuantRecipe.read(path)) }
+            recipe = recipe.keeping(keep)
+            let plan = ModelQuantizer.plan(graph, recipe: recipe, type: type)
+            let matrix = try imatrix.map { try ImportanceMatrix.read($0) }
+
+            var precomputed: [String: [UInt8]] = [:]
+            var calibrationSeconds = 0.0
+            var gptqErrors: [String: Double] = [:]
+            if method == .gptq {
+                let t0 = Date()
+                let loaded = try ModelLoader.load(input, threads: threads)
+                let tokens = try TextTokens.tokenize(file: calibrationText!, graph: loaded.graph)
+                let bos = loaded.graph.tokenizer.addBOS == true ? loaded.graph.tokenizer.bosTokenID.map { Int32($0) } : nil
+                let calibration = try Perplexity.chunks(of: tokens, ctx: ctx, limit: chunks, bos: bos)
+                let runner = GPTQRunner(
+                    model: loaded.model, targets: ModelQuantizer.gptqTargets(plan, model: loaded.model), chunks: calibration,
+                    options: GPTQ.Options(damp: damp, scaleSearch: true, threads: threads))
+                let bar = StepBar(label: "gptq")
+                try runner.run { phase, done, total in bar.update(phase: phase, done: done, total: total) }
+                bar.finish()
+                precomputed = runner.results
+                gptqErrors = runner.relativeErrors
+                calibrationSeconds = Date().timeIntervalSince(t0)
+            }
+
+            let (quantized, usedImportance) = try ModelQuantizer.output(
+                graph, plan: plan, type: type, imatrix: matrix, imatrixPath: imatrix, precomputed: precomputed, method: method)
+            if let matrix, usedImportance == 0 {
+                Terminal.printErr("smelt: warning: the importance matrix (\(matrix.entries.count) entries) names none of the quantized tensors")
+            }
+            let progress = GroupProgress(label: "quantize", tensors: quantized.tensors)
+            try GGUFWriter.write(quantized, to: output, progress: progress.advance)
+            progress.finish()
+            let secs = Date().timeIntervalSince(started)
+            let size = ModelQuantizer.size(quantized)
+            let fileBytes = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? size.bytes
+            var counts: [DType: Int] = [:]
+            for p in plan { counts[p.target, default: 0] += 1 }
+            let mix = counts.sorted { $0.value > $1.value }.map { "\($0.value) \($0.key.displayName)" }.joined(separator: ", ")
+            if json {
+                print(JSONWriter.write(.object([
+                    ("input", .string(input)), ("output", .string(output)), ("type", .string(type.rawValue)),
+                    ("method", .string(method.rawValue)), ("imatrix", imatrix.map(JSONValue.string) ?? .null),
+                    ("importance_tensors", .int(usedImportance)),
+                    ("tensors", .object(counts.sorted { $0.key.rawValue < $1.key.rawValue }.map { ($0.key.rawValue, .int($0.value)) })),
+                    ("parameters", .int(size.parameters)), ("tensor_bytes", .int(size.bytes)), ("file_bytes", .int(fileBytes)),
+                    ("bits_per_weight", .double(size.bitsPerWeight)), ("seconds", .double(secs)),
+                    ("calibration_seconds", .double(calibrationSeconds)),
+                    ("gptq_relative_error", .object(gptqErrors.sorted { $0.key < $1.key }.map { ($0.key, .double($0.value)) })),
+                ]), indent: 2))
+            } else {
+                let how = method == .gptq ? "gptq" : (usedImportance > 0 ? "rtn + importance matrix (\(usedImportance) tensors)" : "rtn")
+                print("wrote \(output): \(type.displayName) (\(how)); tensors: \(mix)")
+                print(String(
+                    format: "%@ parameters, %@ (%.4f bits per weight), %.2f s%@", Terminal.humanCount(size.parameters),
+                    Terminal.humanBytes(fileBytes), size.bitsPerWeight, secs,
+                    method == .gptq ? String(format: " (calibration and GPTQ %.1f s)", calibrationSeconds) : ""))
+                if !gptqErrors.isEmpty {
+                    let mean = gptqErrors.values.reduce(0, +) / Double(gptqErrors.count)
+                    let worst = gptqErrors.max { $0.value < $1.value }!
+                    print(String(format: "GPTQ relative output error on calibration inputs: mean %.5f, worst %.5f (%@)", mean, worst.value, worst.key))
+                }
+            }
+        }
+    }
+}
+
+/// A progress bar per tensor group (`blk.N`, or a tensor's own name) as the writer streams bytes.
+final class GroupProgress: @unchecked Sendable {
+    private var groups: [(label: String, bytes: Int)] = []
+    private var index = 0
+    private var doneInGroup = 0
+    private var current: Terminal.Progress?
+    private let label: String
+    private let lock = NSLock()
+
+    init(label: String, tensors: [Tensor]) {
+        self.label = label
+        for t in tensors {
+            let parts = t.name.split(separator: ".")
+            let g = parts.count > 2 && parts[0] == "blk" ? "blk.\(parts[1])" : t.name
+            if let last = groups.last, last.label == g {
+                groups[groups.count - 1].bytes += t.byteCount
+            } else {
+                groups.append((g, t.byteCount))
+            }
+        }
+        groups.removeAll { $0.bytes == 0 }
+    }
+
+    func advance(_ n: Int) {
+        lock.lock()
+        defer { lock.unlock() }
+        var n = n
+        while n > 0 && index < groups.count {
+            let g = groups[index]
+            if current == nil { current = Terminal.Progress(label: "\(label) \(g.label) [\(index + 1)/\(groups.count)]", total: g.bytes) }
+            let take = min(n, g.bytes - doneInGroup)
+            current!.advance(take)
+            doneInGroup += take
+            n -= take
+            if doneInGroup >= g.bytes {
+                index += 1
+                doneInGroup = 0
+                current = nil
+            }
+        }
+    }
+
+    func finish() {
+        current?.finish()
+        Terminal.Progress(label: label, total: 0).finish()
+    }
+}
+
+/// A progress bar over named steps (GPTQ's layers), on stderr when it is a terminal.
+final class StepBar {
+    let label: String
+    private let start = Date()
+    private var shown = false
+    init(label: String) { self.label = label }
+
+    func update(phase: String, done: Int, total: Int) {
+        guard Terminal.stderrIsTTY else { return }
+        let frac = total > 0 ? Double(done) / Double(total) : 1
+        let width = 30
+        let filled = Int(frac * Double(width))
+        let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
+        let elapsed = Date().timeIntervalSince(start)
+        let left = done > 0 ? elapsed / Double(done) * Double(total - done) : 0
+        let line = String(format: "\r\u{1b}[K%@ %@ %d/%d  %@  %.0fs left ", label, bar, done, total, phase, left)
+        FileHandle.standardError.write(Data(line.utf8))
+        shown = true
+    }
+
+    func finish() {
+        if shown { FileHandle.standardError.write(Data("\r\u{1b}[K".utf8)) }
+        shown = false
+    }
+}

@@ -1,0 +1,68 @@
+import Calibration
+import Evaluator
+import Foundation
+import Formats
+import TensorGraph
+import TestSupport
+import XCTest
+
+final class GPTQModelTests: XCTestCase {
+    static let tinyLlama = TestSupport.path("golden/tiny/llama")
+
+    /// The partial forward passes GPTQ relies on give the same logits as a whole pass.
+    func testResidualStreamSpans() throws {
+        for arch in ["llama", "gpt2", "qwen2"] {
+            let (model, _) = try ModelLoader.load(TestSupport.path("golden/tiny/\(arch)"), threads: 2)
+            let tokens: [Int32] = (0..<24).map { Int32(($0 * 37 + 5) % 300) }
+            let full = try model.logits(tokens: tokens, outputRows: 0..<tokens.count)
+            let s0 = try model.residualStream(tokens: tokens, layers: 0..<0, from: nil)
+            let s1 = try model.residualStream(tokens: tokens, layers: 0..<1, from: s0)
+            let s2 = try model.residualStream(tokens: tokens, layers: 1..<2, from: s1)
+            XCTAssertEqual(try model.residualStream(tokens: tokens, layers: 0..<2, from: nil), s2, arch)
+            XCTAssertEqual(try model.logits(tokens: tokens, outputRows: 0..<tokens.count, fromLayer: 2, input: s2), full, arch)
+            XCTAssertEqual(try model.logits(tokens: tokens, outputRows: 0..<tokens.count, fromLayer: 1, input: s1), full, arch)
+            XCTAssertEqual(try model.logits(tokens: tokens, outputRows: 0..<tokens.count), full, "\(arch): state left behind")
+            XCTAssertThrowsError(try model.residualStream(tokens: tokens, layers: 1..<2, from: nil))
+            XCTAssertThrowsError(try model.residualStream(tokens: tokens, layers: 0..<1, from: [1, 2]))
+        }
+    }
+
+    /// GPTQ through the CLI on the tiny Llama: a valid Q4_0 GGUF whose logits on the calibration
+    /// text stay closer to the f32 model's than round-to-nearest's do.
+    func testGPTQModelIsCloserThanRTN() throws {
+        let dir = TestSupport.tempDir("gptq-cli")
+        let text = "\(dir)/text.txt"
+        try String(repeating: "The quick brown fox jumps over the lazy dog. It's 12345 café 東京! ", count: 40)
+            .write(toFile: text, atomically: true, encoding: .utf8)
+        let rtn = "\(dir)/rtn.gguf", gptq = "\(dir)/gptq.gguf"
+        let a = try TestSupport.smelt(["quantize", Self.tinyLlama, rtn, "--type", "q4_0"])
+        XCTAssertEqual(a.status, 0, a.stderr)
+        let b = try TestSupport.smelt([
+            "quantize", Self.tinyLlama, gptq, "--type", "q4_0", "--method", "gptq", "--calibration-text", text, "--ctx", "32",
+            "--chunks", "16", "--threads", "2", "--json",
+        ])
+        XCTAssertEqual(b.status, 0, b.stderr)
+        let summary = try JSONSerialization.jsonObject(with: Data(b.stdout.utf8)) as! [String: Any]
+        XCTAssertEqual((summary["gptq_relative_error"] as? [String: Any])?.count, 15)
+        let g = try GGUFReader.read(gptq)
+        XCTAssertEqual(g.metadata["general.file_type"], .uint32(2))
+        XCTAssertEqual(g.metadata["smelt.quantize.method"], .string("gptq"))
+        for t in g.tensors { XCTAssertEqual(t.dtype, t.shape.count == 2 ? .q4_0 : .f32, t.name) }
+
+        let (base, graph) = try ModelLoader.load(Self.tinyLlama, threads: 2)
+        let tokens = try BPEText.tokens(text, graph: graph)
+        let chunks = try Perplexity.chunks(of: tokens, ctx: 32, limit: 16, bos: nil)
+        func error(_ path: String) throws -> Double {
+            let (m, _) = try ModelLoader.load(path, threads: 2)
+            var s = 0.0
+            for c in chunks {
+                let x = try base.logits(tokens: c, outputRows: 0..<c.count), y = try m.logits(tokens: c, outputRows: 0..<c.count)
+                for i in 0..<x.count { s += Double(x[i] - y[i]) * Double(x[i] - y[i]) }
+            }
+            return s
+        }
+        let eRTN = try error(rtn), eGPTQ = try error(gptq)
+        print("tiny llama Q4_0 logit squared error on the calibration text: RTN \(eRTN), GPTQ \(eGPTQ)")
+        XCTAssertLessThan(eGPTQ, eRTN * 0.8)
+    }
+}

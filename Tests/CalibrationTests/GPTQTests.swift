@@ -1,0 +1,156 @@
+import Calibration
+import Foundation
+import Kernels
+import Quantization
+import TensorGraph
+import XCTest
+
+final class GPTQTests: XCTestCase {
+    static let types: [DType] = [.q8_0, .q4_0, .q4_1]
+
+    /// Inputs with strongly correlated columns and uneven scales, as activations are:
+    /// X = Z·A with Z normal and A a random mixing matrix, plus a few loud columns.
+    func correlatedInputs(rows: Int, cols: Int, seed: UInt64) -> [Float] {
+        var rng = SeededRandom(seed)
+        let latent = cols / 4
+        let a = (0..<(latent * cols)).map { _ in rng.normal() }
+        var x = [Float](repeating: 0, count: rows * cols)
+        for r in 0..<rows {
+            let z = (0..<latent).map { _ in rng.normal() }
+            for c in 0..<cols {
+                var s: Float = 0
+                for k in 0..<latent { s += z[k] * a[k * cols + c] }
+                x[r * cols + c] = s / Float(latent).squareRoot() + 0.1 * rng.normal()
+            }
+        }
+        for c in stride(from: 3, to: cols, by: 37) { for r in 0..<rows { x[r * cols + c] *= 6 } }
+        return x
+    }
+
+    /// ‖X Wᵀ − X Ŵᵀ‖² for W, Ŵ [rows × cols] and X [n × cols].
+    func outputError(_ x: [Float], n: Int, _ w: [Float], _ q: [Float], rows: Int, cols: Int) -> Double {
+        var d = [Float](repeating: 0, count: w.count)
+        for i in 0..<w.count { d[i] = w[i] - q[i] }
+        var y = [Float](repeating: 0, count: n * rows)
+        x.withUnsafeBufferPointer { xp in
+            d.withUnsafeBufferPointer { dp in
+                y.withUnsafeMutableBufferPointer { yp in
+                    BLAS.sgemm(m: n, n: rows, k: cols, a: xp.baseAddress!, b: dp.baseAddress!, c: yp.baseAddress!, transposeB: true)
+                }
+            }
+        }
+        return y.reduce(0.0) { $0 + Double($1) * Double($1) }
+    }
+
+    func gram(_ x: [Float], n: Int, cols: Int) -> [Float] {
+        var h = [Float](repeating: 0, count: cols * cols)
+        x.withUnsafeBufferPointer { xp in
+            h.withUnsafeMutableBufferPointer { hp in
+                BLAS.gramAccumulate(xp.baseAddress!, rows: n, n: cols, into: hp.baseAddress!)
+                BLAS.symmetrize(hp.baseAddress!, n: cols)
+            }
+        }
+        return h
+    }
+
+    /// The acceptance test: on a random layer with known inputs, GPTQ's output error is below
+    /// round-to-nearest's for every type (and well below for the 4-bit ones).
+    func testGPTQBeatsRoundToNearestOnOutputError() throws {
+        let rows = 48, cols = 256, n = 1024
+        var rng = SeededRandom(7)
+        let w = (0..<(rows * cols)).map { _ in rng.normal() * 0.05 }
+        let x = correlatedInputs(rows: n, cols: cols, seed: 11)
+        let h = gram(x, n: n, cols: cols)
+        for t in Self.types {
+            let rtnBlocks = try w.withUnsafeBufferPointer { try Quantize.rows(t, $0) }
+            let rtn = try rtnBlocks.withUnsafeBytes { try Dequantize.toF32(t, $0) }
+            let (blocks, values) = try w.withUnsafeBufferPointer { wp in
+                try h.withUnsafeBufferPointer { hp in
+                    try GPTQ.quantize(wp.baseAddress!, rows: rows, cols: cols, hessian: hp.baseAddress!, dtype: t,
+                                      options: .init(threads: 2))
+                }
+            }
+            XCTAssertEqual(blocks.count, rtnBlocks.count)
+            // The values returned are exactly what the blocks decode to.
+            let decoded = try blocks.withUnsafeBytes { try Dequantize.toF32(t, $0) }
+            XCTAssertEqual(decoded.map(\.bitPattern), values.map(\.bitPattern), t.displayName)
+            let eRTN = outputError(x, n: n, w, rtn, rows: rows, cols: cols)
+            let eGPTQ = outputError(x, n: n, w, values, rows: rows, cols: cols)
+            print("\(t.displayName): ‖XWᵀ − XŴᵀ‖² RTN \(eRTN), GPTQ \(eGPTQ) (ratio \(eGPTQ / eRTN))")
+            XCTAssertLessThan(eGPTQ, eRTN * (t == .q8_0 ? 0.9 : 0.6), "\(t.displayName): GPTQ \(eGPTQ) vs RTN \(eRTN)")
+            // relativeError estimates the same quantity from H.
+            let rel = GPTQ.relativeError(original: w, quantized: values, rows: rows, cols: cols, hessian: h)
+            let direct = eGPTQ / outputError(x, n: n, w, [Float](repeating: 0, count: w.count), rows: rows, cols: cols)
+            XCTAssertEqual(rel, direct, accuracy: direct * 1e-3 + 1e-12)
+        }
+    }
+
+    /// Without error feedback (a diagonal Hessian) and with the reference scale, GPTQ is plain
+    /// rounding with each block's reference scale: every value lands on the nearest grid point.
+    func testDiagonalHessianRoundsToNearest() throws {
+        let rows = 8, cols = 64
+        var rng = SeededRandom(3)
+        let w = (0..<(rows * cols)).map { _ in rng.normal() }
+        var h = [Float](repeating: 0, count: cols * cols)
+        for i in 0..<cols { h[i * cols + i] = Float(1 + i % 5) }
+        for t in Self.types {
+            let (_, values) = try w.withUnsafeBufferPointer { wp in
+                try h.withUnsafeBufferPointer { hp in
+                    try GPTQ.quantize(wp.baseAddress!, rows: rows, cols: cols, hessian: hp.baseAddress!, dtype: t,
+                                      options: .init(scaleSearch: false))
+                }
+            }
+            let (lo, hi) = BlockGrid.codeRange(t)
+            for r in 0..<rows {
+                for b in 0..<(cols / 32) {
+                    let x = Array(w[(r * cols + b * 32)..<(r * cols + b * 32 + 32)])
+                    let scale = x.withUnsafeBufferPointer { BlockGrid.referenceScale(t, $0.baseAddress!) }
+                    for j in 0..<32 {
+                        let want = BlockGrid.round(x[j], scale, lo: lo, hi: hi).value
+                        XCTAssertEqual(values[r * cols + b * 32 + j], want, "\(t.displayName) row \(r) column \(b * 32 + j)")
+                    }
+                }
+            }
+        }
+    }
+
+    func testInverseCholeskyFactor() throws {
+        let n = 40
+        var rng = SeededRandom(5)
+        let x = (0..<(200 * n)).map { _ in rng.normal() }
+        var h = gram(x, n: 200, cols: n)
+        let original = h
+        try h.withUnsafeMutableBufferPointer { try LAPACK.inverseCholeskyUpper($0.baseAddress!, n: n) }
+        for i in 0..<n { for j in 0..<i { XCTAssertEqual(h[i * n + j], 0, "lower triangle (\(i), \(j))") } }
+        // H · (UᵀU) = I.
+        var inv = [Float](repeating: 0, count: n * n)
+        for i in 0..<n {
+            for j in 0..<n {
+                var s: Float = 0
+                for k in 0..<n { s += h[k * n + i] * h[k * n + j] }
+                inv[i * n + j] = s
+            }
+        }
+        for i in 0..<n {
+            for j in 0..<n {
+                var s: Double = 0
+                for k in 0..<n { s += Double(original[i * n + k]) * Double(inv[k * n + j]) }
+                XCTAssertEqual(s, i == j ? 1 : 0, accuracy: 1e-3, "(\(i), \(j))")
+            }
+        }
+        // Not positive definite: a typed failure.
+        var bad: [Float] = [1, 2, 2, 1]
+        XCTAssertThrowsError(try bad.withUnsafeMutableBufferPointer { try LAPACK.inverseCholeskyUpper($0.baseAddress!, n: 2) }) {
+            XCTAssertEqual($0 as? LAPACK.Failure, .notPositiveDefinite(order: 2))
+        }
+    }
+
+    func testRejectsUnalignedColumns() {
+        let w = [Float](repeating: 1, count: 2 * 48)
+        let h = [Float](repeating: 0, count: 48 * 48)
+        XCTAssertThrowsError(try GPTQ.quantize(w, rows: 2, cols: 48, hessian: h, dtype: .q4_0, name: "odd")) {
+            XCTAssertEqual(
+                $0 as? QuantizationError, .notBlockAligned(tensor: "odd", shape: [2, 48], target: .q4_0, blockSize: 32))
+        }
+    }
+}
