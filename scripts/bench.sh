@@ -55,3 +55,26 @@ rm -rf "$WORK/out"
 read -r t r < <(measure "$SMELT" convert "$SRC" "$WORK/out.safetensors" --dtype bf16 --force)
 python3 -c "import sys; b=int(sys.argv[1]); t=float(sys.argv[2]); r=float(sys.argv[3]); print(f'smelt convert --dtype bf16: {b/t/1e6:8.0f} MB/s read  peak RSS {r/1024:7.1f} MB')" "$BYTES" "$t" "$r"
 rm -f "$WORK/out.safetensors"
+
+echo
+echo "== Hugging Face f32 folder -> GGUF f16 (${SIZE_MB} MB Llama-named model), median of $RUNS =="
+HF="$WORK/hf-${SIZE_MB}"
+[[ -f $HF/config.json ]] || python3 scripts/gen_safetensors.py --hf-folder "$HF" "$SIZE_MB"
+HFBYTES=$(stat -c %s "$HF/model.safetensors")
+cat "$HF/model.safetensors" >/dev/null
+g_t=(); g_rss=(); c_t=()
+for i in $(seq "$RUNS"); do
+    read -r t r < <(measure "$SMELT" convert "$HF" "$WORK/out.gguf" --dtype f16 --force)
+    g_t+=("$t"); g_rss+=("$r")
+    rm -f "$WORK/out.gguf"
+    read -r t r < <(measure cp "$HF/model.safetensors" "$WORK/copy.safetensors")
+    c_t+=("$t")
+    rm -f "$WORK/copy.safetensors"
+done
+python3 - "$HFBYTES" "$(median "${g_t[@]}")" "$(median "${c_t[@]}")" "$(median "${g_rss[@]}")" <<'PY'
+import sys
+b, gt, ct, gr = int(sys.argv[1]), *map(float, sys.argv[2:])
+print(f"smelt convert HF f32 -> GGUF f16: {b/gt/1e6:8.0f} MB/s read  peak RSS {gr/1024:7.1f} MB")
+print(f"cp (same input bytes):            {b/ct/1e6:8.0f} MB/s")
+print(f"throughput ratio smelt/cp: {ct/gt:.2f}   (target >= 0.5; peak RSS target < 300 MB)")
+PY

@@ -200,13 +200,22 @@ public final class LanguageModel: @unchecked Sendable {
             Ops.parallelRows(heads, threads: threads) { hs in
                 let scores = UnsafeMutablePointer<Float>.allocate(capacity: rows * rows)
                 defer { scores.deallocate() }
+                // Causal: a block of queries [r0, r1) only needs keys [0, r1), so the products skip
+                // most of the masked upper triangle.
+                let block = 64
                 for h in hs {
                     let g = h / group
-                    BLAS.sgemm(m: rows, n: rows, k: headDim, a: q + h * headDim, lda: qStride, b: k + g * headDim,
-                               ldb: kvStride, c: scores, ldc: rows, transposeB: true)
-                    Ops.causalSoftmax(scores, rows: rows, cols: rows, scale: scale, threads: 1)
-                    BLAS.sgemm(m: rows, n: headDim, k: rows, a: scores, lda: rows, b: v + g * headDim, ldb: kvStride,
-                               c: out + h * headDim, ldc: outStride, transposeB: false)
+                    var r0 = 0
+                    while r0 < rows {
+                        let r1 = min(rows, r0 + block)
+                        let m = r1 - r0
+                        BLAS.sgemm(m: m, n: r1, k: headDim, a: q + r0 * qStride + h * headDim, lda: qStride,
+                                   b: k + g * headDim, ldb: kvStride, c: scores, ldc: r1, transposeB: true)
+                        Ops.causalSoftmax(scores, rows: m, cols: r1, firstRow: r0, scale: scale)
+                        BLAS.sgemm(m: m, n: headDim, k: r1, a: scores, lda: r1, b: v + g * headDim, ldb: kvStride,
+                                   c: out + r0 * outStride + h * headDim, ldc: outStride, transposeB: false)
+                        r0 = r1
+                    }
                 }
             }
         }

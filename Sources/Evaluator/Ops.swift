@@ -78,20 +78,19 @@ enum Ops {
         }
     }
 
-    /// In-place softmax of each row's first `valid(r)` entries; entries past it are set to 0.
-    static func causalSoftmax(_ s: UnsafeMutablePointer<Float>, rows: Int, cols: Int, scale: Float, threads: Int) {
-        parallelRows(rows, threads: threads) { range in
-            for r in range {
-                let row = s + r * cols
-                let n = r + 1
-                var mx = -Float.infinity
-                for j in 0..<n { row[j] *= scale; mx = max(mx, row[j]) }
-                var sum: Float = 0
-                for j in 0..<n { let e = expf(row[j] - mx); row[j] = e; sum += e }
-                let inv = 1 / sum
-                for j in 0..<n { row[j] *= inv }
-                for j in n..<cols { row[j] = 0 }
-            }
+    /// In-place causal softmax of `rows` rows of `cols` scores: row i is query position
+    /// `firstRow + i` and sees keys 0...firstRow+i; the rest of the row is set to 0.
+    static func causalSoftmax(_ s: UnsafeMutablePointer<Float>, rows: Int, cols: Int, firstRow: Int, scale: Float) {
+        for r in 0..<rows {
+            let row = s + r * cols
+            let n = firstRow + r + 1
+            var mx = -Float.infinity
+            for j in 0..<n { row[j] *= scale; mx = max(mx, row[j]) }
+            var sum: Float = 0
+            for j in 0..<n { let e = expf(row[j] - mx); row[j] = e; sum += e }
+            let inv = 1 / sum
+            for j in 0..<n { row[j] *= inv }
+            for j in n..<cols { row[j] = 0 }
         }
     }
 

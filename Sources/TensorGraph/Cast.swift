@@ -40,6 +40,24 @@ extension Tensor {
         _ input: UnsafeRawBufferPointer, from: DType, into output: UnsafeMutableRawBufferPointer, to: DType,
         count: Int
     ) {
+        // The common cases as tight loops over typed pointers.
+        if from == .f32 {
+            let src = input.baseAddress!.assumingMemoryBound(to: Float.self)
+            if input.baseAddress.map({ Int(bitPattern: $0) % 4 == 0 }) == true,
+                output.baseAddress.map({ Int(bitPattern: $0) % 2 == 0 }) == true
+            {
+                if to == .f16 {
+                    let dst = output.baseAddress!.assumingMemoryBound(to: UInt16.self)
+                    for i in 0..<count { dst[i] = Half.f16Bits(src[i]) }
+                    return
+                }
+                if to == .bf16 {
+                    let dst = output.baseAddress!.assumingMemoryBound(to: UInt16.self)
+                    for i in 0..<count { dst[i] = Half.bf16Bits(src[i]) }
+                    return
+                }
+            }
+        }
         let load: (Int) -> Float
         switch from {
         case .f64: load = { Float(input.loadUnaligned(fromByteOffset: $0 * 8, as: Double.self)) }
