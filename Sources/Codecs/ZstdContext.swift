@@ -9,6 +9,8 @@ public struct ZstdParameters: Sendable, Hashable, CustomStringConvertible {
     public var windowLog: Int32?
     public var hashLog: Int32?
     public var minMatch: Int32?
+    /// Whether the frame header states the content size (always, except to test readers).
+    public var contentSize = true
 
     public init(level: Int32, strategy: Int32? = nil, windowLog: Int32? = nil, hashLog: Int32? = nil, minMatch: Int32? = nil) {
         self.level = level
@@ -62,7 +64,7 @@ public final class ZstdCompressor {
         if let v = params.hashLog { try set(ZSTD_c_hashLog, v) }
         if let v = params.minMatch { try set(ZSTD_c_minMatch, v) }
         try set(ZSTD_c_checksumFlag, 0)
-        try set(ZSTD_c_contentSizeFlag, 1)
+        try set(ZSTD_c_contentSizeFlag, params.contentSize ? 1 : 0)
         current = params
     }
 

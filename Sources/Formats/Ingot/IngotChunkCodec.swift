@@ -1,5 +1,10 @@
 import Codecs
 import TensorGraph
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// One thread's working memory for encoding chunks: a zstd context, the raw input and the
 /// transformed streams. Stored output never exceeds the raw size (a chunk that would is stored
@@ -47,10 +52,10 @@ final class IngotChunkEncoder {
                 let limit = min(length - length / 64 - 1, room)
                 var size = length
                 var codec = Ingot.codecRaw
-                if limit > 0,
+                let stream = UnsafeRawBufferPointer(start: streams + src, count: length)
+                if limit > 0, !IngotChunkEncoder.looksRandom(stream),
                     let n = try compressor.compress(
-                        UnsafeRawBufferPointer(start: streams + src, count: length),
-                        into: UnsafeMutableRawBufferPointer(start: base + pos, count: limit), parameters: parameters)
+                        stream, into: UnsafeMutableRawBufferPointer(start: base + pos, count: limit), parameters: parameters)
                 {
                     size = n
                     codec = Ingot.codecZstd
@@ -73,6 +78,39 @@ final class IngotChunkEncoder {
             return (rawSize, Ingot.chunkStoredRaw)
         }
         return (pos, 0)
+    }
+}
+
+extension IngotChunkEncoder {
+    /// Bytes sampled for `looksRandom`.
+    static let entropySample = 16384
+    /// Streams whose estimated order-0 entropy is above this many bits per byte are stored raw
+    /// without trying zstd: its Huffman coder could save under 1.5%, less than a frame is kept for.
+    static let randomBits = 7.9
+
+    /// Whether `stream` looks like uniformly random bytes (mantissa planes, say), from the byte
+    /// histogram of an evenly spaced sample (small-sample bias corrected). Deterministic.
+    static func looksRandom(_ stream: UnsafeRawBufferPointer) -> Bool {
+        let n = stream.count
+        guard n >= 4 * entropySample, let base = stream.baseAddress else { return false }
+        let step = n / entropySample
+        var counts = [Int](repeating: 0, count: 256)
+        counts.withUnsafeMutableBufferPointer { c in
+            let p = base.assumingMemoryBound(to: UInt8.self)
+            var i = 0
+            for _ in 0..<entropySample {
+                c[Int(p[i])] &+= 1
+                i &+= step
+            }
+        }
+        let total = Double(entropySample)
+        var h = 0.0
+        for c in counts where c > 0 {
+            let q = Double(c) / total
+            h -= q * log2(q)
+        }
+        h += 255 / (2 * total * 0.6931471805599453)
+        return h > randomBits
     }
 }
 

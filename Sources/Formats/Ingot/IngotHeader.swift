@@ -17,7 +17,7 @@ public enum Ingot {
     public static let defaultLevel = 3
     public static let defaultChunkSize = 1 << 20
     public static let minChunkSize = 4096
-    public static let maxChunkSize = 256 << 20
+    public static let maxChunkSize = 64 << 20
     /// Headers (after decompression) larger than this are refused.
     public static let maxHeaderSize = 1 << 30
     public static let maxDimensions = 16

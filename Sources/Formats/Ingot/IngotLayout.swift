@@ -238,6 +238,15 @@ public struct IngotLayout: Sendable, Equatable, CustomStringConvertible {
     ) {
         let total = count * elements
         let contiguous = stride == width * elements
+        if contiguous && Int(bitPattern: src) % width == 0 {
+            let out = dst.assumingMemoryBound(to: UInt8.self)
+            switch width {
+            case 2: splitAligned(src.assumingMemoryBound(to: UInt16.self), total, UInt16(rotate), out)
+            case 4: splitAligned(src.assumingMemoryBound(to: UInt32.self), total, UInt32(rotate), out)
+            default: splitAligned(src.assumingMemoryBound(to: UInt64.self), total, UInt64(rotate), out)
+            }
+            return
+        }
         switch width {
         case 2:
             let r = UInt16(rotate)
@@ -317,6 +326,15 @@ public struct IngotLayout: Sendable, Equatable, CustomStringConvertible {
     ) {
         let total = count * elements
         let contiguous = stride == width * elements
+        if contiguous && Int(bitPattern: dst) % width == 0 {
+            let planes = src.assumingMemoryBound(to: UInt8.self)
+            switch width {
+            case 2: mergeAligned(planes, total, UInt16(rotate), dst.assumingMemoryBound(to: UInt16.self))
+            case 4: mergeAligned(planes, total, UInt32(rotate), dst.assumingMemoryBound(to: UInt32.self))
+            default: mergeAligned(planes, total, UInt64(rotate), dst.assumingMemoryBound(to: UInt64.self))
+            }
+            return
+        }
         switch width {
         case 2:
             let r = UInt16(rotate)
@@ -380,6 +398,85 @@ public struct IngotLayout: Sendable, Equatable, CustomStringConvertible {
                     d.storeBytes(of: e, toByteOffset: k &* 8, as: UInt64.self)
                 }
             }
+        }
+    }
+
+    // MARK: - Contiguous planes (plain element types): simple loops the compiler vectorizes.
+    // Rotations 0 and 1 (the ones the writer uses) get loops with constant shifts.
+
+    /// Splits `n` aligned elements into `T.bitWidth / 8` planes of `n` bytes at `out`, in one pass.
+    @inline(__always)
+    static func splitAligned<T: FixedWidthInteger & UnsignedInteger>(
+        _ src: UnsafePointer<T>, _ n: Int, _ r: T, _ out: UnsafeMutablePointer<UInt8>
+    ) {
+        switch r {
+        case 0: splitLoop(src, n, out) { $0 }
+        case 1: splitLoop(src, n, out) { ($0 &<< 1) | ($0 &>> T(T.bitWidth - 1)) }
+        default: splitLoop(src, n, out) { ($0 &<< r) | ($0 &>> (T(T.bitWidth) &- r)) }
+        }
+    }
+
+    @inline(__always)
+    static func splitLoop<T: FixedWidthInteger & UnsignedInteger>(
+        _ src: UnsafePointer<T>, _ n: Int, _ out: UnsafeMutablePointer<UInt8>, _ rot: (T) -> T
+    ) {
+        switch T.bitWidth {
+        case 16:
+            let p0 = out, p1 = out + n
+            for i in 0..<n {
+                let e = rot(src[i])
+                p0[i] = UInt8(truncatingIfNeeded: e)
+                p1[i] = UInt8(truncatingIfNeeded: e &>> 8)
+            }
+        case 32:
+            let p0 = out, p1 = out + n, p2 = out + 2 &* n, p3 = out + 3 &* n
+            for i in 0..<n {
+                let e = rot(src[i])
+                p0[i] = UInt8(truncatingIfNeeded: e)
+                p1[i] = UInt8(truncatingIfNeeded: e &>> 8)
+                p2[i] = UInt8(truncatingIfNeeded: e &>> 16)
+                p3[i] = UInt8(truncatingIfNeeded: e &>> 24)
+            }
+        default:
+            for p in 0..<(T.bitWidth / 8) {
+                let plane = out + p &* n
+                let shift = T(8 &* p)
+                for i in 0..<n { plane[i] = UInt8(truncatingIfNeeded: rot(src[i]) &>> shift) }
+            }
+        }
+    }
+
+    /// The inverse of `splitAligned`.
+    @inline(__always)
+    static func mergeAligned<T: FixedWidthInteger & UnsignedInteger>(
+        _ planes: UnsafePointer<UInt8>, _ n: Int, _ r: T, _ dst: UnsafeMutablePointer<T>
+    ) {
+        switch r {
+        case 0: mergeLoop(planes, n, dst) { $0 }
+        case 1: mergeLoop(planes, n, dst) { ($0 &>> 1) | ($0 &<< T(T.bitWidth - 1)) }
+        default: mergeLoop(planes, n, dst) { ($0 &>> r) | ($0 &<< (T(T.bitWidth) &- r)) }
+        }
+    }
+
+    @inline(__always)
+    static func mergeLoop<T: FixedWidthInteger & UnsignedInteger>(
+        _ planes: UnsafePointer<UInt8>, _ n: Int, _ dst: UnsafeMutablePointer<T>, _ unrot: (T) -> T
+    ) {
+        switch T.bitWidth {
+        case 16:
+            let p0 = planes, p1 = planes + n
+            for i in 0..<n { dst[i] = unrot(T(p0[i]) | T(p1[i]) &<< 8) }
+        case 32:
+            let p0 = planes, p1 = planes + n, p2 = planes + 2 &* n, p3 = planes + 3 &* n
+            for i in 0..<n { dst[i] = unrot(T(p0[i]) | T(p1[i]) &<< 8 | T(p2[i]) &<< 16 | T(p3[i]) &<< 24) }
+        default:
+            for i in 0..<n { dst[i] = 0 }
+            for p in 0..<(T.bitWidth / 8) {
+                let plane = planes + p &* n
+                let shift = T(8 &* p)
+                for i in 0..<n { dst[i] |= T(plane[i]) &<< shift }
+            }
+            for i in 0..<n { dst[i] = unrot(dst[i]) }
         }
     }
 }
