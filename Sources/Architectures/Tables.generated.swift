@@ -124,7 +124,7 @@ enum EmbeddedTables {
   "kinds": [
     {
       "pre": "gpt-2",
-      "aliases": ["gpt2", "default"],
+      "aliases": ["gpt2"],
       "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true},
       "regexes": ["'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)"]
     },
