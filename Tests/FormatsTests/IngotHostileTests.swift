@@ -66,6 +66,12 @@ final class IngotHostileTests: XCTestCase {
         return (0...(bytes.count - t.count)).first { Array(bytes[$0..<($0 + t.count)]) == t }!
     }
 
+    /// Where the payload of section `tag` ends in an encoded header.
+    func sectionEnd(_ tag: String, in raw: [UInt8]) -> Int {
+        let i = find(tag, in: raw)
+        return i + 16 + Int(raw.u64(i + 8))
+    }
+
     func put(_ v: UInt64, at i: Int, in b: inout [UInt8]) {
         for k in 0..<8 { b[i + k] = UInt8(truncatingIfNeeded: v >> (8 * UInt64(k))) }
     }
@@ -179,7 +185,8 @@ final class IngotHostileTests: XCTestCase {
 
     func testTensorCountTooLargeForTheFile() throws {
         let raw = try parts.header.encode(file: "")
-        let left = raw.count - (find("TENS", in: raw) + 16 + 8)
+        // Checked after the count, the chunk entry size and the reserved word.
+        let left = sectionEnd("TENS", in: raw) - (find("TENS", in: raw) + 16 + 16)
         try assertOpenFails(
             try parts.assemble(editHeader: { h in self.put(1 << 40, at: self.find("TENS", in: h) + 16, in: &h) }),
             "\(path): header: 1099511627776 tensors cannot fit in the \(left) bytes left")
@@ -188,7 +195,7 @@ final class IngotHostileTests: XCTestCase {
     func testMetadataCountTooLargeForTheFile() throws {
         let raw = try parts.header.encode(file: "")
         let i = find("META", in: raw) + 16
-        let left = raw.count - (i + 8)
+        let left = sectionEnd("META", in: raw) - (i + 8)
         try assertOpenFails(
             try parts.assemble(editHeader: { h in self.put(1 << 50, at: i, in: &h) }),
             "\(path): header: 1125899906842624 metadata entries cannot fit in the \(left) bytes left")
@@ -198,7 +205,7 @@ final class IngotHostileTests: XCTestCase {
         let raw = try parts.header.encode(file: "")
         // key "k": u64 length 1, "k", type 9, element type 0, then the count.
         let i = find("k\u{09}\u{00}\u{00}\u{00}\u{00}\u{00}\u{00}\u{00}", in: raw) + 9
-        let left = raw.count - (i + 8)
+        let left = sectionEnd("META", in: raw) - (i + 8)
         try assertOpenFails(
             try parts.assemble(editHeader: { h in self.put(1 << 50, at: i, in: &h) }),
             "\(path): header: 1125899906842624 uint8 elements of 'k' cannot fit in the \(left) bytes left")

@@ -146,7 +146,7 @@ final class IngotTests: XCTestCase {
         XCTAssertTrue(file.tensors[0].chunks.allSatisfy(\.isStoredRaw))
         XCTAssertTrue(file.tensors[0].chunks.allSatisfy { $0.storedSize == $0.rawSize })
         XCTAssertFalse(file.tensors[1].chunks.contains(where: \.isStoredRaw))
-        XCTAssertLessThan(file.tensors[1].storedBytes, 200)
+        XCTAssertLessThan(file.tensors[1].storedBytes, 500)
         try IngotFixtures.assertSame(try TensorGraph(tensors: [noise, zeros]), try IngotReader.read(path))
     }
 
