@@ -93,6 +93,35 @@ final class IngotTests: XCTestCase {
         }
     }
 
+    /// Several threads reading the same file at once, sequentially (which starts read-ahead) with
+    /// odd buffer sizes, each in its own tensor order, all get the right bytes.
+    func testConcurrentSequentialReaders() throws {
+        let graph = try IngotFixtures.graph()
+        let path = "\(dir)/cc.ingot"
+        try IngotWriter.write(graph, to: path, chunkSize: 4096)
+        let back = try IngotReader.read(path)
+        let expected = try graph.tensors.map { try $0.storage.readAll() }
+        let failures = IngotTestCounter()
+        DispatchQueue.concurrentPerform(iterations: 6) { reader in
+            let step = [1000, 4096, 5000, 8192, 12289, 77][reader]
+            let order = reader % 2 == 0 ? Array(back.tensors.indices) : Array(back.tensors.indices.reversed())
+            for i in order {
+                let t = back.tensors[i]
+                var got = [UInt8](repeating: 0, count: t.byteCount)
+                var at = 0
+                while at < t.byteCount {
+                    let n = min(step, t.byteCount - at)
+                    do {
+                        try got.withUnsafeMutableBytes { try t.storage.read(offset: at, into: UnsafeMutableRawBufferPointer(rebasing: $0[at..<(at + n)])) }
+                    } catch { failures.add() }
+                    at += n
+                }
+                if got != expected[i] { failures.add() }
+            }
+        }
+        XCTAssertEqual(failures.value, 0)
+    }
+
     /// The output does not depend on the number of threads.
     func testOutputIsDeterministic() throws {
         let graph = try IngotFixtures.graph()
@@ -211,4 +240,11 @@ final class IngotTests: XCTestCase {
         XCTAssertEqual(file.unknownSections, ["XTRA"])
         try IngotFixtures.assertSame(graph, try file.graph())
     }
+}
+
+final class IngotTestCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var n = 0
+    func add() { lock.lock(); n += 1; lock.unlock() }
+    var value: Int { lock.lock(); defer { lock.unlock() }; return n }
 }

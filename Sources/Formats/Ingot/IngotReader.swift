@@ -50,6 +50,10 @@ public final class IngotFile: @unchecked Sendable {
     let maxRaw: Int
     private let pool: IngotDecoderPool
     private let cache: IngotChunkCache
+    private let readAhead: IngotReadAhead
+    /// Chunks of all tensors in file order: `firstChunk[t] + k` is tensor t's chunk k.
+    private let firstChunk: [Int]
+    private let chunkOwner: [(tensor: Int, chunk: Int)]
 
     public var chunkCount: Int { tensors.reduce(0) { $0 + $1.chunks.count } }
     public var rawBytes: Int { tensors.reduce(0) { $0 + $1.byteCount } }
@@ -164,8 +168,24 @@ public final class IngotFile: @unchecked Sendable {
         maxStored = header.tensors.flatMap(\.chunks).map(\.storedSize).max() ?? 0
         maxRaw = header.tensors.flatMap(\.chunks).map(\.rawSize).max() ?? 0
         let cores = ingotThreadCount(0)
-        pool = IngotDecoderPool(storedCapacity: maxStored, rawCapacity: maxRaw, keep: cores + 1)
-        cache = IngotChunkCache(capacity: max(4, 2 * cores))
+        pool = IngotDecoderPool(storedCapacity: maxStored, rawCapacity: maxRaw, keep: 2 * cores + 1)
+        let depth = IngotFile.readAheadChunks(cores: cores, chunkBytes: maxRaw)
+        cache = IngotChunkCache(capacity: depth + max(4, 2 * cores))
+        readAhead = IngotReadAhead(depth: depth, workers: cores)
+        var first: [Int] = []
+        var owner: [(tensor: Int, chunk: Int)] = []
+        for (t, tensor) in header.tensors.enumerated() {
+            first.append(owner.count)
+            for k in tensor.chunks.indices { owner.append((t, k)) }
+        }
+        firstChunk = first
+        chunkOwner = owner
+    }
+
+    /// How many chunks a sequential reader has decoded ahead of it: enough to keep every core
+    /// busy while the reader writes, at most 64 MiB.
+    static func readAheadChunks(cores: Int, chunkBytes: Int) -> Int {
+        max(1, min(2 * cores + 2, (64 << 20) / max(chunkBytes, 1)))
     }
 
     /// The lazy tensor graph: each tensor's storage decodes its chunks when read.
@@ -210,23 +230,46 @@ public final class IngotFile: @unchecked Sendable {
             index: k)
     }
 
-    /// The decoded bytes of one chunk, from the cache or decoded (and cached).
-    func cachedChunk(tensor t: Int, chunk k: Int) throws(IngotError) -> [UInt8] {
-        if let hit = cache.get(t, k) { return hit }
-        var out = [UInt8](repeating: 0, count: tensors[t].chunks[k].rawSize)
-        var failure: IngotError?
-        out.withUnsafeMutableBytes { dst in
-            do throws(IngotError) { try decodeChunk(tensor: t, chunk: k, into: dst) } catch { failure = error }
+    /// The decoded bytes of chunk `g` (file order), through the cache: a chunk decoded or being
+    /// decoded (by a read-ahead worker or another reader) is not decoded again.
+    func cachedChunk(_ g: Int) throws(IngotError) -> [UInt8] {
+        switch cache.acquire(g) {
+        case let .ready(bytes): return bytes
+        case let .failed(e): throw e
+        case .mine:
+            return try fill(g).get()
         }
-        if let failure { throw failure }
-        cache.put(t, k, out)
-        return out
+    }
+
+    /// Decodes chunk `g`, which the caller has marked pending in the cache, into the cache.
+    @discardableResult
+    func fill(_ g: Int) -> Result<[UInt8], IngotError> {
+        let (t, k) = chunkOwner[g]
+        let size = tensors[t].chunks[k].rawSize
+        var failure: IngotError?
+        let out = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+            do throws(IngotError) {
+                try decodeChunk(tensor: t, chunk: k, into: UnsafeMutableRawBufferPointer(buffer))
+                count = size
+            } catch {
+                failure = error
+                count = 0
+            }
+        }
+        if let failure {
+            cache.fail(g, failure)
+            return .failure(failure)
+        }
+        cache.fulfill(g, out)
+        return .success(out)
     }
 
     /// Copies bytes `[offset, offset + buffer.count)` of tensor `t` into `buffer`, decoding the
     /// chunks the range touches (in parallel when it touches several). Chunks the range covers
-    /// whole decode straight into `buffer`; partly covered ones go through a small cache, so
-    /// small sequential reads decode each chunk once.
+    /// whole decode straight into `buffer` unless already decoded; partly covered ones go through
+    /// a small cache, so small sequential reads decode each chunk once. Reads that continue where
+    /// the previous one ended have the next chunks (in file order, across tensors) decoded ahead
+    /// on background threads, so a consumer writing what it read overlaps with decoding.
     public func read(tensor t: Int, offset: Int, into buffer: UnsafeMutableRawBufferPointer) throws {
         let count = buffer.count
         guard count > 0 else { return }
@@ -243,6 +286,9 @@ public final class IngotFile: @unchecked Sendable {
         let first = lo
         let n = last - first + 1
         let base = buffer.baseAddress!
+        let g0 = firstChunk[t] + first
+        let ahead = readAhead.sequential(first: g0, last: g0 + n - 1, total: chunkOwner.count)
+        if !ahead.isEmpty { readAhead.start(ahead, cache: cache) { [self] g in fill(g) } }
 
         let work = { (i: Int) throws(IngotError) in
             let k = first + i
@@ -250,10 +296,10 @@ public final class IngotFile: @unchecked Sendable {
             let from = max(offset, c.rawOffset)
             let to = min(end, c.rawOffset + c.rawSize)
             let dst = UnsafeMutableRawBufferPointer(start: base + (from - offset), count: to - from)
-            if from == c.rawOffset && to == c.rawOffset + c.rawSize {
+            if from == c.rawOffset && to == c.rawOffset + c.rawSize && !self.cache.contains(g0 + i) {
                 try self.decodeChunk(tensor: t, chunk: k, into: dst)
             } else {
-                let bytes = try self.cachedChunk(tensor: t, chunk: k)
+                let bytes = try self.cachedChunk(g0 + i)
                 bytes.withUnsafeBytes { src in
                     dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: src[(from - c.rawOffset)..<(to - c.rawOffset)]))
                 }
@@ -379,28 +425,166 @@ final class IngotDecoderPool: @unchecked Sendable {
     }
 }
 
-/// The few most recently decoded chunks that reads covered only in part.
+/// Decoded chunks by file-order index: the few most recently used, and those being decoded
+/// (a pending entry always has a decoder that finishes it without waiting on anything, so
+/// waiting for one cannot deadlock). Pending entries are never evicted.
 final class IngotChunkCache: @unchecked Sendable {
+    enum Entry {
+        case pending
+        case ready([UInt8])
+        case failed(IngotError)
+    }
+
+    enum Acquired {
+        case ready([UInt8])
+        case failed(IngotError)
+        /// The caller must decode the chunk and `fulfill` or `fail` it.
+        case mine
+    }
+
     private let m = IngotMonitor()
-    private var entries: [(tensor: Int, chunk: Int, bytes: [UInt8])] = []
-    private let capacity: Int
+    private var entries: [Int: Entry] = [:]
+    private var order: [Int] = []
+    let capacity: Int
 
     init(capacity: Int) { self.capacity = capacity }
 
-    func get(_ t: Int, _ k: Int) -> [UInt8]? {
-        m.withLock {
-            guard let i = entries.firstIndex(where: { $0.tensor == t && $0.chunk == k }) else { return nil }
-            let e = entries.remove(at: i)
-            entries.append(e)
-            return e.bytes
+    func contains(_ g: Int) -> Bool { m.withLock { entries[g] != nil } }
+
+    /// The chunk if decoded (waiting while it is being decoded), or `.mine` after marking it pending.
+    func acquire(_ g: Int) -> Acquired {
+        m.lock()
+        defer { m.unlock() }
+        while true {
+            switch entries[g] {
+            case .pending?:
+                m.wait()
+            case let .ready(bytes)?:
+                touch(g)
+                return .ready(bytes)
+            case let .failed(e)?:
+                return .failed(e)
+            case nil:
+                insert(g, .pending)
+                return .mine
+            }
         }
     }
 
-    func put(_ t: Int, _ k: Int, _ bytes: [UInt8]) {
+    /// Marks `g` pending for a read-ahead worker; false when it is already there or the cache is
+    /// full of pending entries.
+    func reserve(_ g: Int) -> Bool {
         m.withLock {
-            if entries.contains(where: { $0.tensor == t && $0.chunk == k }) { return }
-            if entries.count >= capacity { entries.removeFirst() }
-            entries.append((t, k, bytes))
+            guard entries[g] == nil else { return false }
+            let pending = entries.values.reduce(0) { n, e in if case .pending = e { return n + 1 }; return n }
+            guard pending < capacity / 2 else { return false }
+            insert(g, .pending)
+            return true
+        }
+    }
+
+    func fulfill(_ g: Int, _ bytes: [UInt8]) { set(g, .ready(bytes)) }
+    func fail(_ g: Int, _ e: IngotError) { set(g, .failed(e)) }
+    private func set(_ g: Int, _ e: Entry) {
+        m.withLock {
+            if entries[g] == nil { order.append(g) }
+            entries[g] = e
+            m.broadcast()
+        }
+    }
+
+    private func touch(_ g: Int) {
+        if let i = order.firstIndex(of: g) {
+            order.remove(at: i)
+            order.append(g)
+        }
+    }
+
+    /// Adds an entry, evicting the least recently used finished entries beyond the capacity.
+    private func insert(_ g: Int, _ e: Entry) {
+        entries[g] = e
+        order.append(g)
+        var i = 0
+        while order.count > capacity && i < order.count {
+            let victim = order[i]
+            if case .pending? = entries[victim] {
+                i += 1
+                continue
+            }
+            entries[victim] = nil
+            order.remove(at: i)
+        }
+    }
+}
+
+/// Sequential-read detection and the background threads that decode ahead of such a reader.
+final class IngotReadAhead: @unchecked Sendable {
+    private let m = IngotMonitor()
+    private let depth: Int
+    private let maxWorkers: Int
+    private var expected = -1
+    private var queued: [Int] = []
+    private var workers = 0
+    private var scheduledUpTo = -1
+
+    init(depth: Int, workers: Int) {
+        self.depth = depth
+        maxWorkers = max(1, workers)
+    }
+
+    /// Records a read of chunks `first...last`; when it continues the previous read, returns the
+    /// chunks to decode ahead (not already scheduled).
+    func sequential(first: Int, last: Int, total: Int) -> [Int] {
+        m.withLock {
+            let continues = first == expected || first == expected - 1
+            expected = last + 1
+            guard continues else {
+                scheduledUpTo = last
+                return []
+            }
+            let from = max(last + 1, scheduledUpTo + 1)
+            let to = min(total - 1, last + depth)
+            guard from <= to else { return [] }
+            scheduledUpTo = to
+            return Array(from...to)
+        }
+    }
+
+    /// Queues chunks for the workers (reserving them in `cache`; `decode` must fill each) and
+    /// starts workers as needed.
+    func start(_ chunks: [Int], cache: IngotChunkCache, decode: @escaping @Sendable (Int) -> Void) {
+        var spawn = 0
+        m.withLock {
+            for g in chunks where cache.reserve(g) { queued.append(g) }
+            while workers < maxWorkers && workers < queued.count {
+                workers += 1
+                spawn += 1
+            }
+        }
+        for _ in 0..<spawn {
+            let ok = ingotDetachedThread { [self] in
+                while true {
+                    let g: Int? = m.withLock {
+                        if queued.isEmpty {
+                            workers -= 1
+                            return nil
+                        }
+                        return queued.removeFirst()
+                    }
+                    guard let g else { return }
+                    decode(g)
+                }
+            }
+            if !ok {
+                // No thread: decode what no worker will take here, so no reservation stays pending.
+                let orphans: [Int] = m.withLock {
+                    workers -= 1
+                    guard workers == 0 else { return [] }
+                    defer { queued = [] }
+                    return queued
+                }
+                for g in orphans { decode(g) }
+            }
         }
     }
 }

@@ -92,6 +92,31 @@ func ingotRunThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
     group.join()
 }
 
+/// Starts `body` on a detached thread; false when no thread could be created.
+@discardableResult
+func ingotDetachedThread(_ body: @escaping @Sendable () -> Void) -> Bool {
+    final class Box: @unchecked Sendable {
+        let body: @Sendable () -> Void
+        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+    }
+    let box = Unmanaged.passRetained(Box(body)).toOpaque()
+    var tid = pthread_t()
+    var attr = pthread_attr_t()
+    pthread_attr_init(&attr)
+    pthread_attr_setstacksize(&attr, 1 << 20)
+    pthread_attr_setdetachstate(&attr, Int32(PTHREAD_CREATE_DETACHED))
+    let rc = pthread_create(&tid, &attr, { raw in
+        Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue().body()
+        return nil
+    }, box)
+    pthread_attr_destroy(&attr)
+    if rc != 0 {
+        Unmanaged<Box>.fromOpaque(box).release()
+        return false
+    }
+    return true
+}
+
 /// The number of cores to use when the caller says 0.
 func ingotThreadCount(_ requested: Int) -> Int {
     if requested > 0 { return requested }
