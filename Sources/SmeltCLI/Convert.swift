@@ -52,6 +52,7 @@ struct Convert: ParsableCommand {
             throw ValidationError("--split-max-size and --split-max-tensors are for .gguf output")
         }
         if outputFormat != .ingot && level != nil { throw ValidationError("--level is for .ingot output") }
+        if outputFormat == .ingot && maxShardSize != nil { throw ValidationError("--max-shard-size is for safetensors output") }
     }
 
     func run() throws {

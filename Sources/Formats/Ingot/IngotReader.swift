@@ -124,12 +124,19 @@ public final class IngotFile: @unchecked Sendable {
             }
             headerBytes = storedHeader
         case Ingot.headerZstd:
-            var out = [UInt8](repeating: 0, count: headerRawSize)
+            // Uninitialized: a frame that fails fails before touching the (up to 1 GiB of) memory.
             let d = ZstdDecompressor()
             var failure: ZstdFrameError?
-            storedHeader.withUnsafeBytes { src in
-                out.withUnsafeMutableBytes { dst in
-                    do throws(ZstdFrameError) { try d.decompress(src, into: dst) } catch { failure = error }
+            let rawCount = Int(hRaw)
+            let out = [UInt8](unsafeUninitializedCapacity: rawCount) { dst, count in
+                storedHeader.withUnsafeBytes { src in
+                    do throws(ZstdFrameError) {
+                        try d.decompress(src, into: UnsafeMutableRawBufferPointer(dst))
+                        count = rawCount
+                    } catch {
+                        failure = error
+                        count = 0
+                    }
                 }
             }
             if let failure { throw IngotError.headerDecompression(file: path, reason: failure.description) }

@@ -91,7 +91,7 @@ public enum IngotWriter {
         }
         try runPipeline(
             jobs: jobs, tensors: graph.tensors, layouts: layouts, parameters: parameters, largest: largest,
-            threads: ingotThreadCount(threads), file: path, sink: sink)
+            threads: ingotThreadCount(threads), sink: sink)
 
         // Header (graph, metadata, index), compressed when that helps, then the trailer.
         let headerOffset = out.bytesWritten
@@ -181,7 +181,7 @@ public enum IngotWriter {
     /// flight.
     static func runPipeline(
         jobs: [Job], tensors: [Tensor], layouts: [IngotLayout], parameters: [ZstdParameters], largest: Int, threads: Int,
-        file: String, sink: (Job, UnsafeRawBufferPointer, UInt32, UInt64) throws -> Void
+        sink: (Job, UnsafeRawBufferPointer, UInt32, UInt64) throws -> Void
     ) throws {
         guard !jobs.isEmpty else { return }
         let window = min(jobs.count, 2 * threads + 2)
@@ -261,6 +261,5 @@ public enum IngotWriter {
                 p.monitor.broadcast()
             }
         }
-        _ = file
     }
 }
