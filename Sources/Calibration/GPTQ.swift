@@ -22,12 +22,19 @@ public enum GPTQ {
         /// Choose each group's scale by importance-weighted search (weights = H's diagonal over the
         /// group's columns) instead of ggml's round-to-nearest scale.
         public var scaleSearch = true
+        /// Visit the blocks of 32 columns in decreasing order of importance (the sum of H's
+        /// diagonal over the block), and the columns within a block likewise, instead of left to
+        /// right: GPTQ's "act order" at the granularity ggml's shared block scales allow. Inputs
+        /// with a few huge channels (most LLMs) get those quantized first, their error spread
+        /// over everything else rather than everything else's error piled onto them.
+        public var actOrder = true
         /// Threads for the row-parallel walk.
         public var threads: Int = 1
 
-        public init(damp: Float = 0.01, scaleSearch: Bool = true, threads: Int = 1) {
+        public init(damp: Float = 0.01, scaleSearch: Bool = true, actOrder: Bool = true, threads: Int = 1) {
             self.damp = damp
             self.scaleSearch = scaleSearch
+            self.actOrder = actOrder
             self.threads = threads
         }
     }
@@ -46,18 +53,39 @@ public enum GPTQ {
         guard cols % 32 == 0, cols > 0, rows > 0 else {
             throw QuantizationError.notBlockAligned(tensor: name, shape: [rows, cols], target: dtype, blockSize: 32)
         }
-        let u = try inverseFactor(hessian, n: cols, damp: options.damp, name: name)
-        defer { u.deallocate() }
-        // The importance of each column for the scale search: H's diagonal.
+        // The importance of each column: H's diagonal.
         var diag = [Float](repeating: 0, count: cols)
         for i in 0..<cols { diag[i] = max(0, hessian[i * cols + i]) }
+        // The visiting order (walk position → column); blocks stay contiguous.
+        var order = Array(0..<cols)
+        if options.actOrder {
+            let blocks = (0..<(cols / 32)).sorted { a, b in
+                let sa = diag[(a * 32)..<(a * 32 + 32)].reduce(0, +), sb = diag[(b * 32)..<(b * 32 + 32)].reduce(0, +)
+                return sa != sb ? sa > sb : a < b
+            }
+            order = blocks.flatMap { b in (b * 32..<(b * 32 + 32)).sorted { diag[$0] != diag[$1] ? diag[$0] > diag[$1] : $0 < $1 } }
+        }
+        // H in walk order.
+        let permuted = UnsafeMutablePointer<Float>.allocate(capacity: cols * cols)
+        defer { permuted.deallocate() }
+        for i in 0..<cols {
+            let oi = order[i]
+            for j in i..<cols {
+                let oj = order[j]
+                permuted[i * cols + j] = oi <= oj ? hessian[oi * cols + oj] : hessian[oj * cols + oi]
+            }
+        }
+        let u = try inverseFactor(permuted, n: cols, damp: options.damp, name: name)
+        defer { u.deallocate() }
+        let walkDiag = order.map { diag[$0] }
 
         let rowBytes = cols / 32 * dtype.bytesPerBlock
         var blocks = [UInt8](repeating: 0, count: rows * rowBytes)
         blocks.withUnsafeMutableBytes { out in
-            diag.withUnsafeBufferPointer { diag in
+            walkDiag.withUnsafeBufferPointer { diag in
+                order.withUnsafeBufferPointer { order in
                 let groups = (rows + rowGroup - 1) / rowGroup
-                let shared = Shared(w: w, u: u, diag: diag.baseAddress!, out: out.baseAddress!)
+                let shared = Shared(w: w, u: u, diag: diag.baseAddress!, order: order.baseAddress!, out: out.baseAddress!)
                 let parts = max(1, min(options.threads, groups))
                 DispatchQueue.concurrentPerform(iterations: parts) { p in
                     for g in stride(from: p, to: groups, by: parts) {
@@ -66,6 +94,7 @@ public enum GPTQ {
                     }
                 }
                 _ = shared
+                }
             }
             _ = out
         }
@@ -77,7 +106,10 @@ public enum GPTQ {
     struct Shared: @unchecked Sendable {
         let w: UnsafePointer<Float>
         let u: UnsafeMutablePointer<Float>
+        /// H's diagonal in walk order.
         let diag: UnsafePointer<Float>
+        /// Walk position → column.
+        let order: UnsafePointer<Int>
         let out: UnsafeMutableRawPointer
     }
 
@@ -114,45 +146,53 @@ public enum GPTQ {
         fatalError("unreachable")
     }
 
-    /// The walk over all columns for a group of rows.
+    /// The walk over all columns for a group of rows, in `s.order` (walk position j holds
+    /// column order[j]; every 32 consecutive positions are one block's columns).
     static func walk(_ s: Shared, rows: Range<Int>, cols: Int, dtype: DType, search: Bool) {
         let R = rows.count
         let (lo, hi) = BlockGrid.codeRange(dtype)
-        // Column-major working copy: wt[j * R + r] is row r's current value in column j.
+        // Working copy in walk order, position-major: wt[j * R + r] is row r's current value at
+        // walk position j.
         let wt = UnsafeMutablePointer<Float>.allocate(capacity: cols * R)
         let err = UnsafeMutablePointer<Float>.allocate(capacity: R)
+        // Codes in column order (row-major), one scale per row and block.
         let codes = UnsafeMutablePointer<Int32>.allocate(capacity: R * cols)
-        let scales = UnsafeMutablePointer<BlockGrid.Scale>.allocate(capacity: R)
+        let scales = UnsafeMutablePointer<BlockGrid.Scale>.allocate(capacity: R * (cols / 32))
+        let current = UnsafeMutablePointer<BlockGrid.Scale>.allocate(capacity: R)
         let tmp = UnsafeMutablePointer<Float>.allocate(capacity: 32)
         defer {
             wt.deallocate()
             err.deallocate()
             codes.deallocate()
             scales.deallocate()
+            current.deallocate()
             tmp.deallocate()
         }
         for (r, row) in rows.enumerated() {
             let src = s.w + row * cols
-            for j in 0..<cols { wt[j * R + r] = src[j] }
+            for j in 0..<cols { wt[j * R + r] = src[s.order[j]] }
         }
-        let rowBytes = cols / 32 * dtype.bytesPerBlock
+        let blocksPerRow = cols / 32
         for j in 0..<cols {
             if j % 32 == 0 {
+                let block = s.order[j] / 32
                 for r in 0..<R {
                     for i in 0..<32 { tmp[i] = wt[(j + i) * R + r] }
-                    scales[r] = search
+                    current[r] = search
                         ? BlockGrid.searchScale(dtype, tmp, weights: s.diag + j)
                         : BlockGrid.referenceScale(dtype, tmp)
+                    scales[r * blocksPerRow + block] = current[r]
                 }
             }
             let d = s.u[j * cols + j]
             let column = wt + j * R
+            let c = s.order[j]
             for r in 0..<R {
-                let q = BlockGrid.round(column[r], scales[r], lo: lo, hi: hi)
-                codes[r * cols + j] = q.code
+                let q = BlockGrid.round(column[r], current[r], lo: lo, hi: hi)
+                codes[r * cols + c] = q.code
                 err[r] = (column[r] - q.value) / d
             }
-            // Spread the error onto the columns after j.
+            // Spread the error onto the positions after j.
             let urow = s.u + j * cols
             for k in (j + 1)..<max(j + 1, cols) {
                 let f = urow[k]
@@ -160,13 +200,13 @@ public enum GPTQ {
                 let target = wt + k * R
                 for r in 0..<R { target[r] -= f * err[r] }
             }
-            if j % 32 == 31 {
-                let b = j / 32
-                for (r, row) in rows.enumerated() {
-                    BlockGrid.pack(
-                        dtype, codes: codes + r * cols + b * 32, scale: scales[r],
-                        into: s.out + row * rowBytes + b * dtype.bytesPerBlock)
-                }
+        }
+        let rowBytes = blocksPerRow * dtype.bytesPerBlock
+        for (r, row) in rows.enumerated() {
+            for b in 0..<blocksPerRow {
+                BlockGrid.pack(
+                    dtype, codes: codes + r * cols + b * 32, scale: scales[r * blocksPerRow + b],
+                    into: s.out + row * rowBytes + b * dtype.bytesPerBlock)
             }
         }
     }

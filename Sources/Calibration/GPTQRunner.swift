@@ -1,6 +1,7 @@
 import Evaluator
 import Foundation
 import Kernels
+import Quantization
 import TensorGraph
 
 /// GPTQ over a whole model, layer by layer: the calibration chunks' residual stream is kept
@@ -29,6 +30,10 @@ public final class GPTQRunner {
     /// Per weight: ‖XW − XŴ‖² / ‖XW‖² on the calibration inputs it was quantized with, estimated
     /// from H as tr(ΔW H ΔWᵀ) / tr(W H Wᵀ).
     public private(set) var relativeErrors: [String: Double] = [:]
+    /// The same measure for ggml's round-to-nearest, when `compareWithRTN` is set.
+    public private(set) var rtnRelativeErrors: [String: Double] = [:]
+    /// Also measure round-to-nearest's error on each weight's Hessian (costs a second product).
+    public var compareWithRTN = false
 
     public init(model: LanguageModel, targets: [String: DType], chunks: [[Int32]], options: GPTQ.Options) {
         self.model = model
@@ -161,6 +166,12 @@ public final class GPTQRunner {
                 }
             }
             relativeErrors[name] = GPTQ.relativeError(original: w, quantized: values, rows: rows, cols: columns, hessian: hessian)
+            if compareWithRTN {
+                let rtn = try w.withUnsafeBufferPointer { wp in
+                    try Quantize.rows(dtype, wp).withUnsafeBytes { try Dequantize.toF32(dtype, $0) }
+                }
+                rtnRelativeErrors[name] = GPTQ.relativeError(original: w, quantized: rtn, rows: rows, cols: columns, hessian: hessian)
+            }
             results[name] = blocks
             try model.overrideWeight(name, values: values)
         }

@@ -38,7 +38,7 @@ public enum BlockGrid {
         }
     }
 
-    /// The nearest code to `x` under `scale` (halves away from zero, clamped to the grid), and the
+    /// The nearest code to `x` under `scale` (ties to even, clamped to the grid), and the
     /// value it decodes to. A zero scale gives the code that decodes to `m`.
     @inline(__always)
     public static func round(_ x: Float, _ scale: Scale, lo: Int32, hi: Int32) -> (code: Int32, value: Float) {
@@ -46,7 +46,10 @@ public enum BlockGrid {
             let c = max(lo, min(hi, 0))
             return (c, Float(c) * scale.d + scale.m)
         }
-        let t = ((x - scale.m) / scale.d).rounded()
+        let v = (x - scale.m) / scale.d
+        // Nearest integer (ties to even) by adding and subtracting 1.5 × 2²³ (exact for |v| < 2²²;
+        // larger values clamp anyway).
+        let t = abs(v) < 4_194_304 ? (v + 12_582_912) - 12_582_912 : v
         let c: Int32 = t.isNaN ? 0 : (t <= Float(lo) ? lo : (t >= Float(hi) ? hi : Int32(t)))
         return (c, Float(c) * scale.d + scale.m)
     }
@@ -97,93 +100,127 @@ public enum BlockGrid {
         }
     }
 
+    /// Nearest integer (ties to even) for |v| < 2²², by the add-and-subtract trick: pure
+    /// arithmetic, so loops over it vectorize (a rounding call would not without SSE4.1).
+    @inline(__always)
+    static func rint(_ v: SIMD8<Float>) -> SIMD8<Float> {
+        let magic = SIMD8<Float>(repeating: 12_582_912)  // 1.5 × 2²³
+        return (v + magic) - magic
+    }
+
+    /// 32 values as four 8-lane vectors.
+    typealias Block = (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>)
+
+    @inline(__always)
+    static func load(_ p: UnsafePointer<Float>) -> Block {
+        let r = UnsafeRawPointer(p)
+        return (
+            r.loadUnaligned(as: SIMD8<Float>.self), r.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self),
+            r.loadUnaligned(fromByteOffset: 64, as: SIMD8<Float>.self), r.loadUnaligned(fromByteOffset: 96, as: SIMD8<Float>.self)
+        )
+    }
+
+    /// Σ wⱼ (xⱼ − x̂ⱼ)² for one 8-lane part under scale d, offset m (codes nearest, clamped).
+    @inline(__always)
+    static func partError(
+        _ x: SIMD8<Float>, _ w: SIMD8<Float>, d: Float, inv: Float, m: Float, lo: Float, hi: Float
+    ) -> SIMD8<Float> {
+        let q = rint((x - m) * inv).clamp8(lo, hi)
+        let diff = x - (q * d + m)
+        return w * diff * diff
+    }
+
     /// Σ wⱼ (xⱼ − x̂ⱼ)² for 32 values under `scale` (codes rounded to nearest).
     @inline(__always)
-    static func weightedError(
-        _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ scale: Scale, lo: Int32, hi: Int32
-    ) -> Float {
-        var e: Float = 0
-        for j in 0..<32 {
-            let diff = x[j] - round(x[j], scale, lo: lo, hi: hi).value
-            e += w[j] * diff * diff
+    static func weightedError(_ x: Block, _ w: Block, _ scale: Scale, lo: Float, hi: Float) -> Float {
+        let d = scale.d, m = scale.m
+        let inv: Float = d != 0 ? 1 / d : 0
+        var e = partError(x.0, w.0, d: d, inv: inv, m: m, lo: lo, hi: hi)
+        e += partError(x.1, w.1, d: d, inv: inv, m: m, lo: lo, hi: hi)
+        e += partError(x.2, w.2, d: d, inv: inv, m: m, lo: lo, hi: hi)
+        e += partError(x.3, w.3, d: d, inv: inv, m: m, lo: lo, hi: hi)
+        return e.sum()
+    }
+
+    /// Keeps `s` when it beats the best so far.
+    @inline(__always)
+    static func consider(
+        _ s: Scale, _ x: Block, _ w: Block, _ lo: Float, _ hi: Float, _ best: inout Scale, _ bestError: inout Float
+    ) {
+        guard s.d.isFinite, s.m.isFinite, s.d != 0 else { return }
+        let e = weightedError(x, w, s, lo: lo, hi: hi)
+        if e < bestError {
+            bestError = e
+            best = s
         }
-        return e
     }
 
     /// The scale (and offset) that minimises Σ wⱼ (xⱼ − x̂ⱼ)² over 32 values among a family of
     /// candidates, each judged after rounding to f16 and re-rounding the codes with the stored
-    /// scale: for every candidate inverse scale (the grid end mapped to the extreme value, then
-    /// stretched from −1 to +1 grid steps by tenths), codes are rounded, the weighted
-    /// least-squares scale (and, for Q4_1, offset) for those codes is solved, rounded to f16, and
-    /// scored. ggml's reference scale is always a candidate, so the result is never worse than
-    /// round-to-nearest under the same weights. `w` must be non-negative.
-    public static func searchScale(_ dtype: DType, _ x: UnsafePointer<Float>, weights w: UnsafePointer<Float>) -> Scale {
-        let (lo, hi) = codeRange(dtype)
-        let reference = referenceScale(dtype, x)
+    /// scale: for every candidate inverse scale (a grid end mapped to the extreme value, stretched
+    /// by tenths of a grid step), codes are rounded, the weighted least-squares scale (and, for
+    /// Q4_1, offset) for those codes is solved, rounded to f16, and scored. ggml's reference scale
+    /// is always a candidate, so the result is never worse than round-to-nearest under the same
+    /// weights. `w` must be non-negative.
+    public static func searchScale(_ dtype: DType, _ xp: UnsafePointer<Float>, weights wp: UnsafePointer<Float>) -> Scale {
+        let (loI, hiI) = codeRange(dtype)
+        let lo = Float(loI), hi = Float(hiI)
+        let x = load(xp), w = load(wp)
+        let reference = referenceScale(dtype, xp)
         var best = reference
         var bestError = weightedError(x, w, reference, lo: lo, hi: hi)
         guard bestError > 0, bestError.isFinite else { return best }
 
-        func consider(_ s: Scale) {
-            guard s.d.isFinite, s.m.isFinite, s.d != 0 else { return }
-            let e = weightedError(x, w, s, lo: lo, hi: hi)
-            if e < bestError {
-                bestError = e
-                best = s
-            }
-        }
 
         if dtype == .q4_1 {
-            var mn = x[0], mx = x[0]
+            var mn = xp[0], mx = xp[0]
             for j in 1..<32 {
-                mn = min(mn, x[j])
-                mx = max(mx, x[j])
+                mn = Swift.min(mn, xp[j])
+                mx = Swift.max(mx, xp[j])
             }
             guard mx > mn else { return best }
-            var sw: Float = 0, sx: Float = 0
-            for j in 0..<32 {
-                sw += w[j]
-                sx += w[j] * x[j]
-            }
-            for step in -10...10 {
-                let iscale = (Float(hi) + 0.1 * Float(step)) / (mx - mn)
-                var sl: Float = 0, sl2: Float = 0, sxl: Float = 0
-                for j in 0..<32 {
-                    let l = max(0, min(Float(hi), ((x[j] - mn) * iscale).rounded()))
-                    sl += w[j] * l
-                    sl2 += w[j] * l * l
-                    sxl += w[j] * x[j] * l
+            let sw = (w.0 + w.1 + w.2 + w.3).sum()
+            let sx = (w.0 * x.0 + w.1 * x.1 + w.2 * x.2 + w.3 * x.3).sum()
+            for step in -9...9 {
+                let iscale = (hi + 0.1 * Float(step)) / (mx - mn)
+                @inline(__always) func codes(_ v: SIMD8<Float>) -> SIMD8<Float> {
+                    rint((v - mn) * iscale).clamp8(lo, hi)
                 }
+                let l0 = codes(x.0), l1 = codes(x.1), l2 = codes(x.2), l3 = codes(x.3)
+                let sl = (w.0 * l0 + w.1 * l1 + w.2 * l2 + w.3 * l3).sum()
+                let sl2 = (w.0 * l0 * l0 + w.1 * l1 * l1 + w.2 * l2 * l2 + w.3 * l3 * l3).sum()
+                let sxl = (w.0 * x.0 * l0 + w.1 * x.1 * l1 + w.2 * x.2 * l2 + w.3 * x.3 * l3).sum()
                 let det = sw * sl2 - sl * sl
                 guard det > 0 else { continue }
                 let d = (sw * sxl - sx * sl) / det
                 let m = (sl2 * sx - sl * sxl) / det
-                consider(Scale(d: f16(d), m: f16(m)))
+                consider(Scale(d: f16(d), m: f16(m)), x, w, lo, hi, &best, &bestError)
             }
             return best
         }
 
         // Symmetric grids: the value of largest magnitude goes to one end of the grid.
         var amax: Float = 0, extreme: Float = 0
-        for j in 0..<32 where amax < abs(x[j]) {
-            amax = abs(x[j])
-            extreme = x[j]
+        for j in 0..<32 where amax < abs(xp[j]) {
+            amax = abs(xp[j])
+            extreme = xp[j]
         }
         guard amax > 0 else { return best }
         for e in 0..<(dtype == .q4_0 ? 2 : 1) {
-            let end = e == 0 ? Float(hi) : Float(lo)
-            for step in -10...10 {
+            let end = e == 0 ? lo : hi
+            let steps = e == 0 ? 9 : 5
+            for step in -steps...steps {
                 // Map `extreme` onto `end` stretched by step/10 grid steps (sign kept).
                 let target = (abs(end) + 0.1 * Float(step)) * (end < 0 ? -1 : 1)
-                let iscale = dtype == .q8_0 ? target / amax : target / extreme
-                var sxl: Float = 0, sl2: Float = 0
-                for j in 0..<32 {
-                    let l = max(Float(lo), min(Float(hi), (x[j] * iscale).rounded()))
-                    sxl += w[j] * x[j] * l
-                    sl2 += w[j] * l * l
+                let iscale = dtype == .q8_0 ? abs(target) / amax : target / extreme
+                @inline(__always) func codes(_ v: SIMD8<Float>) -> SIMD8<Float> {
+                    rint(v * iscale).clamp8(lo, hi)
                 }
+                let l0 = codes(x.0), l1 = codes(x.1), l2 = codes(x.2), l3 = codes(x.3)
+                let sxl = (w.0 * x.0 * l0 + w.1 * x.1 * l1 + w.2 * x.2 * l2 + w.3 * x.3 * l3).sum()
+                let sl2 = (w.0 * l0 * l0 + w.1 * l1 * l1 + w.2 * l2 * l2 + w.3 * l3 * l3).sum()
                 guard sl2 > 0 else { continue }
-                consider(Scale(d: f16(sxl / sl2)))
+                consider(Scale(d: f16(sxl / sl2)), x, w, lo, hi, &best, &bestError)
             }
         }
         return best
@@ -195,5 +232,19 @@ public enum BlockGrid {
     ) {
         let (lo, hi) = codeRange(dtype)
         for j in 0..<32 { codes[j] = round(x[j], scale, lo: lo, hi: hi).code }
+    }
+}
+
+extension SIMD8 where Scalar == Float {
+    /// Each lane clamped to [lo, hi], written lane by lane: the optimizer turns it into vector
+    /// min/max, which the generic `clamped(lowerBound:upperBound:)` does not get.
+    @inline(__always)
+    func clamp8(_ lo: Float, _ hi: Float) -> SIMD8<Float> {
+        var r = self
+        for i in 0..<8 {
+            let e = r[i]
+            r[i] = e < lo ? lo : (e > hi ? hi : e)
+        }
+        return r
     }
 }

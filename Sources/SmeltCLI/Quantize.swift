@@ -37,6 +37,8 @@ struct QuantizeCommand: ParsableCommand {
     @Option(help: "GPTQ: tokens per calibration chunk.") var ctx: Int = 512
     @Option(help: "GPTQ: calibration chunks to use (default 32).") var chunks: Int = 32
     @Option(help: "GPTQ: dampening of the Hessian's diagonal, as a fraction of its mean.") var damp: Float = 0.01
+    @Option(help: ArgumentHelp("GPTQ: column order, act (most important blocks first) or natural.", visibility: .hidden))
+    var gptqOrder: String = "act"
     @Option(help: "Threads for quantization and the calibration forward pass.")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
     @Option(help: "Keep tensors whose GGUF name matches this glob unquantized (F32); repeatable.")
@@ -80,6 +82,7 @@ struct QuantizeCommand: ParsableCommand {
             var precomputed: [String: [UInt8]] = [:]
             var calibrationSeconds = 0.0
             var gptqErrors: [String: Double] = [:]
+            var rtnErrors: [String: Double] = [:]
             if method == .gptq {
                 let t0 = Date()
                 let loaded = try ModelLoader.load(input, threads: threads)
@@ -88,12 +91,14 @@ struct QuantizeCommand: ParsableCommand {
                 let calibration = try Perplexity.chunks(of: tokens, ctx: ctx, limit: chunks, bos: bos)
                 let runner = GPTQRunner(
                     model: loaded.model, targets: ModelQuantizer.gptqTargets(plan, model: loaded.model), chunks: calibration,
-                    options: GPTQ.Options(damp: damp, scaleSearch: true, threads: threads))
+                    options: GPTQ.Options(damp: damp, scaleSearch: true, actOrder: gptqOrder != "natural", threads: threads))
+                runner.compareWithRTN = true
                 let bar = StepBar(label: "gptq")
                 try runner.run { phase, done, total in bar.update(phase: phase, done: done, total: total) }
                 bar.finish()
                 precomputed = runner.results
                 gptqErrors = runner.relativeErrors
+                rtnErrors = runner.rtnRelativeErrors
                 calibrationSeconds = Date().timeIntervalSince(t0)
             }
 
@@ -121,6 +126,7 @@ struct QuantizeCommand: ParsableCommand {
                     ("bits_per_weight", .double(size.bitsPerWeight)), ("seconds", .double(secs)),
                     ("calibration_seconds", .double(calibrationSeconds)),
                     ("gptq_relative_error", .object(gptqErrors.sorted { $0.key < $1.key }.map { ($0.key, .double($0.value)) })),
+                    ("rtn_relative_error", .object(rtnErrors.sorted { $0.key < $1.key }.map { ($0.key, .double($0.value)) })),
                 ]), indent: 2))
             } else {
                 let how = method == .gptq ? "gptq" : (usedImportance > 0 ? "rtn + importance matrix (\(usedImportance) tensors)" : "rtn")
@@ -132,7 +138,10 @@ struct QuantizeCommand: ParsableCommand {
                 if !gptqErrors.isEmpty {
                     let mean = gptqErrors.values.reduce(0, +) / Double(gptqErrors.count)
                     let worst = gptqErrors.max { $0.value < $1.value }!
-                    print(String(format: "GPTQ relative output error on calibration inputs: mean %.5f, worst %.5f (%@)", mean, worst.value, worst.key))
+                    let rtnMean = rtnErrors.isEmpty ? Double.nan : rtnErrors.values.reduce(0, +) / Double(rtnErrors.count)
+                    print(String(
+                        format: "relative output error ‖X(W−Ŵ)‖²/‖XW‖² on the calibration inputs: GPTQ mean %.5f (worst %.5f, %@), "
+                            + "round-to-nearest mean %.5f", mean, worst.value, worst.key, rtnMean))
                 }
             }
         }
