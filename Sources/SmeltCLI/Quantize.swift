@@ -11,7 +11,8 @@ struct QuantizeCommand: ParsableCommand {
         commandName: "quantize",
         abstract: "Quantize a model's weights to Q8_0, Q4_0 or Q4_1 (round-to-nearest, importance-weighted, or GPTQ).",
         discussion: """
-            IN is any model smelt reads; OUT a GGUF that llama.cpp loads. Which tensors are quantized
+            IN is any model smelt reads; OUT a GGUF that llama.cpp loads (or, ending in .ingot, the
+            same graph as a compressed Ingot that converts back to that GGUF). Which tensors are quantized
             follows the recipe in formats/quant-recipe.json: the linear layers' 2-D weights and the
             token embedding take --type (F32 where a row does not divide into 32-value blocks), norms,
             biases and other vectors stay F32. --recipe FILE adds rules in front (same layout);
@@ -28,7 +29,7 @@ struct QuantizeCommand: ParsableCommand {
     )
 
     @Argument(help: "The input model.") var input: String
-    @Argument(help: "The output GGUF.") var output: String
+    @Argument(help: "The output GGUF (or .ingot).") var output: String
     @Option(help: "The block type: q8_0, q4_0 or q4_1.") var type: String
     @Option(help: "rtn (round to nearest; importance-weighted with --imatrix) or gptq.") var method: String = "rtn"
     @Option(help: "An importance matrix (GGUF from llama-imatrix or smelt calibrate, or a legacy .dat).")
@@ -61,8 +62,8 @@ struct QuantizeCommand: ParsableCommand {
         guard chunks >= 1 else { throw ValidationError("--chunks must be at least 1") }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         guard damp > 0, damp.isFinite else { throw ValidationError("--damp must be positive") }
-        guard FormatRegistry.outputFormat(for: output) == .gguf else {
-            throw ValidationError("OUT must end in .gguf")
+        guard [.gguf, .ingot].contains(FormatRegistry.outputFormat(for: output)) else {
+            throw ValidationError("OUT must end in .gguf (or .ingot)")
         }
     }
 
@@ -108,7 +109,13 @@ struct QuantizeCommand: ParsableCommand {
                 Terminal.printErr("smelt: warning: the importance matrix (\(matrix.entries.count) entries) names none of the quantized tensors")
             }
             let progress = GroupProgress(label: "quantize", tensors: quantized.tensors)
-            try GGUFWriter.write(quantized, to: output, progress: progress.advance)
+            if FormatRegistry.outputFormat(for: output) == .ingot {
+                // An Ingot of the GGUF graph: `smelt convert OUT.ingot X.gguf` gives the GGUF back.
+                _ = try IngotWriter.write(quantized, to: output, threads: threads, sourceFormat: ModelFormat.gguf.rawValue,
+                                          progress: progress.advance)
+            } else {
+                try GGUFWriter.write(quantized, to: output, progress: progress.advance)
+            }
             progress.finish()
             let secs = Date().timeIntervalSince(started)
             let size = ModelQuantizer.size(quantized)

@@ -140,10 +140,21 @@ final class RTNPipelineTests: XCTestCase {
             XCTAssertEqual(py.status, 0, py.stderr)
             XCTAssertEqual(py.stdout, t.displayName + " " + blocks.map { String(format: "%02x", $0) }.joined())
         }
+        // An Ingot output holds the same graph: converted back to GGUF, the same blocks.
+        let ingot = "\(dir)/out.ingot", back = "\(dir)/back.gguf"
+        let qi = try TestSupport.smelt(["quantize", "\(dir)/in-q4_0.gguf", ingot, "--type", "q4_0"])
+        XCTAssertEqual(qi.status, 0, qi.stderr)
+        let cv = try TestSupport.smelt(["convert", ingot, back])
+        XCTAssertEqual(cv.status, 0, cv.stderr)
+        let direct = try GGUFReader.read("\(dir)/out-q4_0.gguf"), viaIngot = try GGUFReader.read(back)
+        XCTAssertEqual(viaIngot.tensors.map(\.name), direct.tensors.map(\.name))
+        for t in direct.tensors { XCTAssertEqual(try viaIngot[t.name]!.storage.readAll(), try t.storage.readAll(), t.name) }
+        XCTAssertEqual(viaIngot.metadata["general.file_type"], .uint32(2))
         // An existing output is refused; usage errors exit 64.
         let again = try TestSupport.smelt(["quantize", "\(dir)/in-q8_0.gguf", "\(dir)/out-q8_0.gguf", "--type", "q8_0"])
         XCTAssertEqual(again.status, 2)
         XCTAssertEqual(try TestSupport.smelt(["quantize", "a.gguf", "b.gguf", "--type", "q5_k"]).status, 64)
         XCTAssertEqual(try TestSupport.smelt(["quantize", "a.gguf", "b.gguf", "--type", "q4_0", "--method", "gptq"]).status, 64)
+        XCTAssertEqual(try TestSupport.smelt(["quantize", "a.gguf", "b.safetensors", "--type", "q4_0"]).status, 64)
     }
 }
