@@ -29,6 +29,27 @@ if [[ -f $TEXT ]]; then
         "$SMELT" drift --base "$OUT/smollm2-f32.gguf" --candidate "$SMOLLM" --text "$TEXT" --ctx 512 --chunks 4 \
         --max-ppl-ratio 1.05 --max-kld 0.05 --min-top1 85 --json "$OUT/drift.json"
     echo "report: $OUT/drift.json"
+
+    CAL=${DEMO_CALIBRATION:-../shared/corpus/groups_merged.txt}
+    CHUNKS=${DEMO_CHUNKS:-8}
+    CAL_CHUNKS=${DEMO_CAL_CHUNKS:-4}
+    step "Quantize the F32 base to Q4_0, round-to-nearest (ggml's reference, byte for byte)" \
+        "$SMELT" quantize "$OUT/smollm2-f32.gguf" "$OUT/q4_0-rtn.gguf" --type q4_0
+    step "Quantize it to Q4_0 with GPTQ, calibrated on text evaluation never sees" \
+        "$SMELT" quantize "$OUT/smollm2-f32.gguf" "$OUT/q4_0-gptq.gguf" --type q4_0 --method gptq \
+        --calibration-text "$CAL" --chunks "$CAL_CHUNKS"
+    printf '\n\033[1m== Drift of both against the F32 base (%s chunks of WikiText-2)\033[0m\n' "$CHUNKS"
+    printf '%-10s %10s %10s %10s %12s %10s\n' method size PPL ratio "mean KLD" top-1
+    for m in rtn gptq; do
+        "$SMELT" drift --base "$OUT/smollm2-f32.gguf" --candidate "$OUT/q4_0-$m.gguf" --text "$TEXT" \
+            --ctx 512 --chunks "$CHUNKS" --json "$OUT/drift-$m.json" >/dev/null
+        python3 - "$m" "$OUT/q4_0-$m.gguf" "$OUT/drift-$m.json" <<'PY'
+import json, os, sys
+m, f, r = sys.argv[1], sys.argv[2], json.load(open(sys.argv[3]))
+print(f"{m:<10} {os.path.getsize(f) / 2**20:8.1f}MB {r['candidate']['ppl']:10.4f} {r['ppl_ratio']:10.4f} "
+      f"{r['kld']['mean']:12.5f} {100 * r['top1_agreement']:9.2f}%")
+PY
+    done
 else
     echo "(no evaluation text at $TEXT: set DEMO_TEXT=FILE for the perplexity and drift steps)"
 fi
