@@ -10,7 +10,8 @@
 # `zstd -d -T0 -o Y`). All rates are safetensors bytes per second of wall time, best of
 # $BENCH_REPEAT runs (default 3), every tool on all cores; wall times include process start-up
 # (some 50 ms for smelt, which links Foundation, OpenBLAS and all its modules, next to ~1 ms for
-# zstd), so the "in-process" column also gives `smelt verify`'s own timing (open + decode).
+# zstd), so the "in-process" column also gives `smelt verify`'s own timing (open + decode). A
+# second table gives the same runs per CPU-second, which other load on the machine barely changes.
 #
 # Environment: SMELT (the binary; default .build/release/smelt, then .build-ingot/release/smelt),
 # BENCH_DIR (scratch folder; default a new temp folder, removed at the end), BENCH_REPEAT,
@@ -42,17 +43,33 @@ else
 fi
 
 now() { date +%s.%N; }
-# best_time CMD...: the shortest wall time of $REPEAT runs, in seconds.
-best_time() {
-  local best="" t0 t1 dt
+# cpu_seconds: sets CPU_NOW to the user + system CPU seconds of this shell's finished children
+# (`times` must run in this shell, not in a command substitution's subshell).
+cpu_seconds() {
+  times >"$WORK/.times"
+  CPU_NOW=$(tail -1 "$WORK/.times" | awk '{ split($1, u, /[ms]/); split($2, s, /[ms]/); printf "%.6f", u[1] * 60 + u[2] + s[1] * 60 + s[2] }')
+}
+# timed KEY CMD...: runs CMD $REPEAT times; sets WALL[KEY] to the shortest wall time and CPU[KEY]
+# to the CPU time (user + system, all threads) of that run, in seconds.
+declare -A WALL CPU
+timed() {
+  local key=$1
+  shift
+  local best="" bestcpu="" t0 t1 c0 c1 dt dc
   for _ in $(seq "$REPEAT"); do
+    cpu_seconds
+    c0=$CPU_NOW
     t0=$(now)
-    "$@" >/dev/null 2>&1 || { echo "bench_ingot: failed: $*" >&2; return 1; }
+    "$@" >/dev/null 2>&1 || { echo "bench_ingot: failed: $*" >&2; exit 1; }
     t1=$(now)
+    cpu_seconds
+    c1=$CPU_NOW
     dt=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f", b - a }')
-    if [[ -z "$best" ]] || awk -v x="$dt" -v y="$best" 'BEGIN { exit !(x < y) }'; then best=$dt; fi
+    dc=$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.6f", b - a }')
+    if [[ -z "$best" ]] || awk -v x="$dt" -v y="$best" 'BEGIN { exit !(x < y) }'; then best=$dt; bestcpu=$dc; fi
   done
-  echo "$best"
+  WALL[$key]=$best
+  CPU[$key]=$bestcpu
 }
 size() { stat -c %s "$1"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
@@ -93,6 +110,7 @@ echo
 printf "%-10s %7s | %6s %6s %7s | %-18s | %-34s | %-18s\n" "" "" "size" "" "" "compress MB/s" "decompress MB/s, pure" "decompress MB/s, file"
 printf "%-10s %7s | %6s %6s %7s | %6s %11s | %6s %11s %11s | %6s %11s\n" \
   "model" "MB" "ingot" "zstd-3" "zstd-19" "ingot" "zstd-3-T0" "ingot" "in-process" "zstd-d-T0" "ingot" "zstd-d-T0"
+CPULINES=()
 for name in $MODELS; do
   sf=$(prepare "$name")
   if [[ -z "$sf" ]]; then
@@ -102,20 +120,20 @@ for name in $MODELS; do
   raw=$(size "$sf")
   ing="$WORK/$name.ingot"
   zst="$WORK/$name.safetensors.zst"
-  t_ic=$(best_time "$SMELT" convert "$sf" "$ing" --force)
-  t_iv=$(best_time "$SMELT" verify "$ing")
+  timed ic "$SMELT" convert "$sf" "$ing" --force
+  timed iv "$SMELT" verify "$ing"
   inproc=0
   for _ in $(seq "$REPEAT"); do
     r=$("$SMELT" verify --json "$ing" | sed -n 's/.*"mb_per_s": *\([0-9.e+]*\).*/\1/p')
     inproc=$(awk -v a="$inproc" -v b="${r:-0}" 'BEGIN { printf "%.0f", (b > a ? b : a) }')
   done
-  t_id=$(best_time "$SMELT" convert "$ing" "$WORK/$name.back.safetensors" --force)
+  timed id "$SMELT" convert "$ing" "$WORK/$name.back.safetensors" --force
   cmp -s "$sf" "$WORK/$name.back.safetensors" || { echo "bench_ingot: $name: round trip differs!" >&2; exit 1; }
   rm -f "$WORK/$name.back.safetensors"
-  t_zc=$(best_time zstd -3 -T0 -q -f "$sf" -o "$zst")
+  timed zc zstd -3 -T0 -q -f "$sf" -o "$zst"
   z3=$(size "$zst")
-  t_zd=$(best_time zstd -d -T0 -q -f "$zst" -o /dev/null)
-  t_zf=$(best_time zstd -d -T0 -q -f "$zst" -o "$WORK/$name.back.safetensors")
+  timed zd zstd -d -T0 -q -f "$zst" -o /dev/null
+  timed zf zstd -d -T0 -q -f "$zst" -o "$WORK/$name.back.safetensors"
   rm -f "$WORK/$name.back.safetensors"
   if [[ "${BENCH_SKIP_ZSTD19:-0}" == 1 ]]; then
     r19="-"
@@ -127,8 +145,15 @@ for name in $MODELS; do
   printf "%-10s %7.1f | %6s %6s %7s | %6s %11s | %6s %11s %11s | %6s %11s\n" \
     "$name" "$(awk -v b="$raw" 'BEGIN { print b / 1e6 }')" \
     "$(ratio "$(size "$ing")" "$raw")" "$(ratio "$z3" "$raw")" "$r19" \
-    "$(rate "$raw" "$t_ic")" "$(rate "$raw" "$t_zc")" \
-    "$(rate "$raw" "$t_iv")" "$inproc" "$(rate "$raw" "$t_zd")" \
-    "$(rate "$raw" "$t_id")" "$(rate "$raw" "$t_zf")"
+    "$(rate "$raw" "${WALL[ic]}")" "$(rate "$raw" "${WALL[zc]}")" \
+    "$(rate "$raw" "${WALL[iv]}")" "$inproc" "$(rate "$raw" "${WALL[zd]}")" \
+    "$(rate "$raw" "${WALL[id]}")" "$(rate "$raw" "${WALL[zf]}")"
+  CPULINES+=("$(printf "%-10s %7.1f | %6s %11s | %6s %11s | %6s %11s" "$name" "$(awk -v b="$raw" 'BEGIN { print b / 1e6 }')" \
+    "$(rate "$raw" "${CPU[ic]}")" "$(rate "$raw" "${CPU[zc]}")" "$(rate "$raw" "${CPU[iv]}")" "$(rate "$raw" "${CPU[zd]}")" \
+    "$(rate "$raw" "${CPU[id]}")" "$(rate "$raw" "${CPU[zf]}")")")
   rm -f "$zst" "$ing"
 done
+echo
+echo "the same runs per CPU-second (user + system time of all threads; independent of other load on the machine):"
+printf "%-10s %7s | %6s %11s | %6s %11s | %6s %11s\n" "model" "MB" "comp" "zstd-3-T0" "pure" "zstd-d-T0" "file" "zstd-d-T0"
+for line in "${CPULINES[@]}"; do echo "$line"; done

@@ -93,6 +93,17 @@ final class IngotTests: XCTestCase {
         }
     }
 
+    func testReadsOutsideATensorAreRefused() throws {
+        let path = "\(dir)/r.ingot"
+        try IngotWriter.write(try IngotFixtures.graph(big: false), to: path)
+        let file = try IngotReader.open(path)
+        var buf = [UInt8](repeating: 0, count: 8)
+        XCTAssertThrowsError(try buf.withUnsafeMutableBytes { try file.read(tensor: 0, offset: file.tensors[0].byteCount - 4, into: $0) }) { e in
+            XCTAssertEqual("\(e)", "\(path): tensor 'small.f64': read of 8 bytes at 276 is outside its 280 bytes")
+        }
+        XCTAssertThrowsError(try buf.withUnsafeMutableBytes { try file.read(tensor: 0, offset: -1, into: $0) })
+    }
+
     /// Several threads reading the same file at once, sequentially (which starts read-ahead) with
     /// odd buffer sizes, each in its own tensor order, all get the right bytes.
     func testConcurrentSequentialReaders() throws {

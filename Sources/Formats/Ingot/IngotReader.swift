@@ -279,6 +279,10 @@ public final class IngotFile: @unchecked Sendable {
     /// on background threads, so a consumer writing what it read overlaps with decoding.
     public func read(tensor t: Int, offset: Int, into buffer: UnsafeMutableRawBufferPointer) throws {
         let count = buffer.count
+        guard offset >= 0, count <= tensors[t].byteCount, offset <= tensors[t].byteCount - count else {
+            throw StorageError.outOfRange(
+                what: "\(path): tensor '\(tensors[t].name)'", offset: offset, count: count, size: tensors[t].byteCount)
+        }
         guard count > 0 else { return }
         let chunks = tensors[t].chunks
         let end = offset + count
