@@ -10,7 +10,7 @@ struct Smelt: ParsableCommand {
             Reads safetensors files and sharded sets, Hugging Face model folders; writes the same.
             Exit status: 0 success, 1 a failed drift gate, 2 a runtime error (bad input, I/O), 64 a usage error.
             """,
-        subcommands: [Inspect.self, Convert.self, Verify.self, Verify.self, Tokenize.self, PerplexityCommand.self, DriftCommand.self,
+        subcommands: [Inspect.self, Convert.self, Verify.self, Tokenize.self, PerplexityCommand.self, DriftCommand.self,
             QuantizeCommand.self, CalibrateCommand.self]
     )
 }
