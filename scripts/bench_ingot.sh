@@ -13,13 +13,15 @@
 # zstd), so the "in-process" column also gives `smelt verify`'s own timing (open + decode). A
 # second table gives the same runs per CPU-second, which other load on the machine barely changes.
 #
-# Environment: SMELT (the binary; default .build/release/smelt, then .build-ingot/release/smelt),
+# Usage: scripts/bench_ingot.sh [SMELT_BINARY]
+# Environment: SMELT (the binary when no argument; default .build/release/smelt, then .build-ingot/release/smelt),
 # BENCH_DIR (scratch folder; default a new temp folder, removed at the end), BENCH_REPEAT,
 # BENCH_SKIP_ZSTD19=1 (skip the slow zstd -19 column), BENCH_MODELS (subset, e.g. "bert-f32 bert-bf16").
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-SMELT=${SMELT:-}
+# The smelt binary: the first argument (as `make bench` passes it), else $SMELT, else a release build.
+SMELT=${1:-${SMELT:-}}
 if [[ -z "$SMELT" ]]; then
   for c in "$ROOT/.build/release/smelt" "$ROOT/.build-ingot/release/smelt"; do
     if [[ -x "$c" ]]; then SMELT=$c; break; fi

@@ -19,8 +19,8 @@ final class IngotCorruptionTests: XCTestCase {
         var m = Metadata()
         m["safetensors.format"] = .string("pt")
         return try TensorGraph(metadata: m, tensors: [
-            try IngotFixtures.tensor("a.f32", .f32, [1200], IngotFixtures.floatBytes(IngotFixtures.floats(1200, seed: 1), as: .f32)),
-            try IngotFixtures.tensor("b.bf16", .bf16, [2600], IngotFixtures.floatBytes(IngotFixtures.floats(2600, seed: 2), as: .bf16)),
+            try IngotFixtures.tensor("a.f32", .f32, [1050], IngotFixtures.floatBytes(IngotFixtures.floats(1050, seed: 1), as: .f32)),
+            try IngotFixtures.tensor("b.bf16", .bf16, [2100], IngotFixtures.floatBytes(IngotFixtures.floats(2100, seed: 2), as: .bf16)),
             try IngotFixtures.tensor("c.zeros", .f16, [2100], [UInt8](repeating: 0, count: 4200)),
             try IngotFixtures.tensor("d.i64", .i64, [40], IngotFixtures.bytes(320, seed: 3)),
         ])
@@ -44,7 +44,7 @@ final class IngotCorruptionTests: XCTestCase {
         let bad = "\(dir)/bad.ingot"
         var inData = 0, elsewhere = 0
         for i in 0..<original.count {
-            for pattern: UInt8 in (i % 7 == 0 ? [0x01, 0x80, 0xFF] : [0x20]) {
+            for pattern: UInt8 in (i % 11 == 0 ? [0x01, 0x80, 0xFF] : [0x20]) {
                 var bytes = original
                 bytes[i] ^= pattern
                 try IngotFixtures.writeFile(bytes, bad)

@@ -187,6 +187,7 @@ public final class IngotFile: @unchecked Sendable {
         }
         firstChunk = first
         chunkOwner = owner
+        readAhead.decode = { [weak self] g in self?.fill(g) }
     }
 
     /// How many chunks a sequential reader has decoded ahead of it: enough to keep every core
@@ -254,14 +255,11 @@ public final class IngotFile: @unchecked Sendable {
         let (t, k) = chunkOwner[g]
         let size = tensors[t].chunks[k].rawSize
         var failure: IngotError?
-        let out = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
-            do throws(IngotError) {
-                try decodeChunk(tensor: t, chunk: k, into: UnsafeMutableRawBufferPointer(buffer))
-                count = size
-            } catch {
-                failure = error
-                count = 0
-            }
+        // A buffer of an evicted chunk when one fits (a reader still copying from it keeps its
+        // bytes: writing here copies first), else new memory; decoding overwrites all of it.
+        var out = cache.takeSpare(size) ?? [UInt8](unsafeUninitializedCapacity: size) { _, count in count = size }
+        out.withUnsafeMutableBytes { dst in
+            do throws(IngotError) { try decodeChunk(tensor: t, chunk: k, into: dst) } catch { failure = error }
         }
         if let failure {
             cache.fail(g, failure)
@@ -299,7 +297,7 @@ public final class IngotFile: @unchecked Sendable {
         let base = buffer.baseAddress!
         let g0 = firstChunk[t] + first
         let ahead = readAhead.sequential(first: g0, last: g0 + n - 1, total: chunkOwner.count)
-        if !ahead.isEmpty { readAhead.start(ahead, cache: cache) { [self] g in fill(g) } }
+        if !ahead.isEmpty { readAhead.start(ahead, cache: cache) }
 
         let work = { (i: Int) throws(IngotError) in
             let k = first + i
@@ -456,7 +454,17 @@ final class IngotChunkCache: @unchecked Sendable {
     private let m = IngotMonitor()
     private var entries: [Int: Entry] = [:]
     private var order: [Int] = []
+    /// Buffers of evicted chunks, for reuse.
+    private var spares: [[UInt8]] = []
     let capacity: Int
+
+    /// A spare buffer of exactly `size` bytes, if there is one.
+    func takeSpare(_ size: Int) -> [UInt8]? {
+        m.withLock {
+            guard let i = spares.firstIndex(where: { $0.count == size }) else { return nil }
+            return spares.remove(at: i)
+        }
+    }
 
     init(capacity: Int) { self.capacity = capacity }
 
@@ -522,6 +530,7 @@ final class IngotChunkCache: @unchecked Sendable {
                 i += 1
                 continue
             }
+            if case let .ready(bytes)? = entries[victim], spares.count < capacity { spares.append(bytes) }
             entries[victim] = nil
             order.remove(at: i)
         }
@@ -529,6 +538,7 @@ final class IngotChunkCache: @unchecked Sendable {
 }
 
 /// Sequential-read detection and the background threads that decode ahead of such a reader.
+/// Workers stay a moment after their queue empties (a converter reads in bursts), then exit.
 final class IngotReadAhead: @unchecked Sendable {
     private let m = IngotMonitor()
     private let depth: Int
@@ -536,7 +546,11 @@ final class IngotReadAhead: @unchecked Sendable {
     private var expected = -1
     private var queued: [Int] = []
     private var workers = 0
+    private var idle = 0
     private var scheduledUpTo = -1
+    /// Fills a reserved chunk (set by the file, which it holds weakly).
+    var decode: (@Sendable (Int) -> Void)?
+    static let idleSeconds = 0.25
 
     init(depth: Int, workers: Int) {
         self.depth = depth
@@ -561,29 +575,35 @@ final class IngotReadAhead: @unchecked Sendable {
         }
     }
 
-    /// Queues chunks for the workers (reserving them in `cache`; `decode` must fill each) and
-    /// starts workers as needed.
-    func start(_ chunks: [Int], cache: IngotChunkCache, decode: @escaping @Sendable (Int) -> Void) {
+    /// Queues chunks for the workers (reserving them in `cache`) and wakes or starts workers.
+    func start(_ chunks: [Int], cache: IngotChunkCache) {
+        guard let decode else { return }
         var spawn = 0
         m.withLock {
             for g in chunks where cache.reserve(g) { queued.append(g) }
-            while workers < maxWorkers && workers < queued.count {
-                workers += 1
-                spawn += 1
-            }
+            m.broadcast()
+            spawn = min(maxWorkers - workers, max(0, queued.count - idle))
+            workers += spawn
         }
         for _ in 0..<spawn {
             let ok = ingotDetachedThread { [self] in
+                m.lock()
                 while true {
-                    let g: Int? = m.withLock {
-                        if queued.isEmpty {
-                            workers -= 1
-                            return nil
-                        }
-                        return queued.removeFirst()
+                    if !queued.isEmpty {
+                        let g = queued.removeFirst()
+                        m.unlock()
+                        decode(g)
+                        m.lock()
+                        continue
                     }
-                    guard let g else { return }
-                    decode(g)
+                    idle += 1
+                    let woken = m.wait(seconds: IngotReadAhead.idleSeconds)
+                    idle -= 1
+                    if !woken && queued.isEmpty {
+                        workers -= 1
+                        m.unlock()
+                        return
+                    }
                 }
             }
             if !ok {

@@ -23,6 +23,14 @@ final class IngotMonitor: @unchecked Sendable {
     func unlock() { pthread_mutex_unlock(&mutex) }
     /// Waits for a broadcast; call with the lock held.
     func wait() { pthread_cond_wait(&cond, &mutex) }
+    /// Waits for a broadcast or `seconds`; false when the time ran out. Call with the lock held.
+    func wait(seconds: Double) -> Bool {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        let ns = Int(now.tv_nsec) + Int(seconds * 1e9)
+        var deadline = timespec(tv_sec: now.tv_sec + ns / 1_000_000_000, tv_nsec: ns % 1_000_000_000)
+        return pthread_cond_timedwait(&cond, &mutex, &deadline) == 0
+    }
     func broadcast() { pthread_cond_broadcast(&cond) }
 
     func withLock<R>(_ body: () throws -> R) rethrows -> R {
