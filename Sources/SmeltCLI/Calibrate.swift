@@ -9,12 +9,12 @@ struct CalibrateCommand: ParsableCommand {
         commandName: "calibrate",
         abstract: "Compute an importance matrix (llama-imatrix's GGUF layout) from a model run over a text.",
         discussion: """
-            The text is tokenized and cut into chunks of --ctx tokens as `smelt perplexity` cuts it;
-            every chunk runs through the model, and for every linear layer's weight the sum of each
-            input column's squared activation and the token count are accumulated (the output head
-            included, under its weight's name: token_embd.weight when tied). The result is written as
-            a GGUF with <weight>.in_sum2 and <weight>.counts tensors and imatrix.* keys, the layout
-            llama.cpp's llama-imatrix writes: `llama-quantize --imatrix` reads it, and
+            The text is tokenized and cut into chunks of --ctx tokens as `smelt perplexity` cuts it; \
+            every chunk runs through the model, and for every linear layer's weight the sum of each \
+            input column's squared activation and the token count are accumulated (the output head \
+            included, under its weight's name: token_embd.weight when tied). The result is written as \
+            a GGUF with <weight>.in_sum2 and <weight>.counts tensors and imatrix.* keys, the layout \
+            llama.cpp's llama-imatrix writes: `llama-quantize --imatrix` reads it, and \
             `smelt quantize --imatrix` reads llama-imatrix's (and its legacy .dat files).
             """
     )

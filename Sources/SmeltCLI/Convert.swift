@@ -8,18 +8,19 @@ struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Convert a model between formats, re-shard it, or cast its float tensors.",
         discussion: """
-            IN is a .safetensors file, a *.safetensors.index.json, a Hugging Face model folder, or a
-            .gguf file (any file of a split set opens the whole set).
-            OUT ending in .safetensors is written as one file (or, with --max-shard-size, as
-            OUT-00001-of-0000N.safetensors shards beside an index); OUT ending in .gguf is written
-            as GGUF v3 (or, with --split-max-size / --split-max-tensors, as llama.cpp-style
-            OUT-00001-of-0000N.gguf splits); any other OUT is a model folder (model.safetensors or
-            shards, plus the config and tokenizer files the input had); OUT ending in .ingot is
-            an Ingot file (zstd-compressed, checksummed; --level sets the zstd level, and an Ingot
-            input converts onward like the format it came from). A GGUF input keeps its
-            metadata exactly; other inputs get their architecture, hyperparameters and tokenizer
+            IN is a .safetensors file, a *.safetensors.index.json, a Hugging Face model folder, or a \
+            .gguf file (any file of a split set opens the whole set). \
+            OUT ending in .safetensors is written as one file (or, with --max-shard-size, as \
+            OUT-00001-of-0000N.safetensors shards beside an index); OUT ending in .gguf is written \
+            as GGUF v3 (or, with --split-max-size / --split-max-tensors, as llama.cpp-style \
+            OUT-00001-of-0000N.gguf splits); any other OUT is a model folder (model.safetensors or \
+            shards, plus the config and tokenizer files the input had); OUT ending in .ingot is \
+            an Ingot file (zstd-compressed, checksummed; --level sets the zstd level, and an Ingot \
+            input converts onward like the format it came from). A GGUF input keeps its \
+            metadata exactly; other inputs get their architecture, hyperparameters and tokenizer \
             written as GGUF keys. Quantized tensors cannot go to safetensors.
-            Tensors stream through a fixed buffer: memory does not grow with the model. Outputs are
+
+            Tensors stream through a fixed buffer: memory does not grow with the model. Outputs are \
             written under a temporary name and renamed when complete.
             """
     )

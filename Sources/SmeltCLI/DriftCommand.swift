@@ -9,15 +9,15 @@ struct DriftCommand: ParsableCommand {
         commandName: "drift",
         abstract: "Compare a candidate model with its base on the same text, and gate on the result.",
         discussion: """
-            Both models run over the same chunks of the text (interleaved chunk by chunk, so no logits
-            file is needed); every scored position (the second half of each chunk, as in
-            `smelt perplexity`) compares the candidate's distribution with the base's. Reports both
-            PPLs, their ratio and difference, the KL divergence KL(base ‖ candidate) (mean ± stderr,
-            median, 90/95/99/99.9th percentiles, max), the RMS of Δp (the change in the probability
+            Both models run over the same chunks of the text (interleaved chunk by chunk, so no logits \
+            file is needed); every scored position (the second half of each chunk, as in \
+            `smelt perplexity`) compares the candidate's distribution with the base's. Reports both \
+            PPLs, their ratio and difference, the KL divergence KL(base ‖ candidate) (mean ± stderr, \
+            median, 90/95/99/99.9th percentiles, max), the RMS of Δp (the change in the probability \
             of the correct token) and the share of positions whose top-1 token agrees.
 
-            Gates: with --max-ppl-ratio, --max-kld (on the mean) or --min-top1 (a percentage), a
-            failed gate is printed with the margin and the exit status is 1. Other errors exit 2.
+            Gates: with --max-ppl-ratio, --max-kld (on the mean) or --min-top1 (a percentage), a \
+            failed gate is printed with the margin and the exit status is 1. Other errors exit 2. \
             --json FILE writes the full report (schema in the README).
             """
     )

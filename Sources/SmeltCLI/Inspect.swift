@@ -7,10 +7,10 @@ struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Describe a model: format, architecture, hyperparameters, tensors and sizes.",
         discussion: """
-            PATH is a .safetensors file, a sharded set's *.safetensors.index.json, a Hugging Face
-            model folder, a .gguf file (any file of a split set opens the whole set) or an .ingot
-            file (which adds its compressed and raw sizes, per tensor with --tensors). Prints a
-            summary with every metadata key and its type (long arrays and texts summarized);
+            PATH is a .safetensors file, a sharded set's *.safetensors.index.json, a Hugging Face \
+            model folder, a .gguf file (any file of a split set opens the whole set) or an .ingot \
+            file (which adds its compressed and raw sizes, per tensor with --tensors). Prints a \
+            summary with every metadata key and its type (long arrays and texts summarized); \
             --tensors adds one row per tensor; --json prints the same as one JSON object.
             """
     )

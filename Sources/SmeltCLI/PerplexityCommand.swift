@@ -11,10 +11,10 @@ struct PerplexityCommand: ParsableCommand {
         commandName: "perplexity",
         abstract: "Perplexity of a model on a text, computed as llama.cpp's llama-perplexity does.",
         discussion: """
-            The whole text is tokenized, cut into chunks of --ctx tokens (BOS replaces each chunk's
-            first token when the model adds BOS), and the second half of every chunk is scored.
-            Prints the running estimate per chunk and the final `PPL = x ± stderr`. MODEL is any
-            model smelt reads (GGUF, Hugging Face folder, safetensors with config, Ingot); quantized
+            The whole text is tokenized, cut into chunks of --ctx tokens (BOS replaces each chunk's \
+            first token when the model adds BOS), and the second half of every chunk is scored. \
+            Prints the running estimate per chunk and the final `PPL = x ± stderr`. MODEL is any \
+            model smelt reads (GGUF, Hugging Face folder, safetensors with config, Ingot); quantized \
             weights are dequantized one matrix at a time, activations are f32.
             """
     )

@@ -11,19 +11,19 @@ struct QuantizeCommand: ParsableCommand {
         commandName: "quantize",
         abstract: "Quantize a model's weights to Q8_0, Q4_0 or Q4_1 (round-to-nearest, importance-weighted, or GPTQ).",
         discussion: """
-            IN is any model smelt reads; OUT a GGUF that llama.cpp loads (or, ending in .ingot, the
-            same graph as a compressed Ingot that converts back to that GGUF). Which tensors are quantized
-            follows the recipe in formats/quant-recipe.json: the linear layers' 2-D weights and the
-            token embedding take --type (F32 where a row does not divide into 32-value blocks), norms,
-            biases and other vectors stay F32. --recipe FILE adds rules in front (same layout);
+            IN is any model smelt reads; OUT a GGUF that llama.cpp loads (or, ending in .ingot, the \
+            same graph as a compressed Ingot that converts back to that GGUF). Which tensors are quantized \
+            follows the recipe in formats/quant-recipe.json: the linear layers' 2-D weights and the \
+            token embedding take --type (F32 where a row does not divide into 32-value blocks), norms, \
+            biases and other vectors stay F32. --recipe FILE adds rules in front (same layout); \
             --keep PATTERN (a glob over GGUF tensor names, repeatable) keeps matching tensors F32.
 
-            Methods: rtn rounds each block to the nearest grid point with ggml's reference
-            quantizers (byte for byte); with --imatrix (llama-imatrix's GGUF or .dat, or
-            `smelt calibrate`'s) each block's scale is searched to minimise the importance-weighted
-            error instead. gptq needs --calibration-text: layer by layer, on the outputs of the
-            layers before it already quantized, each linear weight is rounded column by column with
-            the error spread onto the columns not yet rounded (GPTQ), onto the same block grids.
+            Methods: rtn rounds each block to the nearest grid point with ggml's reference \
+            quantizers (byte for byte); with --imatrix (llama-imatrix's GGUF or .dat, or \
+            `smelt calibrate`'s) each block's scale is searched to minimise the importance-weighted \
+            error instead. gptq needs --calibration-text: layer by layer, on the outputs of the \
+            layers before it already quantized, each linear weight is rounded column by column with \
+            the error spread onto the columns not yet rounded (GPTQ), onto the same block grids. \
             Tensors stream to the output one by one, rows quantized on --threads cores.
             """
     )

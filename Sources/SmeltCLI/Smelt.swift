@@ -7,7 +7,16 @@ struct Smelt: ParsableCommand {
         commandName: "smelt",
         abstract: "Convert, quantize and evaluate open-weight language models.",
         discussion: """
-            Reads safetensors files and sharded sets, Hugging Face model folders; writes the same.
+            Formats: safetensors (single files and sharded sets), Hugging Face model folders, GGUF v3 \
+            (every ggml block type, split sets) and Ingot, smelt's zstd-compressed container. \
+            Architectures the evaluator runs: llama (Llama, Mistral, SmolLM checkpoints), qwen2, gpt2.
+
+            inspect and verify look at a file; convert moves a model between formats (and casts); \
+            quantize rounds weights to Q8_0/Q4_0/Q4_1 (round-to-nearest, importance matrix or GPTQ); \
+            calibrate computes an importance matrix; perplexity and drift evaluate a model, and drift \
+            gates a build on how far a candidate strays from its base; tokenize prints token ids. \
+            `smelt help SUBCOMMAND` explains each.
+
             Exit status: 0 success, 1 a failed drift gate, 2 a runtime error (bad input, I/O), 64 a usage error.
             """,
         subcommands: [Inspect.self, Convert.self, Verify.self, Tokenize.self, PerplexityCommand.self, DriftCommand.self,

@@ -9,10 +9,10 @@ struct Tokenize: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Turn a text file into token ids with a model's byte-level BPE tokenizer.",
         discussion: """
-            MODEL is any model `smelt inspect` opens that carries a byte-level BPE tokenizer (GGUF
-            tokenizer.ggml.model = gpt2, or a Hugging Face folder's tokenizer.json). Special tokens written in the text (control and
-            user-defined tokens such as <|im_start|>) become their ids. BOS is prepended when the
-            model asks for it (add_bos_token) unless --no-bos. Prints the ids on one line separated
+            MODEL is any model `smelt inspect` opens that carries a byte-level BPE tokenizer (GGUF \
+            tokenizer.ggml.model = gpt2, or a Hugging Face folder's tokenizer.json). Special tokens written in the text (control and \
+            user-defined tokens such as <|im_start|>) become their ids. BOS is prepended when the \
+            model asks for it (add_bos_token) unless --no-bos. Prints the ids on one line separated \
             by spaces, or with --json as {"count": N, "ids": [...]}; timings go to stderr.
             """
     )

@@ -7,10 +7,10 @@ struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Check every checksum of an Ingot file and decode every chunk.",
         discussion: """
-            Checks the prelude, trailer and header checksums, then reads every chunk on all cores,
-            compares its XXH64 checksum and decodes it into a buffer of its declared size (nothing
-            is written anywhere: this is also the way to time pure decompression). Exit status 0
-            when everything is intact, 2 on the first problem found (the bad chunk is named by
+            Checks the prelude, trailer and header checksums, then reads every chunk on all cores, \
+            compares its XXH64 checksum and decodes it into a buffer of its declared size (nothing \
+            is written anywhere: this is also the way to time pure decompression). Exit status 0 \
+            when everything is intact, 2 on the first problem found (the bad chunk is named by \
             tensor and chunk number; the number of bad chunks is counted).
             """
     )
