@@ -45,6 +45,34 @@ final class IngotRoundTripTests: XCTestCase {
         try IngotFixtures.assertSame(g, try SafetensorsGraph.read("\(dir)/m.safetensors"))
     }
 
+    /// From `IngotWriter.layoutTrialFromLevel` on, a float tensor whose values repeat within
+    /// blocks (as weights dequantized from Q4_1 do) is stored as plain bytes, which the slow
+    /// levels' long matches compress better than byte planes; weights-like floats keep their
+    /// planes; at the default level every float tensor keeps its planes. All round-trip exactly.
+    func testLayoutTrialAtSlowLevels() throws {
+        let n = 64 * 512
+        let raw = IngotFixtures.bytes(n + 8 * (n / 32), seed: 9)
+        var dequantized = [Float](repeating: 0, count: n)
+        for b in 0..<(n / 32) {
+            let d = 0.0005 + Float(raw[n + 8 * b]) / 2e4, m = -8 * d + Float(raw[n + 8 * b + 1]) / 1e6
+            for i in 0..<32 { dequantized[b * 32 + i] = d * Float(raw[b * 32 + i] & 15) + m }
+        }
+        let graph = try TensorGraph(
+            tensors: [
+                try IngotFixtures.tensor("dequantized", .f32, [64, 512], IngotFixtures.floatBytes(dequantized, as: .f32)),
+                try IngotFixtures.tensor("trained", .f32, [64, 512], IngotFixtures.floatBytes(IngotFixtures.floats(n, seed: 3), as: .f32)),
+            ])
+        for (level, plain) in [(19, true), (IngotWriter.layoutTrialFromLevel - 1, false), (3, false)] {
+            let path = "\(dir)/trial-\(level).ingot"
+            try IngotWriter.write(graph, to: path, level: level, sourceFormat: "safetensors")
+            let file = try IngotReader.open(path)
+            XCTAssertEqual(file.tensors[0].layout.isIdentity, plain, "dequantized-like floats at level \(level)")
+            XCTAssertFalse(file.tensors[1].layout.isIdentity, "weights-like floats at level \(level)")
+            try IngotFixtures.assertSame(graph, try IngotReader.read(path))
+            XCTAssertTrue(try file.verify().ok)
+        }
+    }
+
     func testGoldenGGUFFiles() throws {
         for input in ["golden/gguf/mixed.gguf", "golden/gguf/v2.gguf", "golden/gguf/split-00002-of-00003.gguf"] {
             let graph = try GGUFReader.read(TestSupport.path(input))

@@ -1,4 +1,5 @@
 import Codecs
+import Dispatch
 import TensorGraph
 
 /// What `IngotWriter.write` produced.
@@ -19,6 +20,14 @@ public enum IngotWriter {
     /// At this level and above, float planes and block streams use the level's own zstd
     /// parameters (optimal parsing) instead of the literal-oriented set.
     public static let literalParametersBelowLevel = 19
+    /// At this level and above, each transformed tensor's layout is chosen by trial: a sample of
+    /// its first bytes is compressed both through its standard layout and as plain bytes, and
+    /// the smaller wins. Slow levels search far enough to find repeats of whole values (weights
+    /// dequantized from a block format take only 16 or 32 distinct values per block), which byte
+    /// planes hide; at faster levels the planes always win on such data too.
+    public static let layoutTrialFromLevel = 10
+    /// Bytes of a tensor compressed both ways in a layout trial.
+    static let layoutTrialBytes = 256 << 10
 
     @discardableResult
     public static func write(
@@ -36,11 +45,12 @@ public enum IngotWriter {
         guard threads >= 0 else { throw IngotError.badOption(file: path, reason: "thread count \(threads) is negative") }
 
         // Plan: every tensor's layout, chunk size and chunks.
+        let chosen = try chooseLayouts(graph.tensors, level: level, threads: ingotThreadCount(threads))
         var entries: [IngotTensor] = []
         var jobs: [Job] = []
         var largest = 0
         for (t, tensor) in graph.tensors.enumerated() {
-            let layout = IngotLayout.standard(for: tensor.dtype)
+            let layout = chosen[t]
             let unit = layout.blockBytes
             guard tensor.byteCount % unit == 0 else {
                 throw IngotError.cannotStore(
@@ -78,7 +88,7 @@ public enum IngotWriter {
         prelude.u32(0)
         try out.write(prelude.bytes)
 
-        let parameters = graph.tensors.map { parametersFor($0.dtype, level: level) }
+        let parameters = zip(graph.tensors, entries).map { parametersFor($0.dtype, layout: $1.layout, level: level) }
         let layouts = entries.map(\.layout)
         let sink = { (job: Job, stored: UnsafeRawBufferPointer, flags: UInt32, checksum: UInt64) throws in
             let offset = out.bytesWritten
@@ -135,9 +145,69 @@ public enum IngotWriter {
 
     /// The zstd parameters for a tensor's streams: the literal-oriented set for float planes and
     /// block streams (below `literalParametersBelowLevel`), the level itself otherwise.
-    static func parametersFor(_ dtype: DType, level: Int) -> ZstdParameters {
-        if (dtype.isFloat || dtype.isQuantized) && level > 0 && level < literalParametersBelowLevel { return .literals }
+    static func parametersFor(_ dtype: DType, layout: IngotLayout, level: Int) -> ZstdParameters {
+        if (dtype.isFloat || dtype.isQuantized) && !layout.isIdentity && level > 0 && level < literalParametersBelowLevel {
+            return .literals
+        }
         return ZstdParameters(level: Int32(level))
+    }
+
+    /// Every tensor's layout: the standard one for its dtype, or, from `layoutTrialFromLevel`
+    /// on, plain bytes for a tensor whose sample compresses at least 2 % smaller that way.
+    static func chooseLayouts(_ tensors: [Tensor], level: Int, threads: Int) throws -> [IngotLayout] {
+        var layouts = tensors.map { IngotLayout.standard(for: $0.dtype) }
+        guard level >= layoutTrialFromLevel else { return layouts }
+        let candidates = tensors.indices.filter { i in
+            !layouts[i].isIdentity && tensors[i].byteCount >= 4 * layouts[i].blockBytes
+                && tensors[i].byteCount >= 64 << 10
+        }
+        guard !candidates.isEmpty else { return layouts }
+        final class Results: @unchecked Sendable {
+            var plain: [Bool]
+            var errors: [(any Error)?]
+            init(_ n: Int) {
+                plain = Array(repeating: false, count: n)
+                errors = Array(repeating: nil, count: n)
+            }
+        }
+        let results = Results(candidates.count)
+        let parts = max(1, min(threads, candidates.count))
+        let standard = layouts
+        DispatchQueue.concurrentPerform(iterations: parts) { p in
+            let encoder = IngotChunkEncoder(capacity: layoutTrialBytes)
+            let out = UnsafeMutableRawBufferPointer.allocate(byteCount: layoutTrialBytes, alignment: 64)
+            defer { out.deallocate() }
+            for k in stride(from: p, to: candidates.count, by: parts) {
+                let i = candidates[k]
+                let tensor = tensors[i]
+                let layout = standard[i]
+                let size = min(tensor.byteCount, layoutTrialBytes) / layout.blockBytes * layout.blockBytes
+                do {
+                    do {
+                        try tensor.storage.read(offset: 0, into: UnsafeMutableRawBufferPointer(rebasing: encoder.input[0..<size]))
+                    } catch let e as IngotError {
+                        throw e
+                    } catch {
+                        throw GraphError.badTensor(name: tensor.name, reason: "\(error)")
+                    }
+                    let plain = IngotLayout.identity(layout.blockBytes)
+                    let a = try encoder.encode(
+                        rawSize: size, layout: layout, parameters: parametersFor(tensor.dtype, layout: layout, level: level),
+                        into: out)
+                    let b = try encoder.encode(
+                        rawSize: size, layout: plain, parameters: parametersFor(tensor.dtype, layout: plain, level: level),
+                        into: out)
+                    results.plain[k] = Double(b.stored) < 0.98 * Double(a.stored)
+                } catch {
+                    results.errors[k] = error
+                }
+            }
+        }
+        for (k, i) in candidates.enumerated() {
+            if let e = results.errors[k] { throw e }
+            if results.plain[k] { layouts[i] = .identity(layouts[i].blockBytes) }
+        }
+        return layouts
     }
 
     struct Job: Sendable {
