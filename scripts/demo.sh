@@ -45,7 +45,7 @@ if [[ -f $TEXT ]]; then
 
     CAL=${DEMO_CALIBRATION:-../shared/corpus/groups_merged.txt}
     CHUNKS=${DEMO_CHUNKS:-8}
-    CAL_CHUNKS=${DEMO_CAL_CHUNKS:-4}
+    CAL_CHUNKS=${DEMO_CAL_CHUNKS:-16}
     step "Calibrate: an importance matrix (llama-imatrix's layout) from $CAL_CHUNKS chunks of the calibration text" \
         "$SMELT" calibrate "$OUT/smollm2-f32.gguf" --text "$CAL" --chunks "$CAL_CHUNKS" --output "$OUT/smollm2.imatrix.gguf"
     step "Quantize the F32 base to Q4_0, round-to-nearest (ggml's reference, byte for byte)" \
