@@ -21,8 +21,10 @@ let package = Package(
         .target(name: "TensorGraph"),
         // Compression codecs (zstd) used by containers.
         .target(name: "Codecs", dependencies: ["CZstd"]),
-        // Numeric kernels over OpenBLAS.
-        .target(name: "Kernels", dependencies: ["CBLAS"]),
+        // cpuid and XCR0: which vector units the processor has and the OS enables (x86-64; empty elsewhere).
+        .target(name: "CCPUID"),
+        // Numeric kernels over OpenBLAS, and the choice of its kernels for this processor.
+        .target(name: "Kernels", dependencies: ["CBLAS", "CCPUID"]),
         // Block quantization types: decode (dequantize) and encode, reference implementations.
         .target(name: "Quantization", dependencies: ["TensorGraph"]),
         // Readers and writers, one folder per format.
@@ -45,7 +47,7 @@ let package = Package(
         .executableTarget(
             name: "SmeltCLI",
             dependencies: [
-                "TensorGraph", "Formats", "Quantization", "Architectures", "Evaluator", "Tokenizers", "Calibration",
+                "TensorGraph", "Formats", "Quantization", "Architectures", "Evaluator", "Tokenizers", "Calibration", "Kernels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

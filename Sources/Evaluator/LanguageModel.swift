@@ -175,11 +175,9 @@ public final class LanguageModel: @unchecked Sendable {
         try Profile.measure("weights") {
             try weights.withF32(weight) { wp in
                 Profile.measure("sgemm") {
-                    // Output columns split over the threads, each a single-threaded sgemm.
-                    Ops.parallelRows(outDim, threads: threads) { cols in
-                        BLAS.sgemm(m: rows, n: cols.count, k: inDim, a: x, lda: inDim, b: wp + cols.lowerBound * inDim,
-                                   ldb: inDim, c: out + cols.lowerBound, ldc: outDim, transposeB: true)
-                    }
+                    // Tiles of the output over the threads, each a single-threaded sgemm.
+                    BLAS.parallelSgemm(m: rows, n: outDim, k: inDim, a: x, lda: inDim, b: wp, ldb: inDim,
+                                       c: out, ldc: outDim, transposeB: true, threads: threads)
                 }
             }
         }
@@ -196,30 +194,30 @@ public final class LanguageModel: @unchecked Sendable {
         let group = heads / kvHeads
         let scale = 1 / Float(headDim).squareRoot()
         Profile.measure("attention") {
-            // Heads in parallel, each with its own score matrix and single-threaded products.
-            Ops.parallelRows(heads, threads: threads) { hs in
-                let scores = UnsafeMutablePointer<Float>.allocate(capacity: rows * rows)
-                defer { scores.deallocate() }
-                // Causal: a block of queries [r0, r1) only needs keys [0, r1), so the products skip
-                // most of the masked upper triangle.
-                let block = 64
-                for h in hs {
-                    let g = h / group
-                    var r0 = 0
-                    while r0 < rows {
-                        let r1 = min(rows, r0 + block)
-                        let m = r1 - r0
-                        BLAS.sgemm(m: m, n: r1, k: headDim, a: q + r0 * qStride + h * headDim, lda: qStride,
-                                   b: k + g * headDim, ldb: kvStride, c: scores, ldc: r1, transposeB: true)
-                        Ops.causalSoftmax(scores, rows: m, cols: r1, firstRow: r0, scale: scale)
-                        BLAS.sgemm(m: m, n: headDim, k: r1, a: scores, lda: r1, b: v + g * headDim, ldb: kvStride,
-                                   c: out + r0 * outStride + h * headDim, ldc: outStride, transposeB: false)
-                        r0 = r1
-                    }
-                }
+            // Causal: a block of queries [r0, r1) only needs keys [0, r1), so the products skip
+            // most of the masked upper triangle. Every (head, query block) pair is independent:
+            // they are spread over the threads, so all cores stay busy whatever the head count
+            // (9 heads on 2 threads would otherwise leave one idle a ninth of the time).
+            let blocks = (rows + Self.attentionBlock - 1) / Self.attentionBlock
+            let scratch = Ops.PerThreadScratch(count: threads, capacity: Self.attentionBlock * rows)
+            Ops.parallelItems(heads * blocks, threads: threads) { item, worker in
+                // Later blocks see more keys: hand them out first so the tail is short.
+                let h = item % heads, b = blocks - 1 - item / heads
+                let g = h / group
+                let r0 = b * Self.attentionBlock, r1 = min(rows, r0 + Self.attentionBlock)
+                let m = r1 - r0
+                let scores = scratch.buffer(worker)
+                BLAS.sgemm(m: m, n: r1, k: headDim, a: q + r0 * qStride + h * headDim, lda: qStride,
+                           b: k + g * headDim, ldb: kvStride, c: scores, ldc: r1, transposeB: true)
+                Ops.causalSoftmax(scores, rows: m, cols: r1, firstRow: r0, scale: scale)
+                BLAS.sgemm(m: m, n: headDim, k: r1, a: scores, lda: r1, b: v + g * headDim, ldb: kvStride,
+                           c: out + r0 * outStride + h * headDim, ldc: outStride, transposeB: false)
             }
         }
     }
+
+    /// Queries per attention block (see `attention`).
+    static let attentionBlock = 64
 
     /// Rows of the embedding table for `tokens`.
     func embed(_ tokens: [Int32], into x: UnsafeMutablePointer<Float>) throws {

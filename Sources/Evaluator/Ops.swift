@@ -14,6 +14,43 @@ enum Ops {
         }
     }
 
+    /// Runs `body(item, worker)` for items 0..<count on up to `threads` workers that take the
+    /// next item as they finish one (items of unequal cost balance themselves); `worker` is in
+    /// 0..<threads, for per-worker scratch.
+    static func parallelItems(_ count: Int, threads: Int, _ body: (_ item: Int, _ worker: Int) -> Void) {
+        let workers = max(1, min(threads, count))
+        if workers == 1 { for i in 0..<count { body(i, 0) }; return }
+        let next = ItemCounter()
+        DispatchQueue.concurrentPerform(iterations: workers) { w in
+            while let i = next.take(below: count) { body(i, w) }
+        }
+    }
+
+    /// The shared "next item" of `parallelItems`.
+    final class ItemCounter: @unchecked Sendable {
+        private var value = 0
+        private let lock = NSLock()
+        func take(below count: Int) -> Int? {
+            lock.lock()
+            defer { lock.unlock() }
+            guard value < count else { return nil }
+            value += 1
+            return value - 1
+        }
+    }
+
+    /// One scratch buffer per worker of `parallelItems`, freed together.
+    final class PerThreadScratch {
+        private let base: UnsafeMutablePointer<Float>
+        private let capacity: Int
+        init(count: Int, capacity: Int) {
+            self.capacity = max(1, capacity)
+            base = .allocate(capacity: max(1, count) * self.capacity)
+        }
+        func buffer(_ worker: Int) -> UnsafeMutablePointer<Float> { base + worker * capacity }
+        deinit { base.deallocate() }
+    }
+
     /// out = x / rms(x) · weight, per row of `dim` (RMSNorm).
     static func rmsNorm(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
                         rows: Int, dim: Int, eps: Float, threads: Int) {

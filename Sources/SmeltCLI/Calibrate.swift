@@ -42,7 +42,7 @@ struct CalibrateCommand: ParsableCommand {
                 print(JSONWriter.write(.object([
                     ("model", .string(model)), ("output", .string(output)), ("entries", .int(matrix.entries.count)),
                     ("chunks", .int(chunks.count)), ("ctx", .int(eval.ctx)), ("tokens", .int(chunks.count * eval.ctx)),
-                    ("seconds", .double(secs)),
+                    ("seconds", .double(secs)), ("system", SystemReport.json(threads: eval.threads)),
                 ]), indent: 2))
             } else {
                 print("wrote \(output): \(matrix.entries.count) weights, \(chunks.count) chunks of \(eval.ctx) tokens, "

@@ -46,7 +46,9 @@ struct DriftCommand: ParsableCommand {
             print(DriftText.render(report, base: base, candidate: candidate, gates: gates))
             if let json {
                 let out = try AtomicOutput(path: json)
-                try out.write(Array((JSONWriter.write(DriftText.json(report, base: base, candidate: candidate, gates: gates), indent: 2) + "\n").utf8))
+                var fields = DriftText.json(report, base: base, candidate: candidate, gates: gates).objectEntries ?? []
+                fields.append(("system", SystemReport.json(threads: eval.threads)))
+                try out.write(Array((JSONWriter.write(.object(fields), indent: 2) + "\n").utf8))
                 try out.commit()
             }
             gateFailed = gates.contains { !$0.passed }

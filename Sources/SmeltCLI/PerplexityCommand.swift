@@ -48,6 +48,7 @@ struct PerplexityCommand: ParsableCommand {
                     ("chunk_ppl", .array(result.chunkPPL.map(JSONValue.double))),
                     ("tokens_scored", .int(result.tokensScored)), ("tokens_evaluated", .int(result.tokensEvaluated)),
                     ("seconds", .double(result.seconds)), ("tokens_per_second", .double(result.tokensPerSecond)),
+                    ("system", SystemReport.json(threads: eval.threads)),
                 ]), indent: 2))
             } else {
                 print(line)
@@ -77,6 +78,8 @@ struct EvalOptions: ParsableArguments {
         "Keys and values in attention: f32 (exact) or f16 (rounded as llama.cpp's default KV cache stores them).",
         valueName: "f32|f16"))
     var kv: String = "f32"
+    @Flag(help: "Print the processor, the BLAS kernels in use and who chose them to stderr before running.")
+    var verbose = false
 
     func validate() throws {
         guard (text == nil) != (tokenIDs == nil) else { throw ValidationError("give --text FILE") }
@@ -88,11 +91,18 @@ struct EvalOptions: ParsableArguments {
     }
 
     func load(_ path: String) throws -> (model: LanguageModel, graph: TensorGraph) {
+        if verbose && !Self.reported {
+            Self.reported = true
+            SystemReport.printVerbose(threads: threads)
+        }
         let loaded = try ModelLoader.load(path, threads: threads, cacheDecoded: cacheWeights)
         loaded.model.quantizeActivations = activations == "q8"
         loaded.model.roundKVToF16 = kv == "f16"
         return loaded
     }
+
+    /// The system lines are printed once per process (drift loads two models).
+    nonisolated(unsafe) static var reported = false
 
     /// The token ids of the text for this model.
     func tokens(for graph: TensorGraph) throws -> [Int32] {

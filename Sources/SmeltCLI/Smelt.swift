@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Kernels
 
 @main
 struct Smelt: ParsableCommand {
@@ -20,8 +21,15 @@ struct Smelt: ParsableCommand {
             Exit status: 0 success, 1 a failed drift gate, 2 a runtime error (bad input, I/O), 64 a usage error.
             """,
         subcommands: [Inspect.self, Convert.self, Verify.self, Tokenize.self, PerplexityCommand.self, DriftCommand.self,
-            QuantizeCommand.self, CalibrateCommand.self]
+            QuantizeCommand.self, CalibrateCommand.self, SystemCommand.self]
     )
+
+    /// Chooses the BLAS kernels first (this may re-execute the process once; see
+    /// `BLASRuntime.prepareProcess`), then parses the command line.
+    static func main() {
+        BLASRuntime.prepareProcess()
+        main(nil)
+    }
 }
 
 /// Runs a command body, turning thrown errors into a message on stderr and exit status 2.
