@@ -67,7 +67,7 @@ demo: release models
 # Benchmarks: numbers next to a peer tool measured in the same run.
 bench: release pydeps models
 	@scripts/bench.sh $(RELEASE_BIN)
-	@scripts/bench_eval.sh $(RELEASE_BIN) $(SMOLLM)
+	@scripts/bench_speed.sh $(RELEASE_BIN) $(SMOLLM)
 	@if [ -x scripts/bench_ingot.sh ]; then scripts/bench_ingot.sh $(RELEASE_BIN); fi
 	@if [ -x scripts/bench_quantize.sh ]; then scripts/bench_quantize.sh $(RELEASE_BIN); fi
 
