@@ -72,19 +72,28 @@ public enum Drift {
         for (ci, chunk) in chunks.enumerated() {
             let lb = try base.logits(tokens: chunk, outputRows: rows)
             let lc = try candidate.logits(tokens: chunk, outputRows: rows)
+            // Rows compared on every thread, then accumulated in row order (as one thread would).
+            typealias Row = (kld: Double, deltaP: Double, same: Bool, nllBase: Double, nllCandidate: Double)
+            var compared = [Row](repeating: (0, 0, false, 0, 0), count: rows.count)
             lb.withUnsafeBufferPointer { b in
                 lc.withUnsafeBufferPointer { c in
-                    for (i, j) in rows.enumerated() {
-                        let r = (i * vocab)..<((i + 1) * vocab)
-                        let x = compare(base: UnsafeBufferPointer(rebasing: b[r]), candidate: UnsafeBufferPointer(rebasing: c[r]),
-                                        target: Int(chunk[j + 1]))
-                        klds.append(x.kld)
-                        sumDp2 += x.deltaP * x.deltaP
-                        if x.same { same += 1 }
-                        accB.add(x.nllBase)
-                        accC.add(x.nllCandidate)
+                    compared.withUnsafeMutableBufferPointer { out in
+                        Ops.parallelRows(rows.count, threads: base.threads) { part in
+                            for i in part {
+                                let r = (i * vocab)..<((i + 1) * vocab)
+                                out[i] = compare(base: UnsafeBufferPointer(rebasing: b[r]), candidate: UnsafeBufferPointer(rebasing: c[r]),
+                                                 target: Int(chunk[rows.lowerBound + i + 1]))
+                            }
+                        }
                     }
                 }
+            }
+            for x in compared {
+                klds.append(x.kld)
+                sumDp2 += x.deltaP * x.deltaP
+                if x.same { same += 1 }
+                accB.add(x.nllBase)
+                accC.add(x.nllCandidate)
             }
             progress(ci, chunks.count, Double((ci + 1) * ctx * 2) / Date().timeIntervalSince(start))
         }

@@ -83,12 +83,19 @@ public enum Perplexity {
         for (c, chunk) in chunks.enumerated() {
             let logits = try model.logits(tokens: chunk, outputRows: rows)
             let vocab = model.config.vocabSize
+            // Rows scored on every thread, then added in row order (the same sums as one thread).
+            var nlls = [Double](repeating: 0, count: rows.count)
             logits.withUnsafeBufferPointer { all in
-                for (i, j) in rows.enumerated() {
-                    let row = UnsafeBufferPointer(rebasing: all[(i * vocab)..<((i + 1) * vocab)])
-                    acc.add(nll(row, target: Int(chunk[j + 1])))
+                nlls.withUnsafeMutableBufferPointer { out in
+                    Ops.parallelRows(rows.count, threads: model.threads) { part in
+                        for i in part {
+                            let row = UnsafeBufferPointer(rebasing: all[(i * vocab)..<((i + 1) * vocab)])
+                            out[i] = nll(row, target: Int(chunk[rows.lowerBound + i + 1]))
+                        }
+                    }
                 }
             }
+            for v in nlls { acc.add(v) }
             perChunk.append(acc.ppl)
             let secs = Date().timeIntervalSince(start)
             progress(c, chunks.count, acc.ppl, Double((c + 1) * ctx) / secs)
