@@ -66,20 +66,26 @@ public enum SgemmBench {
     }
 
     /// GFLOP/s of `shape` split over `threads` as the evaluator splits it: the best of repeated
-    /// runs lasting at least `seconds` in all.
-    public static func rate(_ shape: Shape, threads: Int, seconds: Double = 0.2) -> Double {
+    /// runs lasting at least `seconds` in all. With `coldWeights`, each run multiplies a different
+    /// copy of B from a pool larger than the last-level cache (96 MiB), as a forward pass meets
+    /// each weight once per chunk, after every other weight has passed through the caches.
+    public static func rate(_ shape: Shape, threads: Int, seconds: Double = 0.2, coldWeights: Bool = true) -> Double {
+        let bCount = shape.n * shape.k
+        let copies = coldWeights ? min(256, max(1, (96 << 20) / max(1, bCount * 4) + 1)) : 1
         let a = UnsafeMutablePointer<Float>.allocate(capacity: shape.m * shape.k)
-        let b = UnsafeMutablePointer<Float>.allocate(capacity: shape.n * shape.k)
+        let b = UnsafeMutablePointer<Float>.allocate(capacity: bCount * copies)
         let c = UnsafeMutablePointer<Float>.allocate(capacity: shape.m * shape.n)
         defer { a.deallocate(); b.deallocate(); c.deallocate() }
         for i in 0..<(shape.m * shape.k) { a[i] = Float(i % 13) * 0.01 - 0.06 }
-        for i in 0..<(shape.n * shape.k) { b[i] = Float(i % 7) * 0.02 - 0.06 }
+        for i in 0..<(bCount * copies) { b[i] = Float(i % 7) * 0.02 - 0.06 }
+        var copy = 0
         let run = {
-            BLAS.parallelSgemm(m: shape.m, n: shape.n, k: shape.k, a: a, lda: shape.k, b: b,
+            BLAS.parallelSgemm(m: shape.m, n: shape.n, k: shape.k, a: a, lda: shape.k, b: b + copy * bCount,
                                ldb: shape.transposeB ? shape.k : shape.n, c: c, ldc: shape.n,
                                transposeB: shape.transposeB, threads: threads)
+            copy = (copy + 1) % copies
         }
-        run()  // warm-up: page in, pack buffers
+        run()  // warm-up: pack buffers, threads
         var best = Double.infinity, spent = 0.0, runs = 0
         while spent < seconds || runs < 3 {
             let t0 = now()
@@ -94,6 +100,6 @@ public enum SgemmBench {
 
     /// The kernels' peak on one thread: a 1024³ product, the size where they reach their top rate.
     public static func peak(seconds: Double = 0.5) -> Double {
-        rate(Shape(m: 1024, n: 1024, k: 1024, transposeB: false), threads: 1, seconds: seconds)
+        rate(Shape(m: 1024, n: 1024, k: 1024, transposeB: false), threads: 1, seconds: seconds, coldWeights: false)
     }
 }

@@ -21,8 +21,9 @@ struct SystemCommand: ParsableCommand {
 
             --bench measures the kernels: their one-thread peak (a 1024³ product) and, with \
             --model, the rate on every matrix product of one --ctx forward pass of that model, split \
-            over --threads as the evaluator splits it, and the tokens per second the products alone \
-            would allow (the sgemm-bound limit that `smelt perplexity` can be compared with).
+            over --threads as the evaluator splits it, with the weights cold (a pool of copies larger \
+            than the caches, as a forward pass meets each weight once), and the tokens per second the \
+            products alone would allow (the sgemm-bound limit that `smelt perplexity` can be compared with).
             """
     )
 
@@ -73,9 +74,10 @@ struct SystemCommand: ParsableCommand {
             print("  m     n     k      count  GFLOP/s  % of peak×threads  label")
         }
         for p in products {
-            // Linear layers are tiled over the threads; attention products run one per thread.
+            // Linear layers are tiled over the threads, their weights cold (read from memory, as a
+            // pass meets them); attention products run one per thread on keys and values just made.
             let rate = p.tiled ? SgemmBench.rate(p.shape, threads: threads, seconds: 0.05)
-                : SgemmBench.rate(p.shape, threads: 1, seconds: 0.02) * Double(threads)
+                : SgemmBench.rate(p.shape, threads: 1, seconds: 0.02, coldWeights: false) * Double(threads)
             let f = p.shape.flops * Double(p.count)
             seconds += f / (rate * 1e9)
             flops += f
