@@ -16,6 +16,8 @@ let package = Package(
         // C libraries behind thin system-library targets.
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        // Linux calls Swift cannot reach: renameat2 and the signal handler that removes temporary outputs.
+        .target(name: "CPlatform"),
 
         // The intermediate representation: depends on nothing but Foundation.
         .target(name: "TensorGraph"),
@@ -28,7 +30,7 @@ let package = Package(
         // Block quantization types: decode (dequantize) and encode, reference implementations.
         .target(name: "Quantization", dependencies: ["TensorGraph"]),
         // Readers and writers, one folder per format.
-        .target(name: "Formats", dependencies: ["TensorGraph", "Codecs"]),
+        .target(name: "Formats", dependencies: ["TensorGraph", "Codecs", "CPlatform"]),
         // Byte-level BPE tokenization (llama.cpp-exact pre-tokenizers and merges).
         .target(name: "Tokenizers", dependencies: ["TensorGraph"]),
         // Architecture knowledge: HF ↔ GGUF names, layouts, config keys and tokenizers (tables from formats/).
@@ -58,7 +60,7 @@ let package = Package(
         .testTarget(name: "CodecsTests", dependencies: ["Codecs"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "TensorGraph"]),
-        .testTarget(name: "FormatsTests", dependencies: ["Formats", "TensorGraph", "TestSupport"]),
+        .testTarget(name: "FormatsTests", dependencies: ["Formats", "TensorGraph", "TestSupport", "CPlatform"]),
         .testTarget(name: "ArchitecturesTests", dependencies: ["Architectures", "Formats", "TensorGraph", "TestSupport"]),
         .testTarget(name: "EvaluatorTests", dependencies: ["Evaluator", "Architectures", "Formats", "TensorGraph", "TestSupport"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "Formats", "TensorGraph", "TestSupport"]),

@@ -82,9 +82,10 @@ public struct ImportanceMatrix: Sendable, Equatable {
         return graph
     }
 
-    /// Writes the matrix as an imatrix GGUF.
-    public func write(to path: String) throws {
-        try GGUFWriter.write(graph(), to: path)
+    /// Writes the matrix as an imatrix GGUF (published atomically; an existing file is an error
+    /// unless `replace`).
+    public func write(to path: String, replace: Bool = false) throws {
+        try GGUFWriter.write(graph(), to: path, replace: replace)
     }
 
     /// Reads an imatrix GGUF (llama-imatrix's or ours) or a legacy `.dat` file.

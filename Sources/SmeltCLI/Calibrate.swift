@@ -22,10 +22,12 @@ struct CalibrateCommand: ParsableCommand {
     @Argument(help: "The model (any format smelt reads).") var model: String
     @OptionGroup var eval: EvalOptions
     @Option(help: "Where to write the importance matrix (GGUF).") var output: String
+    @Flag(help: "Replace an existing output.") var force = false
     @Flag(help: "Print a JSON summary.") var json = false
 
     func run() throws {
         try SmeltCLI.run {
+            if !force && Paths.exists(output) { throw OutputError.exists(path: output) }
             let started = Date()
             let loaded = try eval.load(model)
             let tokens = try eval.tokens(for: loaded.graph)
@@ -36,7 +38,7 @@ struct CalibrateCommand: ParsableCommand {
                 progress.update(done: done, total: total, tokensPerSecond: Double(done * eval.ctx) / Date().timeIntervalSince(t0))
             }
             progress.finish()
-            try matrix.write(to: output)
+            try matrix.write(to: output, replace: force)
             let secs = Date().timeIntervalSince(started)
             if json {
                 print(JSONWriter.write(.object([

@@ -20,8 +20,10 @@ struct Convert: ParsableCommand {
             metadata exactly; other inputs get their architecture, hyperparameters and tokenizer \
             written as GGUF keys. Quantized tensors cannot go to safetensors.
 
-            Tensors stream through a fixed buffer: memory does not grow with the model. Outputs are \
-            written under a temporary name and renamed when complete.
+            Tensors stream through a fixed buffer: memory does not grow with the model. Every output \
+            (a folder too) is built under a temporary name beside OUT and renamed when complete, so \
+            OUT never holds a partial result; an existing OUT is an error unless --force (checked \
+            atomically when the output is renamed into place).
             """
     )
 
@@ -84,17 +86,20 @@ struct Convert: ParsableCommand {
             let written: [String]
             switch outputFormat {
             case .safetensors:
-                written = try SafetensorsWriter.write(graph, to: output, maxShardSize: shardLimit, progress: progress.advance)
+                written = try SafetensorsWriter.write(
+                    graph, to: output, maxShardSize: shardLimit, replace: force, progress: progress.advance)
             case .hfFolder:
-                written = try HFFolder.write(graph, to: output, maxShardSize: shardLimit, progress: progress.advance)
+                written = try HFFolder.write(
+                    graph, to: output, maxShardSize: shardLimit, replace: force, progress: progress.advance)
             case .gguf:
                 written = try GGUFWriter.write(
                     graph, to: output, splitMaxSize: splitLimit, splitMaxTensors: splitMaxTensors,
-                    progress: progress.advance)
+                    replace: force, progress: progress.advance)
             case .ingot:
                 let summary = try IngotWriter.write(
                     graph, to: output, level: level ?? Ingot.defaultLevel,
-                    sourceFormat: FormatRegistry.origin(of: input, format: inputFormat).rawValue, progress: progress.advance)
+                    sourceFormat: FormatRegistry.origin(of: input, format: inputFormat).rawValue, replace: force,
+                    progress: progress.advance)
                 written = [summary.path]
             }
             progress.finish()

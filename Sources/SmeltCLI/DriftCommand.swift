@@ -29,10 +29,12 @@ struct DriftCommand: ParsableCommand {
     @Option(help: "Fail (exit 1) when the mean KL divergence exceeds this.") var maxKld: Double?
     @Option(help: "Fail (exit 1) when top-1 agreement (percent) is below this.") var minTop1: Double?
     @Option(help: "Write the full report as JSON to this file.") var json: String?
+    @Flag(help: "Replace an existing --json report.") var force = false
 
     func run() throws {
         var gateFailed = false
         try SmeltCLI.run {
+            if let json, !force && Paths.exists(json) { throw OutputError.exists(path: json) }
             let b = try eval.load(base)
             let c = try eval.load(candidate)
             let tokens = try eval.tokens(for: b.graph)
@@ -45,7 +47,7 @@ struct DriftCommand: ParsableCommand {
             let gates = DriftGates(maxPPLRatio: maxPplRatio, maxKLD: maxKld, minTop1: minTop1).check(report)
             print(DriftText.render(report, base: base, candidate: candidate, gates: gates))
             if let json {
-                let out = try AtomicOutput(path: json)
+                let out = try AtomicOutput(path: json, replace: force)
                 var fields = DriftText.json(report, base: base, candidate: candidate, gates: gates).objectEntries ?? []
                 fields.append(("system", SystemReport.json(threads: eval.threads)))
                 try out.write(Array((JSONWriter.write(.object(fields), indent: 2) + "\n").utf8))

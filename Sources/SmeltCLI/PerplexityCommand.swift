@@ -96,6 +96,9 @@ struct EvalOptions: ParsableArguments {
             SystemReport.printVerbose(threads: threads)
         }
         let loaded = try ModelLoader.load(path, threads: threads, cacheDecoded: cacheWeights)
+        // Evaluation reads f32 weights in place from the mapped file (ARCHITECTURE.md: where
+        // Smelt maps files); conversion and quantization read with pread only.
+        for t in loaded.graph.tensors { (t.storage as? FileRegion)?.file.permitMapping() }
         loaded.model.quantizeActivations = activations == "q8"
         loaded.model.roundKVToF16 = kv == "f16"
         return loaded

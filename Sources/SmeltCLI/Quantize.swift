@@ -112,9 +112,9 @@ struct QuantizeCommand: ParsableCommand {
             if FormatRegistry.outputFormat(for: output) == .ingot {
                 // An Ingot of the GGUF graph: `smelt convert OUT.ingot X.gguf` gives the GGUF back.
                 _ = try IngotWriter.write(quantized, to: output, threads: threads, sourceFormat: ModelFormat.gguf.rawValue,
-                                          progress: progress.advance)
+                                          replace: force, progress: progress.advance)
             } else {
-                try GGUFWriter.write(quantized, to: output, progress: progress.advance)
+                try GGUFWriter.write(quantized, to: output, replace: force, progress: progress.advance)
             }
             progress.finish()
             let secs = Date().timeIntervalSince(started)

@@ -4,14 +4,18 @@ import Glibc
 import Darwin
 #endif
 
-/// An open, read-only file that tensors point into. Sequential copies use `pread` (so a streaming
-/// conversion does not pull the whole file into the process's resident memory); consumers that
-/// want zero-copy access ask for `mapped()`, which maps the file once.
+/// An open, read-only file that tensors point into. Reads use `pread`: a file that shrinks while
+/// it is read (truncated by another process) gives `StorageError.shrank` naming the file and
+/// offset, never a signal. Mapping (`mapped()`, zero-copy) is refused until `permitMapping()`:
+/// a mapped page past a shrunk end raises SIGBUS, which no check can rule out, so only the
+/// evaluation commands (perplexity, drift, calibrate) opt in; conversion and quantization never map.
 public final class ReadableFile: @unchecked Sendable {
     public let path: String
+    /// The size when the file was opened.
     public let size: Int
     private let fd: Int32
     private var mapping: UnsafeRawBufferPointer?
+    private var mappingPermitted = false
     private let lock = Mutex()
 
     public init(path: String) throws(StorageError) {
@@ -47,6 +51,9 @@ public final class ReadableFile: @unchecked Sendable {
                 throw .io(file: path, offset: offset + done, reason: String(cString: strerror(errno)))
             }
             if n == 0 {
+                if let now = currentSize(), now < size {
+                    throw .shrank(file: path, offset: offset + done, wanted: buffer.count - done, size: now, openedSize: size)
+                }
                 throw .shortRead(file: path, offset: offset, wanted: buffer.count, got: done)
             }
             done += n
@@ -62,9 +69,32 @@ public final class ReadableFile: @unchecked Sendable {
         return Array(buf)
     }
 
+    /// The file's size now (fstat), nil if fstat fails.
+    public func currentSize() -> Int? {
+        var st = stat()
+        return fstat(fd, &st) == 0 ? Int(st.st_size) : nil
+    }
+
+    /// Allows `mapped()` for this file (see the type's documentation for the risk).
+    public func permitMapping() { lock.withLock { mappingPermitted = true } }
+
+    public var isMappingPermitted: Bool { lock.withLock { mappingPermitted } }
+
+    /// Throws `.shrank` when the file is now shorter than `end` bytes. Checked before each
+    /// mapped access; a shrink after the check and before the access still raises SIGBUS.
+    public func checkNotShrunk(below end: Int) throws(StorageError) {
+        if let now = currentSize(), now < end {
+            throw .shrank(file: path, offset: now, wanted: end - now, size: now, openedSize: size)
+        }
+    }
+
     /// The whole file mapped read-only (mapped on first use, kept until the file is released).
+    /// Only after `permitMapping()`.
     public func mapped() throws(StorageError) -> UnsafeRawBufferPointer {
         try lock.withLock { () throws(StorageError) -> UnsafeRawBufferPointer in
+            guard mappingPermitted else {
+                throw .io(file: path, offset: 0, reason: "mapping not permitted for this file")
+            }
             if let m = mapping { return m }
             if size == 0 { return UnsafeRawBufferPointer(start: nil, count: 0) }
             let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
@@ -97,6 +127,8 @@ public enum StorageError: Error, CustomStringConvertible {
     case shortRead(file: String, offset: Int, wanted: Int, got: Int)
     case outOfRange(what: String, offset: Int, count: Int, size: Int)
     case producer(String)
+    /// The file became shorter while open: `wanted` bytes at `offset` lie past its new end.
+    case shrank(file: String, offset: Int, wanted: Int, size: Int, openedSize: Int)
 
     public var description: String {
         switch self {
@@ -107,6 +139,9 @@ public enum StorageError: Error, CustomStringConvertible {
         case let .outOfRange(what, offset, count, size):
             return "\(what): read of \(count) bytes at \(offset) is outside its \(size) bytes"
         case let .producer(message): return message
+        case let .shrank(file, offset, wanted, size, openedSize):
+            return "\(file): the file changed while being read: it is now \(size) bytes (it was \(openedSize) when opened), "
+                + "so \(wanted) bytes at offset \(offset) are gone"
         }
     }
 }

@@ -43,7 +43,11 @@ public struct FileRegion: TensorStorage {
         try file.read(at: self.offset + offset, into: buffer)
     }
 
+    /// The region in place when the file permits mapping (`ReadableFile.permitMapping`), after
+    /// checking that the file still holds it; `nil` otherwise (consumers then read with `pread`).
     public func mappedBytes() throws -> UnsafeRawBufferPointer? {
+        guard file.isMappingPermitted else { return nil }
+        try file.checkNotShrunk(below: offset + byteCount)
         let all = try file.mapped()
         return UnsafeRawBufferPointer(rebasing: all[offset..<(offset + byteCount)])
     }

@@ -5,28 +5,40 @@ import Darwin
 #endif
 import TensorGraph
 
-/// An output file written under a temporary name beside its target and renamed into place only by
-/// `commit()`. Dropped without a commit, the temporary file is removed: a failed or interrupted
-/// conversion never leaves a half-written output under the real name.
+/// An output file written under a temporary name beside its target and published under its
+/// real name only by `commit()` (see `Publish`). Dropped without a commit, the temporary file is
+/// removed; a signal removes it too, and one left by a killed process is removed by the next
+/// output made in that folder. The real name never holds a partial file.
 public final class AtomicOutput {
     public let path: String
     public let temporaryPath: String
+    /// Whether publishing may replace an existing file or folder at `path` (`--force`).
+    public let replace: Bool
     private var fd: Int32
-    private var committed = false
+    private var finished = false
+    private var published = false
+    private var registration: CleanupRegistration
     public private(set) var bytesWritten = 0
 
-    public init(path: String) throws(OutputError) {
+    public init(path: String, replace: Bool = false) throws(OutputError) {
         self.path = path
+        self.replace = replace
         let dir = Paths.directory(of: path)
-        let base = Paths.fileName(of: path)
-        temporaryPath = Paths.join(dir, ".\(base).partial-\(getpid())")
-        fd = open(temporaryPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw .create(file: path, reason: String(cString: strerror(errno))) }
+        Publish.sweep(dir)
+        temporaryPath = Publish.temporaryPath(for: path)
+        registration = CleanupRegistration(path: temporaryPath, isDirectory: false)
+        fd = open(temporaryPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            let reason = String(cString: strerror(errno))
+            registration.release()
+            throw .create(file: path, reason: reason)
+        }
     }
 
     deinit {
         if fd >= 0 { close(fd) }
-        if !committed { unlink(temporaryPath) }
+        if !published { unlink(temporaryPath) }
+        registration.release()
     }
 
     public func write(_ bytes: UnsafeRawBufferPointer) throws(OutputError) {
@@ -52,17 +64,29 @@ public final class AtomicOutput {
         if count > 0 { try write([UInt8](repeating: 0, count: count)) }
     }
 
-    /// Closes the file and renames it to its real name.
-    public func commit() throws(OutputError) {
-        guard close(fd) == 0 else {
-            fd = -1
-            throw .write(file: path, reason: String(cString: strerror(errno)))
+    /// Flushes the file to disk and closes it; it stays under its temporary name.
+    public func finish() throws(OutputError) {
+        guard !finished else { return }
+        guard fsync(fd) == 0 || errno == EINVAL else {
+            throw .write(file: path, reason: "fsync: " + String(cString: strerror(errno)))
         }
+        let r = close(fd)
         fd = -1
-        guard rename(temporaryPath, path) == 0 else {
-            throw .write(file: path, reason: "rename: " + String(cString: strerror(errno)))
-        }
-        committed = true
+        guard r == 0 else { throw .write(file: path, reason: String(cString: strerror(errno))) }
+        finished = true
+    }
+
+    /// Moves the finished file to its real name (without replacing unless `replace`).
+    public func publish() throws(OutputError) {
+        try finish()
+        try Publish.rename(temporaryPath, to: path, replace: replace)
+        published = true
+        registration.release()
+    }
+
+    /// Finishes the file and publishes it.
+    public func commit() throws(OutputError) {
+        try publish()
     }
 
     /// Copies a tensor's bytes into the file through `buffer`, chunk by chunk.
@@ -78,6 +102,59 @@ public final class AtomicOutput {
             offset += n
             progress(n)
         }
+    }
+}
+
+/// An output folder built under a temporary name beside its target (`.NAME.partial-PID-N/`)
+/// and published under its real name in one rename by `commit()`: a folder at the real name is
+/// always complete. Writers put their files in `temporaryPath`. Dropped without a commit, the
+/// temporary folder and everything in it is removed (signals and stale sweeps as for files).
+public final class AtomicFolder {
+    public let path: String
+    public let temporaryPath: String
+    public let replace: Bool
+    private var published = false
+    private var registration: CleanupRegistration
+    private let createdParent: String?
+
+    public init(path: String, replace: Bool = false) throws(OutputError) {
+        var trimmed = path
+        while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed.removeLast() }
+        self.path = trimmed
+        self.replace = replace
+        let parent = Paths.directory(of: trimmed)
+        createdParent = try Paths.makeDirectories(parent)
+        Publish.sweep(parent)
+        temporaryPath = Publish.temporaryPath(for: trimmed)
+        registration = CleanupRegistration(path: temporaryPath, isDirectory: true)
+        guard mkdir(temporaryPath, 0o755) == 0 else {
+            let reason = String(cString: strerror(errno))
+            registration.release()
+            throw .create(file: trimmed, reason: reason)
+        }
+    }
+
+    deinit {
+        if !published {
+            Publish.removeTree(temporaryPath)
+            // Parents this output created, when still empty.
+            if let top = createdParent {
+                var dir = Paths.directory(of: path)
+                while rmdir(dir) == 0 && dir != top { dir = Paths.directory(of: dir) }
+            }
+        }
+        registration.release()
+    }
+
+    /// The path of `name` inside the folder being built.
+    public func file(_ name: String) -> String { Paths.join(temporaryPath, name) }
+
+    /// Publishes the folder under its real name (without replacing unless `replace`).
+    public func commit() throws(OutputError) {
+        Publish.syncDirectory(temporaryPath)
+        try Publish.rename(temporaryPath, to: path, replace: replace)
+        published = true
+        registration.release()
     }
 }
 

@@ -20,10 +20,15 @@ public enum GGUFWriter {
     /// `split.count` (uint16) and `split.tensors.count` (int32); the first also carries all the
     /// metadata, later ones only `general.alignment` (when set) and the split keys, as llama.cpp's
     /// gguf-split does. Returns the files written.
+    ///
+    /// Every file is written under a temporary name; a split set is published from the last
+    /// split down to split 1, the file readers open first, so a set whose split 1 exists is
+    /// complete. Without `replace`, an existing file at any of the names is an error
+    /// (`OutputError.exists`), checked atomically as each file is published.
     @discardableResult
     public static func write(
         _ graph: TensorGraph, to path: String, splitMaxSize: Int? = nil, splitMaxTensors: Int? = nil,
-        progress: @escaping (Int) -> Void = { _ in }
+        replace: Bool = false, progress: @escaping (Int) -> Void = { _ in }
     ) throws -> [String] {
         if let s = splitMaxSize, s <= 0 {
             throw GGUFError.badSplitLimit(file: path, reason: "split maximum size must be positive, not \(s)")
@@ -40,7 +45,7 @@ public enum GGUFWriter {
 
         let splits = plan(graph.tensors, splitMaxSize: splitMaxSize, splitMaxTensors: splitMaxTensors)
         if splits.count <= 1 {
-            let out = try AtomicOutput(path: path)
+            let out = try AtomicOutput(path: path, replace: replace)
             try writeFile(graph.tensors, metadata: metadata, alignment: alignment, to: out, progress: progress)
             try out.commit()
             return [path]
@@ -69,11 +74,12 @@ public enum GGUFWriter {
             m[GGUFKeys.splitCount] = .uint16(UInt16(n))
             m[GGUFKeys.splitTensorsCount] = .int32(Int32(total))
             let name = GGUF.splitFileName(stem: stem, index: i + 1, count: n)
-            let out = try AtomicOutput(path: path.contains("/") ? Paths.join(dir, name) : name)
+            let out = try AtomicOutput(path: path.contains("/") ? Paths.join(dir, name) : name, replace: replace)
             try writeFile(tensors, metadata: m, alignment: alignment, to: out, progress: progress)
+            try out.finish()
             outputs.append(out)
         }
-        for out in outputs { try out.commit() }
+        try Publish.publishSet(outputs.reversed(), replace: replace)
         return outputs.map(\.path)
     }
 

@@ -59,29 +59,27 @@ public enum HFFolder {
     }
 
     /// Writes the weights as `model.safetensors` (or shards) and the side files the graph carries.
+    /// The folder is built under a temporary name beside `dir` and renamed to `dir` when every
+    /// file in it is complete (`AtomicFolder`); without `replace`, an existing `dir` (other than
+    /// an empty folder) is an error. Returns the files written, under their final names.
     @discardableResult
     public static func write(
-        _ graph: TensorGraph, to dir: String, maxShardSize: Int? = nil, progress: @escaping (Int) -> Void = { _ in }
+        _ graph: TensorGraph, to dir: String, maxShardSize: Int? = nil, replace: Bool = false,
+        progress: @escaping (Int) -> Void = { _ in }
     ) throws -> [String] {
-        let created = try Paths.makeDirectories(dir)
-        var written: [String]
-        do {
-            written = try SafetensorsWriter.write(
-                graph, to: Paths.join(dir, "model.safetensors"), maxShardSize: maxShardSize, progress: progress)
-        } catch {
-            // Leave nothing behind: the writer removed its temporary files; remove the folder too
-            // when this call made it.
-            if let created { rmdir(created) }
-            throw error
-        }
+        let folder = try AtomicFolder(path: dir, replace: replace)
+        var names = try SafetensorsWriter.write(
+            graph, to: folder.file("model.safetensors"), maxShardSize: maxShardSize, progress: progress
+        ).map { Paths.fileName(of: $0) }
         for name in sideFiles {
             guard let text = graph.metadata[metadataPrefix + name]?.stringValue else { continue }
-            let out = try AtomicOutput(path: Paths.join(dir, name))
+            let out = try AtomicOutput(path: folder.file(name))
             try out.write(Array(text.utf8))
             try out.commit()
-            written.append(out.path)
+            names.append(name)
         }
-        return written
+        try folder.commit()
+        return names.map { Paths.join(folder.path, $0) }
     }
 
     static func listDirectory(_ dir: String) throws(HFFolderError) -> [String] {

@@ -32,7 +32,7 @@ public enum IngotWriter {
     @discardableResult
     public static func write(
         _ graph: TensorGraph, to path: String, level: Int = Ingot.defaultLevel, chunkSize: Int = Ingot.defaultChunkSize,
-        threads: Int = 0, sourceFormat: String? = nil, progress: @escaping (Int) -> Void = { _ in }
+        threads: Int = 0, sourceFormat: String? = nil, replace: Bool = false, progress: @escaping (Int) -> Void = { _ in }
     ) throws -> IngotWriteSummary {
         guard level != 0, level >= Int(Zstd.minLevel), level <= Int(Zstd.maxLevel) else {
             throw IngotError.badOption(
@@ -80,7 +80,7 @@ public enum IngotWriter {
         header.tensors = entries
         _ = try header.encode(file: path)
 
-        let out = try AtomicOutput(path: path)
+        let out = try AtomicOutput(path: path, replace: replace)
         var prelude = IngotEncoder()
         prelude.bytes = Ingot.magic
         prelude.u16(Ingot.majorVersion)

@@ -10,9 +10,13 @@ public enum SafetensorsWriter {
     /// at most that many data bytes (a larger tensor gets a shard of its own); when more than one
     /// shard results they are named `STEM-00001-of-0000N.safetensors` beside `path` with
     /// `STEM.safetensors.index.json`. Returns the files written.
+    ///
+    /// Every file is written under a temporary name; shards are published first and the index,
+    /// the file readers open first, last, so an index always names complete shards. Without
+    /// `replace`, an existing file at any of the names is an error (`OutputError.exists`).
     @discardableResult
     public static func write(
-        _ graph: TensorGraph, to path: String, maxShardSize: Int? = nil,
+        _ graph: TensorGraph, to path: String, maxShardSize: Int? = nil, replace: Bool = false,
         progress: @escaping (Int) -> Void = { _ in }
     ) throws -> [String] {
         for t in graph.tensors where t.dtype.info.safetensorsName == nil {
@@ -21,7 +25,7 @@ public enum SafetensorsWriter {
         let metadata = safetensorsMetadata(graph.metadata)
         let shards = plan(graph.tensors, maxShardSize: maxShardSize)
         if shards.count <= 1 {
-            let out = try AtomicOutput(path: path)
+            let out = try AtomicOutput(path: path, replace: replace)
             try writeShard(graph.tensors, metadata: metadata, to: out, progress: progress)
             try out.commit()
             return [path]
@@ -34,8 +38,9 @@ public enum SafetensorsWriter {
         var weightMap: [(String, JSONValue)] = []
         for (i, shard) in shards.enumerated() {
             let name = "\(stem)-\(pad5(i + 1))-of-\(pad5(n)).safetensors"
-            let out = try AtomicOutput(path: Paths.join(dir, name))
+            let out = try AtomicOutput(path: Paths.join(dir, name), replace: replace)
             try writeShard(shard, metadata: metadata, to: out, progress: progress)
+            try out.finish()
             outputs.append(out)
             for t in shard { weightMap.append((t.name, .string(name))) }
         }
@@ -44,10 +49,10 @@ public enum SafetensorsWriter {
             ("metadata", .object([("total_size", .int(total))])),
             ("weight_map", .object(weightMap)),
         ])
-        let indexOut = try AtomicOutput(path: Paths.join(dir, "\(stem).safetensors.index.json"))
+        let indexOut = try AtomicOutput(path: Paths.join(dir, "\(stem).safetensors.index.json"), replace: replace)
         try indexOut.write(Array((JSONWriter.write(index, indent: 2) + "\n").utf8))
-        for out in outputs { try out.commit() }
-        try indexOut.commit()
+        try indexOut.finish()
+        try Publish.publishSet(outputs + [indexOut], replace: replace)
         return outputs.map(\.path) + [indexOut.path]
     }
 
