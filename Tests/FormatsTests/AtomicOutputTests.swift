@@ -115,7 +115,9 @@ final class AtomicOutputTests: XCTestCase {
         XCTAssertEqual(entries(out).count, 4)
         XCTAssertEqual(temporaries(dir), [])
 
-        // With replace: swapped in whole, the old one removed.
+        // With replace: swapped in whole, the old one removed (with anything nested in it).
+        try FileManager.default.createDirectory(atPath: "\(out)/onnx/deeper", withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: "\(out)/onnx/deeper/x", contents: Data([1]))
         _ = try HFFolder.write(try graph(tensors: 1), to: out, replace: true)
         XCTAssertEqual(entries(out), ["model.safetensors"])
         XCTAssertEqual(entries(dir), ["model"])

@@ -20,7 +20,7 @@ final class IngotRoundTripTests: XCTestCase {
     @discardableResult
     func throughIngot(_ graph: TensorGraph, name: String, source: String, level: Int = 3) throws -> TensorGraph {
         let path = "\(dir)/\(name).ingot"
-        try IngotWriter.write(graph, to: path, level: level, sourceFormat: source)
+        try IngotWriter.write(graph, to: path, level: level, sourceFormat: source, replace: true)
         let back = try IngotReader.read(path)
         try IngotFixtures.assertSame(graph, back)
         XCTAssertTrue(try IngotReader.open(path).verify().ok)
@@ -31,8 +31,8 @@ final class IngotRoundTripTests: XCTestCase {
         for input in ["golden/safetensors/mixed.safetensors", "golden/safetensors/sharded/model.safetensors.index.json"] {
             let graph = try SafetensorsGraph.read(TestSupport.path(input))
             let back = try throughIngot(graph, name: "golden", source: "safetensors")
-            try SafetensorsWriter.write(graph, to: "\(dir)/direct.safetensors")
-            try SafetensorsWriter.write(back, to: "\(dir)/via.safetensors")
+            try SafetensorsWriter.write(graph, to: "\(dir)/direct.safetensors", replace: true)
+            try SafetensorsWriter.write(back, to: "\(dir)/via.safetensors", replace: true)
             XCTAssertEqual(try bytes("\(dir)/direct.safetensors"), try bytes("\(dir)/via.safetensors"), input)
         }
         // The golden file was written by the Python package with the layout our writer uses.
@@ -77,8 +77,8 @@ final class IngotRoundTripTests: XCTestCase {
         for input in ["golden/gguf/mixed.gguf", "golden/gguf/v2.gguf", "golden/gguf/split-00002-of-00003.gguf"] {
             let graph = try GGUFReader.read(TestSupport.path(input))
             let back = try throughIngot(graph, name: "g", source: "gguf")
-            try GGUFWriter.write(graph, to: "\(dir)/direct.gguf")
-            try GGUFWriter.write(back, to: "\(dir)/via.gguf")
+            try GGUFWriter.write(graph, to: "\(dir)/direct.gguf", replace: true)
+            try GGUFWriter.write(back, to: "\(dir)/via.gguf", replace: true)
             XCTAssertEqual(try bytes("\(dir)/direct.gguf"), try bytes("\(dir)/via.gguf"), input)
         }
     }

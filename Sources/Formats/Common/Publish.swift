@@ -73,13 +73,22 @@ public enum Publish {
 
     private static let swept = SweptSet()
 
-    /// Removes a file, or a flat folder (temporary output folders hold files only).
+    /// Removes a file or a folder with everything in it (symbolic links are removed, not
+    /// followed): a temporary output, or an old output that `--force` replaced.
     @discardableResult
-    static func removeTree(_ path: String) -> Bool {
+    static func removeTree(_ path: String, depth: Int = 0) -> Bool {
         var st = stat()
         guard lstat(path, &st) == 0 else { return false }
-        if (st.st_mode & S_IFMT) == S_IFDIR { return smelt_remove_flat_directory(path) == 0 }
-        return unlink(path) == 0
+        guard (st.st_mode & S_IFMT) == S_IFDIR else { return unlink(path) == 0 }
+        guard depth < 64, let d = opendir(path) else { return false }
+        var names: [String] = []
+        while let e = readdir(d) {
+            let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        closedir(d)
+        for name in names { removeTree(Paths.join(path, name), depth: depth + 1) }
+        return rmdir(path) == 0
     }
 
     /// Moves the finished `temporary` to `path` (see the type's documentation).
