@@ -34,6 +34,10 @@ int smelt_rename_exchange(const char *a, const char *b) {
 #endif
 }
 
+void smelt_start_writeback(int fd, long long offset, long long count) {
+    sync_file_range(fd, offset, count, SYNC_FILE_RANGE_WRITE);
+}
+
 // The registry: fixed slots, so the handler never allocates. A slot's state goes 0 (free) →
 // 1 (being filled) → 2 (live) → 0; the handler only reads live slots.
 enum { SLOTS = 256, PATH_BYTES = 4096 };

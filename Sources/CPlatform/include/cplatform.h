@@ -11,6 +11,10 @@ int smelt_rename_noreplace(const char *from, const char *to);
 /// Atomically swaps the names `a` and `b` (renameat2 RENAME_EXCHANGE); both must exist.
 int smelt_rename_exchange(const char *a, const char *b);
 
+/// Starts writeback of a file range without waiting (sync_file_range SYNC_FILE_RANGE_WRITE), so
+/// the fsync before publishing has little left to flush. Errors are ignored (a hint only).
+void smelt_start_writeback(int fd, long long offset, long long count);
+
 /// Registers a temporary path the signal handler removes (a folder: its entries, then itself).
 /// Returns a slot number, or -1 when the table is full or the path too long.
 int smelt_cleanup_add(const char *path, int is_directory);

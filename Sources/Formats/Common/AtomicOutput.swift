@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CPlatform
 import TensorGraph
 
 /// An output file written under a temporary name beside its target and published under its
@@ -52,7 +53,16 @@ public final class AtomicOutput {
             done += n
         }
         bytesWritten += bytes.count
+        if bytesWritten - writebackStart >= Self.writebackStep {
+            smelt_start_writeback(fd, Int64(writebackStart), Int64(bytesWritten - writebackStart))
+            writebackStart = bytesWritten
+        }
     }
+
+    /// Writeback of what is written is started every this many bytes, so that the fsync before
+    /// publishing overlaps with the work instead of following it.
+    static let writebackStep = 16 << 20
+    private var writebackStart = 0
 
     public func write(_ bytes: [UInt8]) throws(OutputError) {
         let r = bytes.withUnsafeBytes { b in Result { () throws(OutputError) in try write(b) } }
