@@ -20,7 +20,7 @@ let package = Package(
         .target(name: "CPlatform"),
 
         // The intermediate representation: depends on nothing but Foundation.
-        .target(name: "TensorGraph"),
+        .target(name: "TensorGraph", dependencies: ["CPlatform"]),
         // Compression codecs (zstd) used by containers.
         .target(name: "Codecs", dependencies: ["CZstd"]),
         // cpuid and XCR0: which vector units the processor has and the OS enables (x86-64; empty elsewhere).

@@ -6,6 +6,8 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <stdint.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -139,4 +141,65 @@ void smelt_cleanup_install(void) {
         sigaddset(&sa.sa_mask, SIGHUP);
         sigaction(signals[k], &sa, 0);
     }
+}
+
+// The SIGBUS guard: mapped source files, fixed slots.
+enum { MAPPINGS = 256 };
+static _Atomic uintptr_t mapping_base[MAPPINGS];
+static _Atomic uintptr_t mapping_length[MAPPINGS];
+static _Atomic int mapping_fault[MAPPINGS];
+static atomic_int bus_installed;
+
+static void on_bus(int sig, siginfo_t *info, void *context) {
+    (void)context;
+    uintptr_t addr = (uintptr_t)info->si_addr;
+    for (int i = 0; i < MAPPINGS; i++) {
+        uintptr_t base = atomic_load(&mapping_base[i]);
+        uintptr_t length = atomic_load(&mapping_length[i]);
+        if (base == 0 || addr < base || addr - base >= length) continue;
+        long page = sysconf(_SC_PAGESIZE);
+        uintptr_t start = addr & ~(uintptr_t)(page - 1);
+        // Zero pages from the faulting page to the mapping's end; the read is retried on return.
+        void *p = mmap((void *)start, base + length - start, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+        if (p == MAP_FAILED) break;
+        atomic_store(&mapping_fault[i], 1);
+        return;
+    }
+    // Not a mapped source: the default action (the fault repeats and kills the process).
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    sigaction(sig, &dfl, 0);
+}
+
+int smelt_mapping_add(const void *base, unsigned long length) {
+    if (!atomic_exchange(&bus_installed, 1)) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_sigaction = on_bus;
+        sa.sa_flags = SA_SIGINFO;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGBUS, &sa, 0);
+    }
+    for (int i = 0; i < MAPPINGS; i++) {
+        uintptr_t expected = 0;
+        if (atomic_compare_exchange_strong(&mapping_base[i], &expected, (uintptr_t)1)) {
+            atomic_store(&mapping_fault[i], 0);
+            atomic_store(&mapping_length[i], (uintptr_t)length);
+            atomic_store(&mapping_base[i], (uintptr_t)base);
+            return i;
+        }
+    }
+    return -1;
+}
+
+int smelt_mapping_faulted(int slot) {
+    return slot >= 0 && slot < MAPPINGS ? atomic_load(&mapping_fault[slot]) : 0;
+}
+
+void smelt_mapping_remove(int slot) {
+    if (slot < 0 || slot >= MAPPINGS) return;
+    atomic_store(&mapping_length[slot], 0);
+    atomic_store(&mapping_base[slot], 0);
 }

@@ -3,12 +3,15 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CPlatform
 
 /// An open, read-only file that tensors point into. Reads use `pread`: a file that shrinks while
 /// it is read (truncated by another process) gives `StorageError.shrank` naming the file and
 /// offset, never a signal. Mapping (`mapped()`, zero-copy) is refused until `permitMapping()`:
-/// a mapped page past a shrunk end raises SIGBUS, which no check can rule out, so only the
-/// evaluation commands (perplexity, drift, calibrate) opt in; conversion and quantization never map.
+/// only the evaluation commands (perplexity, drift, calibrate) opt in; conversion and
+/// quantization never map. A mapping is registered with a SIGBUS guard (`CPlatform`): a read
+/// past an end that shrank under it reads zeros instead of killing the process, and the next
+/// `checkNotShrunk` throws.
 public final class ReadableFile: @unchecked Sendable {
     public let path: String
     /// The size when the file was opened.
@@ -16,6 +19,7 @@ public final class ReadableFile: @unchecked Sendable {
     private let fd: Int32
     private var mapping: UnsafeRawBufferPointer?
     private var mappingPermitted = false
+    private var mappingSlot: Int32 = -1
     private let lock = Mutex()
 
     public init(path: String) throws(StorageError) {
@@ -37,6 +41,7 @@ public final class ReadableFile: @unchecked Sendable {
     }
 
     deinit {
+        smelt_mapping_remove(mappingSlot)
         if let m = mapping, let base = m.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), m.count) }
         close(fd)
     }
@@ -80,11 +85,12 @@ public final class ReadableFile: @unchecked Sendable {
 
     public var isMappingPermitted: Bool { lock.withLock { mappingPermitted } }
 
-    /// Throws `.shrank` when the file is now shorter than `end` bytes. Checked before each
-    /// mapped access; a shrink after the check and before the access still raises SIGBUS.
+    /// Throws `.shrank` when the file is now shorter than `end` bytes, or a read of its mapping
+    /// faulted past a shrunk end (and read zeros). Checked before each mapped access.
     public func checkNotShrunk(below end: Int) throws(StorageError) {
-        if let now = currentSize(), now < end {
-            throw .shrank(file: path, offset: now, wanted: end - now, size: now, openedSize: size)
+        let faulted = lock.withLock { smelt_mapping_faulted(mappingSlot) != 0 }
+        if let now = currentSize(), now < end || faulted {
+            throw .shrank(file: path, offset: now, wanted: max(0, end - now), size: now, openedSize: size)
         }
     }
 
@@ -103,6 +109,7 @@ public final class ReadableFile: @unchecked Sendable {
             }
             let m = UnsafeRawBufferPointer(start: p, count: size)
             mapping = m
+            mappingSlot = smelt_mapping_add(p, UInt(size))
             return m
         }
     }

@@ -31,4 +31,16 @@ void smelt_cleanup_install(void);
 /// Async-signal-safe. Returns 0, or -1 with errno set.
 int smelt_remove_flat_directory(const char *path);
 
+/// Registers a read-only file mapping with the SIGBUS guard (installed on first use): a fault
+/// inside it (the file shrank under the mapping) maps zero pages over the rest of the mapping,
+/// marks the slot and lets the faulting read go on, instead of killing the process. A SIGBUS
+/// anywhere else keeps its default action. Returns a slot, or -1 when the table is full.
+int smelt_mapping_add(const void *base, unsigned long length);
+
+/// 1 when a read of the slot's mapping faulted (the file shrank), else 0.
+int smelt_mapping_faulted(int slot);
+
+/// Forgets a slot (before the mapping is unmapped).
+void smelt_mapping_remove(int slot);
+
 #endif
