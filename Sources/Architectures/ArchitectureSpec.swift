@@ -2,7 +2,7 @@ import Foundation
 import Formats
 import TensorGraph
 
-/// One architecture's conversion knowledge, read from its table in `formats/architectures/`:
+/// One architecture's tensor-name table, read from `formats/architectures/<name>.json`:
 /// Hugging Face ↔ GGUF tensor names (with `{bid}` for the block number), the layout transform each
 /// tensor needs, and `config.json` key ↔ `{arch}.*` GGUF key pairs.
 public struct ArchitectureSpec: Sendable {
@@ -34,7 +34,7 @@ public struct ArchitectureSpec: Sendable {
         public let hfKey: String
         /// The GGUF key without the `{arch}.` prefix.
         public let ggufKey: String
-        /// `u32` or `f32`.
+        /// `u32`, `f32` or `str`. The Hugging Face key may be a dotted path (`rope_scaling.factor`).
         public let type: String
     }
 
@@ -81,8 +81,8 @@ public struct ArchitectureSpec: Sendable {
         }
         tensors = rules
         config = try (json["config"]?.arrayValue ?? []).map { row in
-            guard let c = row.arrayValue?.compactMap(\.stringValue), c.count == 3, ["u32", "f32"].contains(c[2]) else {
-                throw ArchitectureError.badTable(file: file, reason: "config row \(row) is not [hf_key, gguf_key, u32|f32]")
+            guard let c = row.arrayValue?.compactMap(\.stringValue), c.count == 3, ["u32", "f32", "str"].contains(c[2]) else {
+                throw ArchitectureError.badTable(file: file, reason: "config row \(row) is not [hf_key, gguf_key, u32|f32|str]")
             }
             return ConfigRule(hfKey: c[0], ggufKey: c[1], type: c[2])
         }
@@ -140,6 +140,7 @@ public enum ArchitectureError: Error, CustomStringConvertible {
     case badTable(file: String, reason: String)
     case unsupported(architecture: String?, supported: [String])
     case missingConfig(key: String, architecture: String)
+    case badConfig(key: String, reason: String)
     case unmappedTensor(name: String, architecture: String)
     case badShape(tensor: String, shape: [Int], reason: String)
     case missingTokenizer(reason: String)
@@ -151,34 +152,11 @@ public enum ArchitectureError: Error, CustomStringConvertible {
         case let .unsupported(arch, supported):
             return "architecture '\(arch ?? "(not stated)")' is not supported for this conversion (supported: \(supported.joined(separator: ", ")))"
         case let .missingConfig(key, arch): return "\(arch): the model's configuration lacks '\(key)'"
+        case let .badConfig(key, reason): return "configuration key '\(key)': \(reason)"
         case let .unmappedTensor(name, arch): return "tensor '\(name)' has no \(arch) mapping (see formats/architectures/\(arch).json)"
         case let .badShape(tensor, shape, reason): return "tensor '\(tensor)' \(shape): \(reason)"
         case let .missingTokenizer(reason): return "tokenizer: \(reason)"
         case let .badTokenizer(reason): return "tokenizer.json: \(reason)"
         }
-    }
-}
-
-/// The one place architectures are registered: every table under `formats/architectures/`.
-public enum ArchitectureRegistry {
-    public static let all: [ArchitectureSpec] = {
-        EmbeddedTables.files.keys.filter { $0.hasPrefix("architectures/") }.sorted().map { file in
-            // The tables are part of the build and checked by the tests, so a bad one is a
-            // programming error rather than bad input.
-            let json = try! JSONParser.parse(EmbeddedTables.files[file]!)
-            return try! ArchitectureSpec(json: json, file: file)
-        }
-    }()
-
-    /// The spec for a Hugging Face `model_type` (`llama`, `mistral`, `gpt2`, `qwen2`).
-    public static func spec(hfModelType: String?) throws -> ArchitectureSpec {
-        if let t = hfModelType, let s = all.first(where: { $0.hfModelTypes.contains(t) }) { return s }
-        throw ArchitectureError.unsupported(architecture: hfModelType, supported: all.flatMap(\.hfModelTypes))
-    }
-
-    /// The spec for a GGUF `general.architecture`.
-    public static func spec(gguf architecture: String?) throws -> ArchitectureSpec {
-        if let a = architecture, let s = all.first(where: { $0.architecture == a }) { return s }
-        throw ArchitectureError.unsupported(architecture: architecture, supported: all.map(\.architecture))
     }
 }

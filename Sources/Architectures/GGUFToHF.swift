@@ -9,17 +9,19 @@ public enum GGUFToHF {
     /// `dtype` (f32, f16, bf16): the type of every float tensor. `nil` keeps unquantized tensors as
     /// they are and dequantizes quantized ones to f32.
     public static func convert(_ gguf: TensorGraph, dtype: DType? = nil) throws -> TensorGraph {
-        let spec = try ArchitectureRegistry.spec(gguf: gguf.architecture)
-        let h = gguf.hyperparameters
-        let headDim = h.ropeDimensionCount ?? ((h.embeddingLength ?? 0) / max(h.headCount ?? 1, 1))
+        let unit = try ArchitectureRegistry.unit(gguf: gguf.architecture)
+        let spec = unit.table
+        let arch = try unit.configuration(gguf: gguf.metadata)
+        let plan = try arch.forwardPlan()
         let hasOutput = gguf["output.weight"] != nil
         let tied = spec.tiedOutput == .duplicate ? true : !hasOutput
 
         var out = try TensorGraph()
         out.architecture = spec.hfModelTypes.first
-        out.hyperparameters = h
+        out.hyperparameters = gguf.hyperparameters
         for source in gguf.tensors {
             if source.name == "output.weight" && spec.tiedOutput == .duplicate { continue }
+            if try arch.dropsOnHF(source) { continue }
             guard let (hfName, transform) = spec.hfName(forGGUF: source.name) else {
                 throw ArchitectureError.unmappedTensor(name: source.name, architecture: spec.architecture)
             }
@@ -31,13 +33,13 @@ public enum GGUFToHF {
             }
             switch transform {
             case .ropePermuteQ?, .ropePermuteK?:
-                let n = transform == .ropePermuteQ ? (h.headCount ?? 0) : (h.headCountKV ?? h.headCount ?? 0)
-                guard n > 0, headDim > 0, headDim % 2 == 0, t.shape.first == n * headDim else {
+                let n = transform == .ropePermuteQ ? plan.heads : plan.kvHeads
+                let headDim = plan.headDim
+                guard headDim % 2 == 0, t.shape.first == n * headDim else {
                     throw ArchitectureError.badShape(
                         tensor: source.name, shape: t.shape, reason: "expected \(n) heads × \(headDim) rows for the RoPE permutation")
                 }
-                let d = headDim
-                t = try t.permutingRows { RopePermutation.ggufRow(forHFRow: $0, headDim: d) }
+                t = try t.permutingRows { RopePermutation.ggufRow(forHFRow: $0, headDim: headDim) }
             case .transpose?:
                 t = try t.transposed2D()
             case nil:
@@ -51,27 +53,10 @@ public enum GGUFToHF {
             ("architectures", .array([.string(spec.hfClass)])),
             ("model_type", .string(spec.hfModelTypes.first!)),
         ]
-        for rule in spec.config {
-            let key = GGUFKeys.key(spec.architecture, rule.ggufKey)
-            guard let v = gguf.metadata[key] else { continue }
-            if rule.type == "u32", let i = v.intValue {
-                config.append((rule.hfKey, .int(i)))
-            } else if let d = v.doubleValue {
-                // float32 in GGUF: print the shortest decimal that reads back as the same float32.
-                config.append((rule.hfKey, .number("\(Float(d))")))
-            }
-        }
-        if spec.architecture == "gpt2" {
-            if let n = gguf.metadata[GGUFKeys.key("gpt2", "context_length")]?.intValue { config.append(("n_ctx", .int(n))) }
-            config.append(("activation_function", .string(spec.hfActivation)))
-        } else {
-            config.append(("hidden_act", .string(spec.hfActivation)))
-        }
+        config += try arch.hfConfigEntries()
+        config += arch.hfConfigExtras(gguf: gguf)
         if config.first(where: { $0.0 == "vocab_size" }) == nil, !gguf.tokenizer.tokens.isEmpty {
             config.append(("vocab_size", .int(gguf.tokenizer.tokens.count)))
-        }
-        if spec.architecture == "qwen2" || spec.architecture == "llama" {
-            config.append(("attention_bias", .bool(gguf.tensors.contains { $0.name.hasSuffix("attn_q.bias") })))
         }
         config.append(("tie_word_embeddings", .bool(tied)))
         if let b = gguf.tokenizer.bosTokenID { config.append(("bos_token_id", .int(b))) }
@@ -83,7 +68,7 @@ public enum GGUFToHF {
         m[SafetensorsGraph.metadataPrefix + "format"] = .string("pt")
         m[HFFolder.metadataPrefix + "config.json"] = .string(JSONWriter.write(.object(config), indent: 2) + "\n")
         if !gguf.tokenizer.isEmpty {
-            let (tj, tc) = try TokenizerJSON.render(gguf.tokenizer, maxLength: h.contextLength)
+            let (tj, tc) = try TokenizerJSON.render(gguf.tokenizer, maxLength: gguf.hyperparameters.contextLength)
             m[HFFolder.metadataPrefix + "tokenizer.json"] = .string(tj)
             m[HFFolder.metadataPrefix + "tokenizer_config.json"] = .string(tc)
         }

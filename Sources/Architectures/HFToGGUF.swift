@@ -9,22 +9,25 @@ public enum HFToGGUF {
     /// `dtype` (f32, f16 or bf16) applies to tensors of two or more dimensions; 1-D tensors
     /// (norms, biases) become f32 as llama.cpp keeps them. `nil` keeps each tensor's own type.
     public static func convert(_ hf: TensorGraph, dtype: DType? = nil, name: String? = nil) throws -> TensorGraph {
-        let spec = try ArchitectureRegistry.spec(hfModelType: hf.architecture)
+        let unit = try ArchitectureRegistry.unit(hfModelType: hf.architecture)
+        let spec = unit.table
         guard let configText = hf.metadata[HFFolder.metadataPrefix + "config.json"]?.stringValue else {
             throw ArchitectureError.missingConfig(key: "config.json", architecture: spec.architecture)
         }
+        let arch = try unit.configuration(hfConfig: configText)
+        let plan = try arch.forwardPlan()
         let config = try JSONParser.parse(configText)
-        let hp = try hyperparameters(spec: spec, config: config)
 
         var out = try TensorGraph()
         out.architecture = spec.architecture
-        out.hyperparameters = hp
-        let heads = hp.headCount ?? 0
-        let kvHeads = hp.headCountKV ?? heads
-        let headDim = hp.ropeDimensionCount ?? 0
         let tied = config["tie_word_embeddings"]?.boolValue ?? (spec.tiedOutput == .duplicate)
 
         var types: [DType: Int] = [:]
+        func add(_ t: Tensor) throws {
+            let t = try cast(t, to: dtype)
+            types[t.dtype, default: 0] += t.shape.count >= 2 ? 1 : 0
+            try out.append(t)
+        }
         for source in hf.tensors {
             var hfName = source.name
             if let p = spec.hfStripPrefix, hfName.hasPrefix(p) { hfName.removeFirst(p.count) }
@@ -36,27 +39,26 @@ public enum HFToGGUF {
             t.name = ggufName
             switch transform {
             case .ropePermuteQ?, .ropePermuteK?:
-                let n = transform == .ropePermuteQ ? heads : kvHeads
-                guard t.shape.count >= 1, n > 0, headDim > 0, headDim % 2 == 0, t.shape[0] == n * headDim else {
+                let n = transform == .ropePermuteQ ? plan.heads : plan.kvHeads
+                let headDim = plan.headDim
+                guard t.shape.count >= 1, headDim % 2 == 0, t.shape[0] == n * headDim else {
                     throw ArchitectureError.badShape(
                         tensor: source.name, shape: t.shape, reason: "expected \(n) heads × \(headDim) rows for the RoPE permutation")
                 }
-                let d = headDim
-                t = try t.permutingRows { RopePermutation.hfRow(forGGUFRow: $0, headDim: d) }
+                t = try t.permutingRows { RopePermutation.hfRow(forGGUFRow: $0, headDim: headDim) }
             case .transpose?:
                 t = try t.transposed2D()
             case nil:
                 break
             }
-            t = try cast(t, to: dtype)
-            types[t.dtype, default: 0] += t.shape.count >= 2 ? 1 : 0
-            try out.append(t)
+            try add(t)
             if ggufName == "token_embd.weight", tied, spec.tiedOutput == .duplicate, hf["lm_head.weight"] == nil {
-                var copy = t
+                var copy = out.tensors.last!
                 copy.name = "output.weight"
                 try out.append(copy)
             }
         }
+        for t in try arch.generatedTensors(hf: hf) { try add(t) }
 
         // Tokenizer.
         if let tj = hf.metadata[HFFolder.metadataPrefix + "tokenizer.json"]?.stringValue {
@@ -70,45 +72,12 @@ public enum HFToGGUF {
         m["general.type"] = .string("model")
         m["general.name"] = .string(name ?? config["_name_or_path"]?.stringValue.map(Paths.fileName) ?? spec.architecture)
         m["general.file_type"] = .uint32(fileType(types))
+        for (k, v) in try arch.ggufKeys() { m[k] = v }
         out.metadata = m
+        // The typed summary (inspect, Ingot) is the generic view of the keys just written.
+        out.hyperparameters = GGUFMetadata.view(m).hyperparameters
         GGUFMetadata.apply(to: &out)
         return out
-    }
-
-    /// Hyperparameters from `config.json` through the architecture's table.
-    static func hyperparameters(spec: ArchitectureSpec, config: JSONValue) throws -> Hyperparameters {
-        var h = Hyperparameters()
-        for rule in spec.config {
-            let ints = GGUFKeys.hyperparameterInts.first { $0.suffix == rule.ggufKey }
-            let floats = GGUFKeys.hyperparameterFloats.first { $0.suffix == rule.ggufKey }
-            // transformers 5 moves rope_theta under rope_parameters.
-            guard let value = config[rule.hfKey] ?? config["rope_parameters"]?[rule.hfKey], !value.isNull else { continue }
-            if let f = ints, let v = value.intValue {
-                h[keyPath: f.field] = v
-            } else if let f = floats, let v = value.doubleValue {
-                h[keyPath: f.field] = v
-            }
-        }
-        // Derived values, as llama.cpp's converter derives them.
-        if h.headCountKV == nil, spec.config.contains(where: { $0.ggufKey == "attention.head_count_kv" }) {
-            h.headCountKV = h.headCount
-        }
-        if h.ropeDimensionCount == nil, spec.config.contains(where: { $0.ggufKey == "rope.dimension_count" }),
-            let e = h.embeddingLength, let n = h.headCount, n > 0
-        {
-            h.ropeDimensionCount = e / n
-        }
-        if h.feedForwardLength == nil, spec.architecture == "gpt2", let e = h.embeddingLength {
-            h.feedForwardLength = 4 * e  // GPT-2's n_inner: null means 4 × n_embd
-        }
-        for key in ["embedding_length", "block_count", "attention.head_count"] {
-            let field = GGUFKeys.hyperparameterInts.first { $0.suffix == key }!.field
-            if h[keyPath: field] == nil {
-                let hfKey = spec.config.first { $0.ggufKey == key }?.hfKey ?? key
-                throw ArchitectureError.missingConfig(key: hfKey, architecture: spec.architecture)
-            }
-        }
-        return h
     }
 
     static func cast(_ t: Tensor, to dtype: DType?) throws -> Tensor {

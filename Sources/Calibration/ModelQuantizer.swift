@@ -40,10 +40,10 @@ public enum ModelQuantizer {
         public let note: String?
     }
 
-    /// Opens `path` (any format the registry reads) as a graph in GGUF layout and names.
+    /// Opens `path` (any format the registry reads) as a graph in GGUF layout and names
+    /// (`ModelSource.openGGUFLayout`, as every command opens models).
     public static func open(_ path: String, note: (String) -> Void = { _ in }) throws -> TensorGraph {
-        let (format, graph) = try FormatRegistry.open(path)
-        return try Conversion.prepare(graph, from: format, to: .gguf, dtype: nil, note: note)
+        try ModelSource.openGGUFLayout(path, note: note)
     }
 
     /// The recipe's decision for every tensor of `graph`.

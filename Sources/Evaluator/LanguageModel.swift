@@ -1,3 +1,4 @@
+import Architectures
 import Kernels
 import TensorGraph
 
@@ -98,7 +99,7 @@ public final class LanguageModel: @unchecked Sendable {
         return true
     }
 
-    /// The numbers a forward pass needs, from the graph's hyperparameters.
+    /// The numbers a forward pass needs, from the architecture unit's plan.
     public struct Config: Sendable {
         public let vocabSize: Int
         public let embedding: Int
@@ -110,37 +111,28 @@ public final class LanguageModel: @unchecked Sendable {
         public let ropeBase: Double
         public let normEps: Float
         public let contextLength: Int
+        /// Everything the architecture's forward pass is built from.
+        public let plan: ForwardPlan
     }
 
-    /// `graph` must be in GGUF layout and names (see `ModelLoader`). `threads` bounds the cores
-    /// used by both OpenBLAS and the element-wise work.
-    init(graph: TensorGraph, threads: Int, cacheDecoded: Bool) throws {
+    /// `graph` must be in GGUF layout and names (`ModelSource.openGGUFLayout` makes one of any
+    /// source); its architecture unit, configured from the `{arch}.*` keys, says what the forward
+    /// pass is. `threads` bounds the cores used by both OpenBLAS and the element-wise work.
+    public init(graph: TensorGraph, threads: Int, cacheDecoded: Bool = false) throws {
         guard let arch = graph.architecture else { throw EvaluatorError.unsupported("the model does not state its architecture") }
         architecture = arch
-        let h = graph.hyperparameters
-        func need(_ v: Int?, _ name: String) throws -> Int {
-            guard let v, v > 0 else { throw EvaluatorError.missingHyperparameter(name) }
-            return v
-        }
-        let embedding = try need(h.embeddingLength, "embedding_length")
-        let heads = try need(h.headCount, "attention.head_count")
-        let headDim = h.ropeDimensionCount.map { _ in embedding / heads } ?? embedding / heads
+        let plan = try ArchitectureRegistry.configuration(gguf: graph).forwardPlan()
         guard let embd = graph["token_embd.weight"], embd.shape.count == 2 else { throw EvaluatorError.missingTensor(name: "token_embd.weight") }
         config = Config(
-            vocabSize: embd.shape[0], embedding: embedding, layers: try need(h.blockCount, "block_count"), heads: heads,
-            kvHeads: h.headCountKV ?? heads, headDim: headDim, ropeDims: h.ropeDimensionCount ?? headDim,
-            ropeBase: h.ropeFreqBase ?? 10000, normEps: Float(h.rmsNormEpsilon ?? h.layerNormEpsilon ?? 1e-5),
-            contextLength: h.contextLength ?? 2048)
-        guard embd.shape[1] == embedding else {
-            throw EvaluatorError.badShape(tensor: "token_embd.weight", shape: embd.shape, expected: [config.vocabSize, embedding])
+            vocabSize: embd.shape[0], embedding: plan.embedding, layers: plan.layers, heads: plan.heads, kvHeads: plan.kvHeads,
+            headDim: plan.headDim, ropeDims: plan.ropeDims, ropeBase: plan.ropeBase, normEps: plan.normEps,
+            contextLength: plan.contextLength, plan: plan)
+        guard embd.shape[1] == plan.embedding else {
+            throw EvaluatorError.badShape(tensor: "token_embd.weight", shape: embd.shape, expected: [config.vocabSize, plan.embedding])
         }
         self.threads = max(1, threads)
         weights = Weights(graph: graph, cacheDecoded: cacheDecoded)
-        switch arch {
-        case "llama", "qwen2", "mistral": forwardPass = LlamaForward(interleavedRope: arch != "qwen2")
-        case "gpt2": forwardPass = GPT2Forward()
-        default: throw EvaluatorError.unsupported("no forward pass for architecture '\(arch)' (supported: llama, mistral, qwen2, gpt2)")
-        }
+        forwardPass = TransformerForward(plan: plan)
     }
 
     /// Logits for `outputRows` of the sequence `tokens` (row-major [outputRows.count × vocab]).
@@ -187,10 +179,12 @@ public final class LanguageModel: @unchecked Sendable {
     }
 
     /// Causal multi-head attention with grouped key/value heads. q rows have `qStride` floats,
-    /// k and v rows `kvStride`; head h reads key/value head h / (heads / kvHeads). The result for
-    /// head h goes to columns h·headDim of `out` (rows of `outStride`).
-    func attention(q: UnsafePointer<Float>, qStride: Int, k: UnsafePointer<Float>, v: UnsafePointer<Float>, kvStride: Int,
-                   rows: Int, heads: Int, kvHeads: Int, headDim: Int, out: UnsafeMutablePointer<Float>, outStride: Int) {
+    /// k rows `kStride`, v rows `vStride`; head h reads key/value head h / (heads / kvHeads).
+    /// Query/key heads have `headDim` values, value heads `valueDim`. The result for head h goes
+    /// to columns h·valueDim of `out` (rows of `outStride`).
+    func attention(q: UnsafePointer<Float>, qStride: Int, k: UnsafePointer<Float>, kStride: Int, v: UnsafePointer<Float>,
+                   vStride: Int, rows: Int, heads: Int, kvHeads: Int, headDim: Int, valueDim: Int,
+                   out: UnsafeMutablePointer<Float>, outStride: Int) {
         let group = heads / kvHeads
         let scale = 1 / Float(headDim).squareRoot()
         Profile.measure("attention") {
@@ -208,10 +202,10 @@ public final class LanguageModel: @unchecked Sendable {
                 let m = r1 - r0
                 let scores = scratch.buffer(worker)
                 BLAS.sgemm(m: m, n: r1, k: headDim, a: q + r0 * qStride + h * headDim, lda: qStride,
-                           b: k + g * headDim, ldb: kvStride, c: scores, ldc: r1, transposeB: true)
+                           b: k + g * headDim, ldb: kStride, c: scores, ldc: r1, transposeB: true)
                 Ops.causalSoftmax(scores, rows: m, cols: r1, firstRow: r0, scale: scale)
-                BLAS.sgemm(m: m, n: headDim, k: r1, a: scores, lda: r1, b: v + g * headDim, ldb: kvStride,
-                           c: out + r0 * outStride + h * headDim, ldc: outStride, transposeB: false)
+                BLAS.sgemm(m: m, n: valueDim, k: r1, a: scores, lda: r1, b: v + g * valueDim, ldb: vStride,
+                           c: out + r0 * outStride + h * valueDim, ldc: outStride, transposeB: false)
             }
         }
     }

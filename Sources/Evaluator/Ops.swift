@@ -177,6 +177,21 @@ enum Ops {
         }
     }
 
+    /// gate ← gelu_tanh(gate) · up (GeGLU).
+    static func geglu(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, count: Int, threads: Int) {
+        gelu(gate, count: count, threads: threads)
+        parallelRows(count, threads: threads) { range in
+            for i in range { gate[i] *= up[i] }
+        }
+    }
+
+    /// x ← silu(x).
+    static func silu(_ x: UnsafeMutablePointer<Float>, count: Int, threads: Int) {
+        parallelRows(count, threads: threads) { range in
+            for i in range { x[i] = x[i] / (1 + expf(-x[i])) }
+        }
+    }
+
     /// GELU, tanh approximation (GPT-2's "gelu_new").
     static func gelu(_ x: UnsafeMutablePointer<Float>, count: Int, threads: Int) {
         let c = Float((2.0 / Double.pi).squareRoot())

@@ -76,10 +76,8 @@ struct Convert: ParsableCommand {
                 throw OutputError.exists(path: output)
             }
             let started = Date()
-            let opened = try FormatRegistry.open(input)
-            let inputFormat = opened.format
-            var graph = opened.graph
-            graph = try Conversion.prepare(graph, from: FormatRegistry.origin(of: input, format: inputFormat), to: outputFormat, dtype: target) { note in
+            let opened = try ModelSource.open(input)
+            let graph = try Conversion.prepare(opened.graph, from: opened.origin, to: outputFormat, dtype: target) { note in
                 Terminal.printErr("smelt: note: \(note)")
             }
             let progress = Terminal.Progress(label: "convert", total: graph.totalBytes)
@@ -98,7 +96,7 @@ struct Convert: ParsableCommand {
             case .ingot:
                 let summary = try IngotWriter.write(
                     graph, to: output, level: level ?? Ingot.defaultLevel,
-                    sourceFormat: FormatRegistry.origin(of: input, format: inputFormat).rawValue, replace: force,
+                    sourceFormat: opened.origin.rawValue, replace: force,
                     progress: progress.advance)
                 written = [summary.path]
             }

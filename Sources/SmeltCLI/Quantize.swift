@@ -86,7 +86,7 @@ struct QuantizeCommand: ParsableCommand {
             var rtnErrors: [String: Double] = [:]
             if method == .gptq {
                 let t0 = Date()
-                let loaded = try ModelLoader.load(input, threads: threads)
+                let loaded = (model: try LanguageModel(graph: graph, threads: threads), graph: graph)
                 let tokens = try TextTokens.tokenize(file: calibrationText!, graph: loaded.graph)
                 let bos = loaded.graph.tokenizer.addBOS == true ? loaded.graph.tokenizer.bosTokenID.map { Int32($0) } : nil
                 let calibration = try Perplexity.chunks(of: tokens, ctx: ctx, limit: chunks, bos: bos)

@@ -1,0 +1,88 @@
+/// What an architecture's forward pass is made of, as its unit states it; the evaluator builds
+/// the pass from shared blocks (norms, rotary variants, attention, MLPs) following it. Tensor
+/// names are GGUF's (`blk.N.attn_q.weight`, …); optional tensors (biases) are used when present.
+public struct ForwardPlan: Sendable, Equatable {
+    public enum Norm: Sendable, Equatable {
+        /// x / rms(x) · w
+        case rms
+        /// (x − mean) / sd · w + b
+        case layer
+    }
+
+    /// How rotary pairs sit in a head's rows.
+    public enum Rope: Sendable, Equatable {
+        /// Pairs (2i, 2i+1): llama.cpp permutes Llama's Q/K rows into this layout.
+        case interleaved
+        /// Pairs (i, i + n/2) (rotate-half, GPT-NeoX layout): the rows as Hugging Face has them.
+        case neox
+    }
+
+    public enum Activation: Sendable, Equatable {
+        case silu
+        /// GELU, tanh approximation.
+        case geluTanh
+    }
+
+    public var embedding: Int
+    public var layers: Int
+    public var heads: Int
+    public var kvHeads: Int
+    /// Size of a query/key head (`attention.key_length`).
+    public var headDim: Int
+    /// Size of a value head (`attention.value_length`).
+    public var valueDim: Int
+    public var contextLength: Int
+
+    public var norm: Norm
+    public var normEps: Float
+
+    /// Learned absolute positions (`position_embd.weight`) added to the embeddings.
+    public var learnedPositions = false
+    /// Rotary positions on Q and K, or none.
+    public var rope: Rope?
+    /// Leading dimensions of each head that rotate.
+    public var ropeDims = 0
+    public var ropeBase = 10000.0
+
+    /// One `attn_qkv` projection instead of `attn_q` / `attn_k` / `attn_v`.
+    public var fusedQKV = false
+    /// RMSNorm over each head of Q and K (`attn_q_norm` / `attn_k_norm`, one head's worth of
+    /// weights) before the rotation.
+    public var qkNorm = false
+
+    /// gate(x) ⊙ up(x) → down (`ffn_gate`, `ffn_up`, `ffn_down`) or up → act → down.
+    public var gatedMLP = true
+    public var activation: Activation = .silu
+
+    public init(
+        embedding: Int, layers: Int, heads: Int, kvHeads: Int, headDim: Int, valueDim: Int, contextLength: Int, norm: Norm,
+        normEps: Float
+    ) {
+        self.embedding = embedding
+        self.layers = layers
+        self.heads = heads
+        self.kvHeads = kvHeads
+        self.headDim = headDim
+        self.valueDim = valueDim
+        self.contextLength = contextLength
+        self.norm = norm
+        self.normEps = normEps
+    }
+
+    /// Checks the numbers against each other; the error names the configuration keys in `keys`
+    /// (plan field → the architecture's key name).
+    public func validated(keys: [String: String]) throws -> ForwardPlan {
+        func key(_ f: String) -> String { keys[f] ?? f }
+        if heads % kvHeads != 0 {
+            throw ArchitectureError.badConfig(
+                key: key("kvHeads"), reason: "\(kvHeads) key/value heads do not divide \(heads) attention heads")
+        }
+        if rope != nil, ropeDims % 2 != 0 || ropeDims > headDim {
+            throw ArchitectureError.badConfig(key: key("ropeDims"), reason: "\(ropeDims) rotary dimensions for heads of \(headDim)")
+        }
+        if fusedQKV, headDim != valueDim {
+            throw ArchitectureError.badConfig(key: key("headDim"), reason: "a fused QKV projection needs equal key and value head sizes")
+        }
+        return self
+    }
+}
