@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Makes golden/tiny/: tiny random-weight GPT-2, Llama and Qwen2 models saved by `transformers`
+"""Makes golden/tiny/: tiny random-weight GPT-2, Llama, Qwen2 and Qwen3 models saved by `transformers`
 (config.json, model.safetensors in f32) with small byte-level BPE tokenizers built by `tokenizers`,
 each tokenizer using the pre-tokenizer its family uses (gpt-2, llama-bpe, qwen2). Also writes
 `logits.json` + `logits.f32` per model: token ids of a short text and the logits transformers computes,
@@ -85,6 +85,12 @@ def save_model(name, config, tok, tok_config, text):
 def main():
     os.makedirs(OUT, exist_ok=True)
     text = "The quick brown fox's 12345 jumps — café 東京!\nIt's done."
+    # `make_tiny_models.py qwen3 …` makes only the named models (the others' files stay as they are).
+    only = set(sys.argv[1:])
+    if only:
+        for name in only:
+            MODELS[name](text)
+        return
 
     tok = make_tokenizer('gpt-2', ['<|endoftext|>'], 320)
     v = tok.get_vocab_size()
@@ -115,10 +121,29 @@ def main():
                                    'chat_template': "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}",
                                    'model_max_length': 64}, text)
 
+    for make in MODELS.values():
+        make(text)
+
     with open(os.path.join(OUT, 'SOURCE.json'), 'w') as f:
         json.dump({'script': 'golden/make_tiny_models.py', 'tool': 'transformers', 'version': transformers.__version__,
                    'torch': torch.__version__, 'tokenizers': tokenizers.__version__, 'seed': SEED}, f, indent=1)
         f.write('\n')
+
+
+def make_qwen3(text):
+    # head_dim 16 while hidden ÷ heads is 8: the head size must come from the config.
+    tok = make_tokenizer('qwen2', ['<|endoftext|>', '<|im_start|>', '<|im_end|>'], 320)
+    v = tok.get_vocab_size()
+    cfg = transformers.Qwen3Config(vocab_size=v, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                   num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=64,
+                                   rms_norm_eps=1e-6, rope_theta=1000000.0, bos_token_id=0, eos_token_id=2,
+                                   tie_word_embeddings=True)
+    save_model('qwen3', cfg, tok, {'tokenizer_class': 'PreTrainedTokenizerFast', 'eos_token': '<|im_end|>',
+                                   'pad_token': '<|endoftext|>', 'add_bos_token': False, 'model_max_length': 64}, text)
+
+
+# Models added after the first three; `main` makes them after those (and alone when named).
+MODELS = {'qwen3': make_qwen3}
 
 
 if __name__ == '__main__':

@@ -230,6 +230,7 @@ public enum ArchitectureRegistry {
         GPT2.self,
         Llama.self,
         Qwen2.self,
+        Qwen3.self,
     ]
 
     /// Every unit's GGUF name, in registry order.

@@ -112,9 +112,48 @@ enum EmbeddedTables {
     ["num_attention_heads", "attention.head_count", "u32"],
     ["num_key_value_heads", "attention.head_count_kv", "u32"],
     ["rope_theta", "rope.freq_base", "f32"],
+    ["rms_norm_eps", "attention.layer_norm_rms_epsilon", "f32"]
+  ]
+}
+"""###,
+        "architectures/qwen3.json": ###"""
+{
+  "architecture": "qwen3",
+  "hf_model_types": ["qwen3"],
+  "hf_class": "Qwen3ForCausalLM",
+  "tied_output": "omit",
+  "hf_act": "silu",
+  "skip_hf": ["model.layers.{bid}.self_attn.rotary_emb.inv_freq"],
+  "tensors": [
+    ["model.embed_tokens.weight", "token_embd.weight"],
+    ["model.layers.{bid}.input_layernorm.weight", "blk.{bid}.attn_norm.weight"],
+    ["model.layers.{bid}.self_attn.q_proj.weight", "blk.{bid}.attn_q.weight"],
+    ["model.layers.{bid}.self_attn.q_proj.bias", "blk.{bid}.attn_q.bias"],
+    ["model.layers.{bid}.self_attn.q_norm.weight", "blk.{bid}.attn_q_norm.weight"],
+    ["model.layers.{bid}.self_attn.k_proj.weight", "blk.{bid}.attn_k.weight"],
+    ["model.layers.{bid}.self_attn.k_proj.bias", "blk.{bid}.attn_k.bias"],
+    ["model.layers.{bid}.self_attn.k_norm.weight", "blk.{bid}.attn_k_norm.weight"],
+    ["model.layers.{bid}.self_attn.v_proj.weight", "blk.{bid}.attn_v.weight"],
+    ["model.layers.{bid}.self_attn.v_proj.bias", "blk.{bid}.attn_v.bias"],
+    ["model.layers.{bid}.self_attn.o_proj.weight", "blk.{bid}.attn_output.weight"],
+    ["model.layers.{bid}.post_attention_layernorm.weight", "blk.{bid}.ffn_norm.weight"],
+    ["model.layers.{bid}.mlp.gate_proj.weight", "blk.{bid}.ffn_gate.weight"],
+    ["model.layers.{bid}.mlp.up_proj.weight", "blk.{bid}.ffn_up.weight"],
+    ["model.layers.{bid}.mlp.down_proj.weight", "blk.{bid}.ffn_down.weight"],
+    ["model.norm.weight", "output_norm.weight"],
+    ["lm_head.weight", "output.weight"]
+  ],
+  "config": [
+    ["max_position_embeddings", "context_length", "u32"],
+    ["hidden_size", "embedding_length", "u32"],
+    ["num_hidden_layers", "block_count", "u32"],
+    ["intermediate_size", "feed_forward_length", "u32"],
+    ["num_attention_heads", "attention.head_count", "u32"],
+    ["num_key_value_heads", "attention.head_count_kv", "u32"],
+    ["rope_theta", "rope.freq_base", "f32"],
     ["rms_norm_eps", "attention.layer_norm_rms_epsilon", "f32"],
-    ["vocab_size", "vocab_size", "u32"],
-    ["head_dim", "rope.dimension_count", "u32"]
+    ["head_dim", "attention.key_length", "u32"],
+    ["head_dim", "attention.value_length", "u32"]
   ]
 }
 """###,

@@ -122,6 +122,13 @@ final class TinyModelRoundTripTests: XCTestCase {
     func testQwen2() throws { try roundTrip("qwen2", dtype: nil) }
     func testLlamaF16() throws { try roundTrip("llama", dtype: "f16") }
     func testQwen2BF16() throws { try roundTrip("qwen2", dtype: "bf16") }
+    func testQwen3() throws {
+        try roundTrip("qwen3", dtype: nil)
+        // head_dim (16) is not hidden ÷ heads (8): it travels as attention.key_length.
+        let back = try config("\(dir)/qwen3-back/config.json")
+        XCTAssertEqual(back["head_dim"] as? Int, 16)
+        XCTAssertEqual(try GGUFReader.read("\(dir)/qwen3.gguf").metadata["qwen3.attention.key_length"], .uint32(16))
+    }
 
     func testGGUFLayoutMatchesLlamaCppConventions() throws {
         let r = try TestSupport.smelt(["convert", tiny("gpt2"), "\(dir)/g.gguf"])
@@ -208,5 +215,64 @@ final class ConversionTests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("blk.0.odd.weight"), r.stderr)
         XCTAssertTrue(r.stderr.contains("IQ2_XXS"), r.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/x.safetensors"))
+    }
+}
+
+/// HF → GGUF against what llama.cpp's convert_hf_to_gguf.py writes for the same tiny folder
+/// (golden/llamacpp/, made by golden/make_llamacpp_reference.py): every tensor's bytes, type and
+/// shape, every key outside tokenizer.* and general.*.
+final class LlamaCppReferenceTests: XCTestCase {
+    func check(_ arch: String) throws {
+        let dir = TestSupport.tempDir("llamacpp-ref")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var r = try TestSupport.smelt(["convert", TestSupport.path("golden/tiny/\(arch)"), "\(dir)/\(arch).gguf"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        r = try TestSupport.python(["golden/check_llamacpp_reference.py", "\(dir)/\(arch).gguf", "golden/llamacpp/\(arch).json"])
+        XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
+    }
+
+    func testQwen2() throws { try check("qwen2") }
+    func testQwen3() throws { try check("qwen3") }
+}
+
+/// What an architecture's configuration says when it is missing or wrong.
+final class ArchitectureConfigurationTests: XCTestCase {
+    func testUnknownArchitectureIsNamedWithTheSupportedOnes() {
+        XCTAssertThrowsError(try ArchitectureRegistry.unit(gguf: "mamba")) { e in
+            XCTAssertTrue("\(e)".contains("'mamba'"), "\(e)")
+            for name in ["gpt2", "llama", "qwen2", "qwen3"] { XCTAssertTrue("\(e)".contains(name), "\(e)") }
+        }
+    }
+
+    func testMissingKeyIsNamedInTheSourcesTerms() throws {
+        XCTAssertThrowsError(try Qwen3.configuration(hfConfig: #"{"hidden_size": 32, "num_attention_heads": 4}"#)) { e in
+            XCTAssertTrue("\(e)".contains("'num_hidden_layers'"), "\(e)")
+        }
+        var m = Metadata()
+        m["general.architecture"] = .string("qwen3")
+        m["qwen3.embedding_length"] = .uint32(32)
+        m["qwen3.block_count"] = .uint32(2)
+        XCTAssertThrowsError(try Qwen3.configuration(gguf: m)) { e in
+            XCTAssertTrue("\(e)".contains("'qwen3.attention.head_count'"), "\(e)")
+        }
+        m["qwen3.attention.head_count"] = .uint32(4)
+        m["qwen3.attention.head_count_kv"] = .uint32(3)
+        XCTAssertThrowsError(try Qwen3.configuration(gguf: m).forwardPlan()) { e in
+            XCTAssertTrue("\(e)".contains("3 key/value heads do not divide 4"), "\(e)")
+        }
+    }
+
+    func testGGUFKeysReadBackToTheSameConfiguration() throws {
+        let text = try String(contentsOfFile: TestSupport.path("golden/tiny/qwen3/config.json"), encoding: .utf8)
+        let hf = try Qwen3.configuration(hfConfig: text)
+        var m = Metadata()
+        for (k, v) in try hf.ggufKeys() { m[k] = v }
+        let back = try Qwen3.configuration(gguf: m)
+        // vocab_size has no qwen3.* key (llama.cpp writes none): the vocabulary is the tokenizer's.
+        var expected = hf.decoder
+        expected.vocabSize = nil
+        XCTAssertEqual(back.decoder, expected)
+        XCTAssertEqual(try back.forwardPlan().headDim, 16)
+        XCTAssertEqual(try back.forwardPlan().qkNorm, true)
     }
 }

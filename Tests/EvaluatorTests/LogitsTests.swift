@@ -57,4 +57,7 @@ final class LogitsTests: XCTestCase {
     func testGPT2FromGGUF() throws { try check("gpt2", path: try ggufOf("gpt2")) }
     func testLlamaFromGGUF() throws { try check("llama", path: try ggufOf("llama")) }
     func testQwen2FromGGUF() throws { try check("qwen2", path: try ggufOf("qwen2")) }
+    // Qwen3: per-head Q/K RMSNorm, head_dim 16 where hidden ÷ heads is 8.
+    func testQwen3FromFolder() throws { try check("qwen3", path: TestSupport.path("golden/tiny/qwen3")) }
+    func testQwen3FromGGUF() throws { try check("qwen3", path: try ggufOf("qwen3")) }
 }

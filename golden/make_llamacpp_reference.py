@@ -1,0 +1,50 @@
+#!/usr/bin/env python3
+"""Makes golden/llamacpp/<model>.json: what llama.cpp's convert_hf_to_gguf.py writes for a tiny
+model folder of golden/tiny/ (--outtype f32): every tensor's GGUF type, shape and sha256 of its
+bytes, and every metadata key outside `tokenizer.*` and `general.*` with its GGUF type and value.
+Smelt's HF → GGUF conversion of the same folder is tested against it (ArchitecturesTests).
+
+The tiny models carry small tokenizers that llama.cpp's converter cannot identify (it recognises
+pre-tokenizers by hashing what a known text encodes to), so this script tells it the family's
+pre-tokenizer name instead; the tokenizer keys are compared separately by the tokenizer tests.
+
+Needs a llama.cpp checkout (its converter and gguf-py) and torch + transformers:
+
+    /work/venv/bin/python golden/make_llamacpp_reference.py /work/llama/src qwen2=qwen2 qwen3=qwen2
+"""
+import json, os, sys, tempfile
+
+import check_llamacpp_reference
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def main():
+    llama = sys.argv[1]
+    sys.path[:0] = [llama, os.path.join(llama, 'gguf-py')]
+    import convert_hf_to_gguf as conv
+    import gguf
+    from conversion import base
+
+    out_dir = os.path.join(ROOT, 'llamacpp')
+    os.makedirs(out_dir, exist_ok=True)
+    for spec in sys.argv[2:]:
+        model, pre = spec.split('=')
+        base.TextModel.get_vocab_base_pre = lambda self, tokenizer, pre=pre: pre
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, model + '.gguf')
+            sys.argv = ['convert_hf_to_gguf.py', os.path.join(ROOT, 'tiny', model), '--outtype', 'f32', '--outfile', path]
+            conv.main()
+            description = check_llamacpp_reference.describe(path)
+        with open(os.path.join(out_dir, model + '.json'), 'w') as f:
+            json.dump(description, f, indent=1, sort_keys=True)
+            f.write('\n')
+    import subprocess
+    commit = subprocess.run(['git', '-C', llama, 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True).stdout.strip()
+    with open(os.path.join(out_dir, 'SOURCE.json'), 'w') as f:
+        json.dump({'script': 'golden/make_llamacpp_reference.py', 'tool': 'llama.cpp convert_hf_to_gguf.py',
+                   'version': commit or 'unknown'}, f, indent=1)
+        f.write('\n')
+
+if __name__ == '__main__':
+    main()
