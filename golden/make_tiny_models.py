@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Makes golden/tiny/: tiny random-weight GPT-2, Llama, Qwen2 and Qwen3 models saved by `transformers`
+"""Makes golden/tiny/: tiny random-weight GPT-2, Llama (plain, Llama 3 and linear rope scaling), Qwen2 and Qwen3 models saved by `transformers`
 (config.json, model.safetensors in f32) with small byte-level BPE tokenizers built by `tokenizers`,
 each tokenizer using the pre-tokenizer its family uses (gpt-2, llama-bpe, qwen2). Also writes
 `logits.json` + `logits.f32` per model: token ids of a short text and the logits transformers computes,
@@ -142,8 +142,39 @@ def make_qwen3(text):
                                    'pad_token': '<|endoftext|>', 'add_bos_token': False, 'model_max_length': 64}, text)
 
 
+def make_llama_rope(name, rope, legacy_layout, text):
+    # head_dim 16 where hidden ÷ heads is 8; rope scaling factors ≠ 1.
+    tok = make_tokenizer('llama-bpe', ['<|begin_of_text|>', '<|end_of_text|>'], 320)
+    v = tok.get_vocab_size()
+    cfg = transformers.LlamaConfig(vocab_size=v, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                   num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=128,
+                                   rms_norm_eps=1e-5, rope_parameters=dict(rope, rope_theta=10000.0), bos_token_id=0,
+                                   eos_token_id=1, tie_word_embeddings=False)
+    save_model(name, cfg, tok, {'tokenizer_class': 'PreTrainedTokenizerFast', 'bos_token': '<|begin_of_text|>',
+                                'eos_token': '<|end_of_text|>', 'add_bos_token': True, 'model_max_length': 64}, text)
+    if legacy_layout:
+        # The layout before transformers 5: rope_theta at the top level, the rest in rope_scaling.
+        path = os.path.join(OUT, name, 'config.json')
+        c = json.load(open(path))
+        params = c.pop('rope_parameters')
+        c['rope_theta'] = params.pop('rope_theta')
+        c['rope_scaling'] = params
+        with open(path, 'w') as f:
+            json.dump(c, f, indent=2, sort_keys=True)
+            f.write('\n')
+        back = transformers.AutoConfig.from_pretrained(os.path.join(OUT, name))
+        assert back.rope_parameters['rope_type'] == rope['rope_type'] and back.rope_parameters['factor'] == rope['factor'], back
+
+
 # Models added after the first three; `main` makes them after those (and alone when named).
-MODELS = {'qwen3': make_qwen3}
+MODELS = {
+    'qwen3': make_qwen3,
+    # Llama 3.1-style scaling (original context 64: with head_dim 16 the frequencies fall in all three bands).
+    'llama3': lambda text: make_llama_rope('llama3', {'rope_type': 'llama3', 'factor': 8.0, 'low_freq_factor': 1.0,
+                                                      'high_freq_factor': 4.0, 'original_max_position_embeddings': 64},
+                                           False, text),
+    'llama-linear': lambda text: make_llama_rope('llama-linear', {'rope_type': 'linear', 'factor': 2.0}, True, text),
+}
 
 
 if __name__ == '__main__':

@@ -29,15 +29,16 @@ public protocol Architecture: Codable, Sendable {
     /// configuration and the Hugging Face graph (HF → GGUF appends them after the mapped ones).
     func generatedTensors(hf: TensorGraph) throws -> [Tensor]
 
-    /// Whether GGUF → Hugging Face drops this GGUF tensor (a generated one the configuration
-    /// restores). Throws when it cannot be restored exactly.
-    func dropsOnHF(_ tensor: Tensor) throws -> Bool
+    /// GGUF → Hugging Face: takes back into the configuration what the GGUF holds as generated
+    /// tensors (Llama 3's `rope_freqs.weight` → `rope_scaling`) and returns their names, which the
+    /// Hugging Face folder does not get. Throws when the configuration cannot be restored exactly.
+    mutating func restore(fromGGUF graph: TensorGraph) throws -> Set<String>
 }
 
 extension Architecture {
     public func hfConfigExtras(gguf: TensorGraph) -> [(String, JSONValue)] { [] }
     public func generatedTensors(hf: TensorGraph) throws -> [Tensor] { [] }
-    public func dropsOnHF(_ tensor: Tensor) throws -> Bool { false }
+    public mutating func restore(fromGGUF graph: TensorGraph) throws -> Set<String> { [] }
 
     /// The architecture's table.
     public static var table: ArchitectureSpec { ArchitectureRegistry.table(name) }
@@ -78,9 +79,13 @@ extension Architecture {
 
     /// The configuration as config.json entries (every value resolved, defaults included), in the
     /// order of the table's rows, then the rest.
-    public func hfConfigEntries() throws -> [(String, JSONValue)] {
+    public func hfConfigEntries() throws -> [(String, JSONValue)] { try configEntries(forGGUF: false) }
+
+    /// `forGGUF`: the entries the table's rows turn into GGUF keys (see `ConfigWriter.forGGUF`).
+    func configEntries(forGGUF: Bool) throws -> [(String, JSONValue)] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
+        encoder.userInfo[ConfigCoding.forGGUFKey] = forGGUF
         let json = try JSONParser.parse(Array(try encoder.encode(self)))
         let entries = json.objectEntries ?? []
         let order = Self.table.config.map { $0.hfKey.split(separator: ".").first.map(String.init) ?? $0.hfKey }
@@ -91,7 +96,7 @@ extension Architecture {
     /// The `{arch}.*` GGUF keys of the configuration, through the table's `config` rows, in row
     /// order; rows whose value the configuration leaves unset are not written.
     public func ggufKeys() throws -> [(String, MetadataValue)] {
-        let json = JSONValue.object(try hfConfigEntries())
+        let json = JSONValue.object(try configEntries(forGGUF: true))
         var out: [(String, MetadataValue)] = []
         for row in Self.table.config {
             var v: JSONValue? = json
@@ -125,6 +130,12 @@ public enum ConfigCoding {
         public var intValue: Int? { nil }
         public init?(intValue: Int) { nil }
     }
+
+    /// `Encoder.userInfo` key: the encoding is for GGUF keys rather than a config.json.
+    static let forGGUFKey = CodingUserInfoKey(rawValue: "smelt.forGGUF")!
+
+    /// Whether `w` writes for GGUF keys (a unit may lay a value out differently for them).
+    public static func isForGGUF(_ w: ConfigWriter) -> Bool { w.forGGUF }
 
     static func decode<T: Decodable>(_ type: T.Type, json: Data, architecture: String, keyName: (String) -> String) throws -> T {
         do {
@@ -207,9 +218,12 @@ public struct ConfigReader {
 /// Writes config.json entries by key, skipping unset values.
 public struct ConfigWriter {
     var c: KeyedEncodingContainer<ConfigCoding.Key>
+    /// The values go to GGUF keys (through the table's rows), not to a config.json.
+    public let forGGUF: Bool
 
     public init(_ encoder: Encoder) {
         c = encoder.container(keyedBy: ConfigCoding.Key.self)
+        forGGUF = encoder.userInfo[ConfigCoding.forGGUFKey] as? Bool ?? false
     }
 
     public mutating func put<T: Encodable>(_ key: String, _ value: T?) throws {
@@ -218,10 +232,13 @@ public struct ConfigWriter {
 
     /// A nested object (`rope_parameters`).
     public mutating func nested(_ key: String) -> ConfigWriter {
-        ConfigWriter(container: c.nestedContainer(keyedBy: ConfigCoding.Key.self, forKey: .init(key)))
+        ConfigWriter(container: c.nestedContainer(keyedBy: ConfigCoding.Key.self, forKey: .init(key)), forGGUF: forGGUF)
     }
 
-    init(container: KeyedEncodingContainer<ConfigCoding.Key>) { c = container }
+    init(container: KeyedEncodingContainer<ConfigCoding.Key>, forGGUF: Bool) {
+        c = container
+        self.forGGUF = forGGUF
+    }
 }
 
 /// The one place architectures are registered: one line per architecture unit.

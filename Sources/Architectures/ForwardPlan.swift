@@ -43,6 +43,12 @@ public struct ForwardPlan: Sendable, Equatable {
     /// Leading dimensions of each head that rotate.
     public var ropeDims = 0
     public var ropeBase = 10000.0
+    /// A tensor of per-frequency divisors (`rope_freqs.weight`, Llama 3), used when the model has it.
+    public var ropeFreqFactors: String?
+    /// Linear scaling: positions divided by this.
+    public var ropeLinearFactor = 1.0
+    /// YaRN scaling (converted; the evaluator refuses it for now).
+    public var ropeYarn: RopeScaling?
 
     /// One `attn_qkv` projection instead of `attn_q` / `attn_k` / `attn_v`.
     public var fusedQKV = false

@@ -11,7 +11,8 @@ public enum GGUFToHF {
     public static func convert(_ gguf: TensorGraph, dtype: DType? = nil) throws -> TensorGraph {
         let unit = try ArchitectureRegistry.unit(gguf: gguf.architecture)
         let spec = unit.table
-        let arch = try unit.configuration(gguf: gguf.metadata)
+        var arch = try unit.configuration(gguf: gguf.metadata)
+        let generated = try arch.restore(fromGGUF: gguf)
         let plan = try arch.forwardPlan()
         let hasOutput = gguf["output.weight"] != nil
         let tied = spec.tiedOutput == .duplicate ? true : !hasOutput
@@ -21,7 +22,7 @@ public enum GGUFToHF {
         out.hyperparameters = gguf.hyperparameters
         for source in gguf.tensors {
             if source.name == "output.weight" && spec.tiedOutput == .duplicate { continue }
-            if try arch.dropsOnHF(source) { continue }
+            if generated.contains(source.name) { continue }
             guard let (hfName, transform) = spec.hfName(forGGUF: source.name) else {
                 throw ArchitectureError.unmappedTensor(name: source.name, architecture: spec.architecture)
             }

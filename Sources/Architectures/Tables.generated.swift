@@ -73,9 +73,18 @@ enum EmbeddedTables {
     ["num_attention_heads", "attention.head_count", "u32"],
     ["num_key_value_heads", "attention.head_count_kv", "u32"],
     ["rope_theta", "rope.freq_base", "f32"],
+    ["rope_scaling.rope_type", "rope.scaling.type", "str"],
+    ["rope_scaling.factor", "rope.scaling.factor", "f32"],
+    ["rope_scaling.original_max_position_embeddings", "rope.scaling.original_context_length", "u32"],
+    ["rope_scaling.extrapolation_factor", "rope.scaling.yarn_ext_factor", "f32"],
+    ["rope_scaling.attention_factor", "rope.scaling.yarn_attn_factor", "f32"],
+    ["rope_scaling.beta_fast", "rope.scaling.yarn_beta_fast", "f32"],
+    ["rope_scaling.beta_slow", "rope.scaling.yarn_beta_slow", "f32"],
     ["rms_norm_eps", "attention.layer_norm_rms_epsilon", "f32"],
     ["vocab_size", "vocab_size", "u32"],
-    ["head_dim", "rope.dimension_count", "u32"]
+    ["head_dim", "rope.dimension_count", "u32"],
+    ["head_dim", "attention.key_length", "u32"],
+    ["head_dim", "attention.value_length", "u32"]
   ]
 }
 """###,
@@ -112,6 +121,13 @@ enum EmbeddedTables {
     ["num_attention_heads", "attention.head_count", "u32"],
     ["num_key_value_heads", "attention.head_count_kv", "u32"],
     ["rope_theta", "rope.freq_base", "f32"],
+    ["rope_scaling.rope_type", "rope.scaling.type", "str"],
+    ["rope_scaling.factor", "rope.scaling.factor", "f32"],
+    ["rope_scaling.original_max_position_embeddings", "rope.scaling.original_context_length", "u32"],
+    ["rope_scaling.extrapolation_factor", "rope.scaling.yarn_ext_factor", "f32"],
+    ["rope_scaling.attention_factor", "rope.scaling.yarn_attn_factor", "f32"],
+    ["rope_scaling.beta_fast", "rope.scaling.yarn_beta_fast", "f32"],
+    ["rope_scaling.beta_slow", "rope.scaling.yarn_beta_slow", "f32"],
     ["rms_norm_eps", "attention.layer_norm_rms_epsilon", "f32"]
   ]
 }
@@ -151,6 +167,13 @@ enum EmbeddedTables {
     ["num_attention_heads", "attention.head_count", "u32"],
     ["num_key_value_heads", "attention.head_count_kv", "u32"],
     ["rope_theta", "rope.freq_base", "f32"],
+    ["rope_scaling.rope_type", "rope.scaling.type", "str"],
+    ["rope_scaling.factor", "rope.scaling.factor", "f32"],
+    ["rope_scaling.original_max_position_embeddings", "rope.scaling.original_context_length", "u32"],
+    ["rope_scaling.extrapolation_factor", "rope.scaling.yarn_ext_factor", "f32"],
+    ["rope_scaling.attention_factor", "rope.scaling.yarn_attn_factor", "f32"],
+    ["rope_scaling.beta_fast", "rope.scaling.yarn_beta_fast", "f32"],
+    ["rope_scaling.beta_slow", "rope.scaling.yarn_beta_slow", "f32"],
     ["rms_norm_eps", "attention.layer_norm_rms_epsilon", "f32"],
     ["head_dim", "attention.key_length", "u32"],
     ["head_dim", "attention.value_length", "u32"]

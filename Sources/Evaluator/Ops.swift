@@ -210,14 +210,18 @@ final class RopeCache: @unchecked Sendable {
     let sin: UnsafeMutablePointer<Float>
     let positions: Int
 
-    init(positions: Int, nRot: Int, base: Double) {
+    /// `divisors` (one per angle: Llama 3's `rope_freqs.weight`) and `linearFactor` (linear
+    /// scaling) divide the frequencies.
+    init(positions: Int, nRot: Int, base: Double, divisors: [Float]? = nil, linearFactor: Double = 1) {
         let half = nRot / 2
         self.positions = positions
         cos = .allocate(capacity: max(1, positions * half))
         sin = .allocate(capacity: max(1, positions * half))
         for i in 0..<half {
             // As PyTorch computes inv_freq: in float32, base^(2i/nRot).
-            let invFreq = Float(1) / powf(Float(base), Float(2 * i) / Float(nRot))
+            var invFreq = Float(1) / powf(Float(base), Float(2 * i) / Float(nRot))
+            if let divisors { invFreq /= divisors[i] }
+            if linearFactor != 1 { invFreq /= Float(linearFactor) }
             for p in 0..<positions {
                 let angle = Double(Float(p) * invFreq)
                 cos[p * half + i] = Float(Foundation.cos(angle))

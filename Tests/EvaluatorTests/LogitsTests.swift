@@ -60,4 +60,9 @@ final class LogitsTests: XCTestCase {
     // Qwen3: per-head Q/K RMSNorm, head_dim 16 where hidden ÷ heads is 8.
     func testQwen3FromFolder() throws { try check("qwen3", path: TestSupport.path("golden/tiny/qwen3")) }
     func testQwen3FromGGUF() throws { try check("qwen3", path: try ggufOf("qwen3")) }
+    // Llama 3.1 rope scaling (rope_freqs.weight in GGUF) and linear scaling, head_dim 16.
+    func testLlama3FromFolder() throws { try check("llama3", path: TestSupport.path("golden/tiny/llama3")) }
+    func testLlama3FromGGUF() throws { try check("llama3", path: try ggufOf("llama3")) }
+    func testLinearRopeFromFolder() throws { try check("llama-linear", path: TestSupport.path("golden/tiny/llama-linear")) }
+    func testLinearRopeFromGGUF() throws { try check("llama-linear", path: try ggufOf("llama-linear")) }
 }

@@ -4,7 +4,7 @@ import TensorGraph
 /// Llama (and Mistral, SmolLM2): RMSNorm, rotary positions, grouped-query attention, SwiGLU MLP.
 /// llama.cpp permutes the Q/K rows so each rotary pair is adjacent (the table's
 /// `rope_permute_q/k`), so the pass rotates interleaved pairs.
-public struct Llama: Architecture {
+public struct Llama: DecoderArchitecture {
     public static let name = "llama"
 
     public var decoder: DecoderConfig
@@ -24,7 +24,4 @@ public struct Llama: Architecture {
         try decoder.plan(rope: .interleaved).validated(keys: DecoderConfig.keyNames)
     }
 
-    public func hfConfigExtras(gguf: TensorGraph) -> [(String, JSONValue)] {
-        [("hidden_act", .string(Self.table.hfActivation)), DecoderConfig.attentionBias(gguf)]
-    }
 }

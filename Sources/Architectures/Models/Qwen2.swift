@@ -3,7 +3,7 @@ import TensorGraph
 
 /// Qwen2: Llama's block with biases on Q, K and V, rotary pairs in rotate-half (NeoX) layout
 /// (llama.cpp does not permute its rows).
-public struct Qwen2: Architecture {
+public struct Qwen2: DecoderArchitecture {
     public static let name = "qwen2"
 
     public var decoder: DecoderConfig
@@ -23,7 +23,4 @@ public struct Qwen2: Architecture {
         try decoder.plan(rope: .neox).validated(keys: DecoderConfig.keyNames)
     }
 
-    public func hfConfigExtras(gguf: TensorGraph) -> [(String, JSONValue)] {
-        [("hidden_act", .string(Self.table.hfActivation)), DecoderConfig.attentionBias(gguf)]
-    }
 }

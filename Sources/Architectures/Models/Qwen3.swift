@@ -4,7 +4,7 @@ import TensorGraph
 /// Qwen3: Qwen2's block without the Q/K/V biases (unless `attention_bias`), an RMSNorm over each
 /// head of Q and K before the rotation (`attn_q_norm` / `attn_k_norm`), and a head size of its own
 /// (`head_dim`, GGUF `attention.key_length` / `value_length`), not hidden ÷ heads.
-public struct Qwen3: Architecture {
+public struct Qwen3: DecoderArchitecture {
     public static let name = "qwen3"
 
     public var decoder: DecoderConfig
@@ -27,7 +27,4 @@ public struct Qwen3: Architecture {
         return try p.validated(keys: DecoderConfig.keyNames)
     }
 
-    public func hfConfigExtras(gguf: TensorGraph) -> [(String, JSONValue)] {
-        [("hidden_act", .string(Self.table.hfActivation)), DecoderConfig.attentionBias(gguf)]
-    }
 }
