@@ -174,6 +174,8 @@ MODELS = {
                                                       'high_freq_factor': 4.0, 'original_max_position_embeddings': 64},
                                            False, text),
     'llama-linear': lambda text: make_llama_rope('llama-linear', {'rope_type': 'linear', 'factor': 2.0}, True, text),
+    'llama-yarn': lambda text: make_llama_rope('llama-yarn', {'rope_type': 'yarn', 'factor': 4.0,
+                                                              'original_max_position_embeddings': 32}, False, text),
 }
 
 

@@ -47,7 +47,7 @@ public struct ForwardPlan: Sendable, Equatable {
     public var ropeFreqFactors: String?
     /// Linear scaling: positions divided by this.
     public var ropeLinearFactor = 1.0
-    /// YaRN scaling (converted; the evaluator refuses it for now).
+    /// YaRN scaling: its own frequencies, cos and sin scaled by its attention factor.
     public var ropeYarn: RopeScaling?
 
     /// One `attn_qkv` projection instead of `attn_q` / `attn_k` / `attn_v`.

@@ -212,7 +212,9 @@ final class RopeCache: @unchecked Sendable {
 
     /// `divisors` (one per angle: Llama 3's `rope_freqs.weight`) and `linearFactor` (linear
     /// scaling) divide the frequencies.
-    init(positions: Int, nRot: Int, base: Double, divisors: [Float]? = nil, linearFactor: Double = 1) {
+    /// `invFreqs` replaces the frequencies (YaRN) and `scale` multiplies cos and sin.
+    init(positions: Int, nRot: Int, base: Double, divisors: [Float]? = nil, linearFactor: Double = 1,
+         invFreqs: [Float]? = nil, scale: Float = 1) {
         let half = nRot / 2
         self.positions = positions
         cos = .allocate(capacity: max(1, positions * half))
@@ -222,10 +224,11 @@ final class RopeCache: @unchecked Sendable {
             var invFreq = Float(1) / powf(Float(base), Float(2 * i) / Float(nRot))
             if let divisors { invFreq /= divisors[i] }
             if linearFactor != 1 { invFreq /= Float(linearFactor) }
+            if let invFreqs { invFreq = invFreqs[i] }
             for p in 0..<positions {
                 let angle = Double(Float(p) * invFreq)
-                cos[p * half + i] = Float(Foundation.cos(angle))
-                sin[p * half + i] = Float(Foundation.sin(angle))
+                cos[p * half + i] = Float(Foundation.cos(angle)) * scale
+                sin[p * half + i] = Float(Foundation.sin(angle)) * scale
             }
         }
     }

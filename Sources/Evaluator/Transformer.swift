@@ -31,15 +31,16 @@ struct TransformerForward: ForwardPass {
         let k = fused.map { $0.p + qDim } ?? separate!.1.p
         let v = fused.map { $0.p + qDim + kDim } ?? separate!.2.p
         let (qStride, kStride, vStride) = p.fusedQKV ? (qkvStride, qkvStride, qkvStride) : (qDim, kDim, vDim)
-        if p.ropeYarn != nil { throw EvaluatorError.unsupported("YaRN rope scaling is converted but not evaluated yet") }
         var divisors: [Float]?
         if let name = p.ropeFreqFactors, m.weights.has(name) {
             let t = try m.weights.tensor(name)
             guard t.elementCount == p.ropeDims / 2 else { throw EvaluatorError.badShape(tensor: name, shape: t.shape, expected: [p.ropeDims / 2]) }
             divisors = try m.weights.withF32(name) { Array(UnsafeBufferPointer(start: $0, count: p.ropeDims / 2)) }
         }
+        let yarn = p.ropeYarn?.yarnFrequencies(headDim: p.ropeDims, base: p.ropeBase)
         let rope = p.rope.map { _ in
-            RopeCache(positions: T, nRot: p.ropeDims, base: p.ropeBase, divisors: divisors, linearFactor: p.ropeLinearFactor)
+            RopeCache(positions: T, nRot: p.ropeDims, base: p.ropeBase, divisors: divisors, linearFactor: p.ropeLinearFactor,
+                      invFreqs: yarn?.invFreq, scale: yarn?.attentionFactor ?? 1)
         }
 
         let (layers, embedded) = try m.beginLayers(tokens, into: x.p)

@@ -65,4 +65,6 @@ final class LogitsTests: XCTestCase {
     func testLlama3FromGGUF() throws { try check("llama3", path: try ggufOf("llama3")) }
     func testLinearRopeFromFolder() throws { try check("llama-linear", path: TestSupport.path("golden/tiny/llama-linear")) }
     func testLinearRopeFromGGUF() throws { try check("llama-linear", path: try ggufOf("llama-linear")) }
+    func testYarnRopeFromFolder() throws { try check("llama-yarn", path: TestSupport.path("golden/tiny/llama-yarn")) }
+    func testYarnRopeFromGGUF() throws { try check("llama-yarn", path: try ggufOf("llama-yarn")) }
 }

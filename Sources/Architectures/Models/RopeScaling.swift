@@ -89,6 +89,31 @@ public struct RopeScaling: Sendable, Equatable {
         }
     }
 
+    /// YaRN's inverse frequencies and the factor cos/sin are multiplied by, as transformers
+    /// computes them (`_compute_yarn_parameters`: float32 tensors, Python floats for the range;
+    /// beta_fast 32 and beta_slow 1 by default, the correction range truncated to whole dims).
+    public func yarnFrequencies(headDim dim: Int, base: Double) -> (invFreq: [Float], attentionFactor: Float) {
+        let original = Double(originalContext ?? 4096)
+        func mscale(_ scale: Double) -> Double { scale <= 1 ? 1 : 0.1 * log(scale) + 1 }
+        let attention = attentionFactor ?? mscale(factor)
+        let fast = betaFast ?? 32, slow = betaSlow ?? 1
+        func correctionDim(_ rotations: Double) -> Double {
+            Double(dim) * log(original / (rotations * 2 * Double.pi)) / (2 * log(base))
+        }
+        let low = max(floor(correctionDim(fast)), 0)
+        var high = min(ceil(correctionDim(slow)), Double(dim - 1))
+        if low == high { high += 0.001 }
+        let half = dim / 2
+        return ((0..<half).map { i in
+            let pos = powf(Float(base), Float(2 * i) / Float(dim))
+            let extrapolation = 1 / pos
+            let interpolation = 1 / (Float(factor) * pos)
+            let ramp = min(max((Float(i) - Float(low)) / Float(high - low), 0), 1)
+            let extrapolationFactor = 1 - ramp
+            return interpolation * (1 - extrapolationFactor) + extrapolation * extrapolationFactor
+        }, Float(attention))
+    }
+
     /// The tensor llama.cpp's converter writes for Llama 3 scaling.
     public static let freqsTensor = "rope_freqs.weight"
 }
