@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Makes golden/tiny/: tiny random-weight GPT-2, Llama (plain, Llama 3 and linear rope scaling), Qwen2 and Qwen3 models saved by `transformers`
+"""Makes golden/tiny/: tiny random-weight GPT-2, Llama (plain, Llama 3, linear and YaRN rope scaling), Qwen2, Qwen3 and Gemma 3 models saved by `transformers`
 (config.json, model.safetensors in f32) with small byte-level BPE tokenizers built by `tokenizers`,
 each tokenizer using the pre-tokenizer its family uses (gpt-2, llama-bpe, qwen2). Also writes
 `logits.json` + `logits.f32` per model: token ids of a short text and the logits transformers computes,
@@ -166,6 +166,22 @@ def make_llama_rope(name, rope, legacy_layout, text):
         assert back.rope_parameters['rope_type'] == rope['rope_type'] and back.rope_parameters['factor'] == rope['factor'], back
 
 
+def make_gemma3(text):
+    # 6 layers: 5 sliding (window 8, shorter than the text) and 1 global with linear scaling;
+    # head_dim 16 where hidden ÷ heads is 8; final logits soft-capped.
+    tok = make_tokenizer('qwen2', ['<|endoftext|>', '<|im_start|>', '<|im_end|>'], 320)
+    v = tok.get_vocab_size()
+    cfg = transformers.Gemma3TextConfig(
+        vocab_size=v, hidden_size=32, intermediate_size=64, num_hidden_layers=6, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=16, max_position_embeddings=128, rms_norm_eps=1e-6, sliding_window=8,
+        query_pre_attn_scalar=16, final_logit_softcapping=10.0,
+        rope_parameters={'full_attention': {'rope_type': 'linear', 'factor': 2.0, 'rope_theta': 1000000.0},
+                         'sliding_attention': {'rope_type': 'default', 'rope_theta': 10000.0}},
+        bos_token_id=0, eos_token_id=2, pad_token_id=0, tie_word_embeddings=True)
+    save_model('gemma3', cfg, tok, {'tokenizer_class': 'PreTrainedTokenizerFast', 'eos_token': '<|im_end|>',
+                                    'pad_token': '<|endoftext|>', 'add_bos_token': False, 'model_max_length': 128}, text)
+
+
 # Models added after the first three; `main` makes them after those (and alone when named).
 MODELS = {
     'qwen3': make_qwen3,
@@ -174,6 +190,7 @@ MODELS = {
                                                       'high_freq_factor': 4.0, 'original_max_position_embeddings': 64},
                                            False, text),
     'llama-linear': lambda text: make_llama_rope('llama-linear', {'rope_type': 'linear', 'factor': 2.0}, True, text),
+    'gemma3': make_gemma3,
     'llama-yarn': lambda text: make_llama_rope('llama-yarn', {'rope_type': 'yarn', 'factor': 4.0,
                                                               'original_max_position_embeddings': 32}, False, text),
 }

@@ -33,12 +33,19 @@ public protocol Architecture: Codable, Sendable {
     /// tensors (Llama 3's `rope_freqs.weight` → `rope_scaling`) and returns their names, which the
     /// Hugging Face folder does not get. Throws when the configuration cannot be restored exactly.
     mutating func restore(fromGGUF graph: TensorGraph) throws -> Set<String>
+
+    /// A mapped tensor's values on their way to GGUF (after the table's transform), e.g. Gemma's
+    /// norm weights stored + 1; `transformToHF` undoes it.
+    func transformToGGUF(_ t: Tensor, ggufName: String) throws -> Tensor
+    func transformToHF(_ t: Tensor, ggufName: String) throws -> Tensor
 }
 
 extension Architecture {
     public func hfConfigExtras(gguf: TensorGraph) -> [(String, JSONValue)] { [] }
     public func generatedTensors(hf: TensorGraph) throws -> [Tensor] { [] }
     public mutating func restore(fromGGUF graph: TensorGraph) throws -> Set<String> { [] }
+    public func transformToGGUF(_ t: Tensor, ggufName: String) throws -> Tensor { t }
+    public func transformToHF(_ t: Tensor, ggufName: String) throws -> Tensor { t }
 
     /// The architecture's table.
     public static var table: ArchitectureSpec { ArchitectureRegistry.table(name) }
@@ -86,7 +93,11 @@ extension Architecture {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         encoder.userInfo[ConfigCoding.forGGUFKey] = forGGUF
-        let json = try JSONParser.parse(Array(try encoder.encode(self)))
+        let doubles = ConfigCoding.DoublePaths()
+        encoder.userInfo[ConfigCoding.doublePathsKey] = doubles
+        // JSONEncoder writes 2.0 as 2; transformers' configs are strict about floats, so the
+        // values written as Double get their decimal point back.
+        let json = ConfigCoding.markingDoubles(try JSONParser.parse(Array(try encoder.encode(self))), doubles.paths, at: [])
         let entries = json.objectEntries ?? []
         let order = Self.table.config.map { $0.hfKey.split(separator: ".").first.map(String.init) ?? $0.hfKey }
         func rank(_ k: String) -> Int { order.firstIndex(of: k) ?? order.count }
@@ -133,6 +144,24 @@ public enum ConfigCoding {
 
     /// `Encoder.userInfo` key: the encoding is for GGUF keys rather than a config.json.
     static let forGGUFKey = CodingUserInfoKey(rawValue: "smelt.forGGUF")!
+
+    static let doublePathsKey = CodingUserInfoKey(rawValue: "smelt.doublePaths")!
+
+    /// The key paths `ConfigWriter` wrote a Double at.
+    final class DoublePaths: @unchecked Sendable {
+        var paths: Set<[String]> = []
+    }
+
+    static func markingDoubles(_ v: JSONValue, _ paths: Set<[String]>, at path: [String]) -> JSONValue {
+        switch v {
+        case let .object(entries):
+            return .object(entries.map { ($0.0, markingDoubles($0.1, paths, at: path + [$0.0])) })
+        case let .number(text) where paths.contains(path) && !text.contains(where: { ".eE".contains($0) }):
+            return .number(text + ".0")
+        default:
+            return v
+        }
+    }
 
     /// Whether `w` writes for GGUF keys (a unit may lay a value out differently for them).
     public static func isForGGUF(_ w: ConfigWriter) -> Bool { w.forGGUF }
@@ -220,24 +249,33 @@ public struct ConfigWriter {
     var c: KeyedEncodingContainer<ConfigCoding.Key>
     /// The values go to GGUF keys (through the table's rows), not to a config.json.
     public let forGGUF: Bool
+    let path: [String]
+    let doubles: ConfigCoding.DoublePaths?
 
     public init(_ encoder: Encoder) {
         c = encoder.container(keyedBy: ConfigCoding.Key.self)
         forGGUF = encoder.userInfo[ConfigCoding.forGGUFKey] as? Bool ?? false
+        doubles = encoder.userInfo[ConfigCoding.doublePathsKey] as? ConfigCoding.DoublePaths
+        path = []
     }
 
     public mutating func put<T: Encodable>(_ key: String, _ value: T?) throws {
-        if let value { try c.encode(value, forKey: .init(key)) }
+        guard let value else { return }
+        if value is Double { doubles?.paths.insert(path + [key]) }
+        try c.encode(value, forKey: .init(key))
     }
 
     /// A nested object (`rope_parameters`).
     public mutating func nested(_ key: String) -> ConfigWriter {
-        ConfigWriter(container: c.nestedContainer(keyedBy: ConfigCoding.Key.self, forKey: .init(key)), forGGUF: forGGUF)
+        ConfigWriter(container: c.nestedContainer(keyedBy: ConfigCoding.Key.self, forKey: .init(key)), forGGUF: forGGUF,
+                     path: path + [key], doubles: doubles)
     }
 
-    init(container: KeyedEncodingContainer<ConfigCoding.Key>, forGGUF: Bool) {
+    init(container: KeyedEncodingContainer<ConfigCoding.Key>, forGGUF: Bool, path: [String], doubles: ConfigCoding.DoublePaths?) {
         c = container
         self.forGGUF = forGGUF
+        self.path = path
+        self.doubles = doubles
     }
 }
 
@@ -248,6 +286,7 @@ public enum ArchitectureRegistry {
         Llama.self,
         Qwen2.self,
         Qwen3.self,
+        Gemma3.self,
     ]
 
     /// Every unit's GGUF name, in registry order.

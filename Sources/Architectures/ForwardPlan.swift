@@ -56,6 +56,22 @@ public struct ForwardPlan: Sendable, Equatable {
     /// weights) before the rotation.
     public var qkNorm = false
 
+    /// Embeddings multiplied by this (Gemma: √embedding).
+    public var embeddingScale: Float?
+    /// Norms after attention and after the MLP too (`post_attention_norm`, `post_ffw_norm`),
+    /// applied to the block's output before it joins the residual stream.
+    public var sandwichNorms = false
+    /// Attention scores × this; 1/√headDim when nil.
+    public var attentionScale: Float?
+    /// Sliding-window attention: a query sees the last `slidingWindow` positions (itself
+    /// included) on the layers `slidingLayers` marks; those layers rotate with `localRopeBase`
+    /// and without scaling.
+    public var slidingWindow: Int?
+    public var slidingLayers: [Bool] = []
+    public var localRopeBase: Double?
+    /// Logits ← tanh(logits / cap) · cap.
+    public var finalLogitSoftcap: Float?
+
     /// gate(x) ⊙ up(x) → down (`ffn_gate`, `ffn_up`, `ffn_down`) or up → act → down.
     public var gatedMLP = true
     public var activation: Activation = .silu

@@ -46,6 +46,7 @@ public enum GGUFToHF {
             case nil:
                 break
             }
+            t = try arch.transformToHF(t, ggufName: source.name)
             t.name = (spec.hfWritePrefix.map { hfName.hasPrefix("lm_head") ? "" : $0 } ?? "") + hfName
             try out.append(t)
         }

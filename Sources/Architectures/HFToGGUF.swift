@@ -51,7 +51,7 @@ public enum HFToGGUF {
             case nil:
                 break
             }
-            try add(t)
+            try add(try arch.transformToGGUF(t, ggufName: ggufName))
             if ggufName == "token_embd.weight", tied, spec.tiedOutput == .duplicate, hf["lm_head.weight"] == nil {
                 var copy = out.tensors.last!
                 copy.name = "output.weight"

@@ -3,6 +3,51 @@
 /// The data tables of formats/, embedded verbatim (path relative to formats/ → JSON text).
 enum EmbeddedTables {
     static let files: [String: String] = [
+        "architectures/gemma3.json": ###"""
+{
+  "architecture": "gemma3",
+  "hf_model_types": ["gemma3_text"],
+  "hf_class": "Gemma3ForCausalLM",
+  "tied_output": "omit",
+  "hf_act": "gelu_pytorch_tanh",
+  "skip_hf": [],
+  "tensors": [
+    ["model.embed_tokens.weight", "token_embd.weight"],
+    ["model.layers.{bid}.input_layernorm.weight", "blk.{bid}.attn_norm.weight"],
+    ["model.layers.{bid}.self_attn.q_proj.weight", "blk.{bid}.attn_q.weight"],
+    ["model.layers.{bid}.self_attn.q_norm.weight", "blk.{bid}.attn_q_norm.weight"],
+    ["model.layers.{bid}.self_attn.k_proj.weight", "blk.{bid}.attn_k.weight"],
+    ["model.layers.{bid}.self_attn.k_norm.weight", "blk.{bid}.attn_k_norm.weight"],
+    ["model.layers.{bid}.self_attn.v_proj.weight", "blk.{bid}.attn_v.weight"],
+    ["model.layers.{bid}.self_attn.o_proj.weight", "blk.{bid}.attn_output.weight"],
+    ["model.layers.{bid}.post_attention_layernorm.weight", "blk.{bid}.post_attention_norm.weight"],
+    ["model.layers.{bid}.pre_feedforward_layernorm.weight", "blk.{bid}.ffn_norm.weight"],
+    ["model.layers.{bid}.mlp.gate_proj.weight", "blk.{bid}.ffn_gate.weight"],
+    ["model.layers.{bid}.mlp.up_proj.weight", "blk.{bid}.ffn_up.weight"],
+    ["model.layers.{bid}.mlp.down_proj.weight", "blk.{bid}.ffn_down.weight"],
+    ["model.layers.{bid}.post_feedforward_layernorm.weight", "blk.{bid}.post_ffw_norm.weight"],
+    ["model.norm.weight", "output_norm.weight"],
+    ["lm_head.weight", "output.weight"]
+  ],
+  "config": [
+    ["max_position_embeddings", "context_length", "u32"],
+    ["hidden_size", "embedding_length", "u32"],
+    ["num_hidden_layers", "block_count", "u32"],
+    ["intermediate_size", "feed_forward_length", "u32"],
+    ["num_attention_heads", "attention.head_count", "u32"],
+    ["num_key_value_heads", "attention.head_count_kv", "u32"],
+    ["rope_theta", "rope.freq_base", "f32"],
+    ["rope_local_base_freq", "rope.freq_base_swa", "f32"],
+    ["rope_scaling.rope_type", "rope.scaling.type", "str"],
+    ["rope_scaling.factor", "rope.scaling.factor", "f32"],
+    ["rms_norm_eps", "attention.layer_norm_rms_epsilon", "f32"],
+    ["head_dim", "attention.key_length", "u32"],
+    ["head_dim", "attention.value_length", "u32"],
+    ["sliding_window", "attention.sliding_window", "u32"],
+    ["final_logit_softcapping", "final_logit_softcapping", "f32"]
+  ]
+}
+"""###,
         "architectures/gpt2.json": ###"""
 {
   "architecture": "gpt2",

@@ -181,12 +181,13 @@ public final class LanguageModel: @unchecked Sendable {
     /// Causal multi-head attention with grouped key/value heads. q rows have `qStride` floats,
     /// k rows `kStride`, v rows `vStride`; head h reads key/value head h / (heads / kvHeads).
     /// Query/key heads have `headDim` values, value heads `valueDim`. The result for head h goes
-    /// to columns h·valueDim of `out` (rows of `outStride`).
+    /// to columns h·valueDim of `out` (rows of `outStride`). Scores are scaled by `scale`
+    /// (1/√headDim by default); with a `window` a query sees only the last `window` positions.
     func attention(q: UnsafePointer<Float>, qStride: Int, k: UnsafePointer<Float>, kStride: Int, v: UnsafePointer<Float>,
                    vStride: Int, rows: Int, heads: Int, kvHeads: Int, headDim: Int, valueDim: Int,
-                   out: UnsafeMutablePointer<Float>, outStride: Int) {
+                   out: UnsafeMutablePointer<Float>, outStride: Int, scale: Float? = nil, window: Int? = nil) {
         let group = heads / kvHeads
-        let scale = 1 / Float(headDim).squareRoot()
+        let scale = scale ?? 1 / Float(headDim).squareRoot()
         Profile.measure("attention") {
             // Causal: a block of queries [r0, r1) only needs keys [0, r1), so the products skip
             // most of the masked upper triangle. Every (head, query block) pair is independent:
@@ -203,7 +204,7 @@ public final class LanguageModel: @unchecked Sendable {
                 let scores = scratch.buffer(worker)
                 BLAS.sgemm(m: m, n: r1, k: headDim, a: q + r0 * qStride + h * headDim, lda: qStride,
                            b: k + g * headDim, ldb: kStride, c: scores, ldc: r1, transposeB: true)
-                Ops.causalSoftmax(scores, rows: m, cols: r1, firstRow: r0, scale: scale)
+                Ops.causalSoftmax(scores, rows: m, cols: r1, firstRow: r0, scale: scale, window: window)
                 BLAS.sgemm(m: m, n: valueDim, k: r1, a: scores, lda: r1, b: v + g * valueDim, ldb: vStride,
                            c: out + r0 * outStride + h * valueDim, ldc: outStride, transposeB: false)
             }

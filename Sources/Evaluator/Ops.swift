@@ -116,12 +116,15 @@ enum Ops {
     }
 
     /// In-place causal softmax of `rows` rows of `cols` scores: row i is query position
-    /// `firstRow + i` and sees keys 0...firstRow+i; the rest of the row is set to 0.
-    static func causalSoftmax(_ s: UnsafeMutablePointer<Float>, rows: Int, cols: Int, firstRow: Int, scale: Float) {
+    /// `firstRow + i` and sees keys 0...firstRow+i (only the last `window` of them when a window
+    /// is set); the rest of the row is set to 0.
+    static func causalSoftmax(_ s: UnsafeMutablePointer<Float>, rows: Int, cols: Int, firstRow: Int, scale: Float, window: Int? = nil) {
         for r in 0..<rows {
             let row = s + r * cols
             let n = firstRow + r + 1
-            softmax(row, count: n, scale: scale)
+            let j0 = window.map { max(0, n - $0) } ?? 0
+            if j0 > 0 { row.update(repeating: 0, count: j0) }
+            softmax(row + j0, count: n - j0, scale: scale)
             if n < cols { (row + n).update(repeating: 0, count: cols - n) }
         }
     }
@@ -183,6 +186,11 @@ enum Ops {
         parallelRows(count, threads: threads) { range in
             for i in range { gate[i] *= up[i] }
         }
+    }
+
+    /// x ← tanh(x / cap) · cap.
+    static func softcap(_ x: UnsafeMutablePointer<Float>, count: Int, cap: Float) {
+        for i in 0..<count { x[i] = tanhf(x[i] / cap) * cap }
     }
 
     /// x ← silu(x).

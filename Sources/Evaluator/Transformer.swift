@@ -38,17 +38,24 @@ struct TransformerForward: ForwardPass {
             divisors = try m.weights.withF32(name) { Array(UnsafeBufferPointer(start: $0, count: p.ropeDims / 2)) }
         }
         let yarn = p.ropeYarn?.yarnFrequencies(headDim: p.ropeDims, base: p.ropeBase)
-        let rope = p.rope.map { _ in
+        let globalRope = p.rope.map { _ in
             RopeCache(positions: T, nRot: p.ropeDims, base: p.ropeBase, divisors: divisors, linearFactor: p.ropeLinearFactor,
                       invFreqs: yarn?.invFreq, scale: yarn?.attentionFactor ?? 1)
         }
+        // Sliding-window layers rotate with their own base, unscaled.
+        let localRope = p.localRopeBase.map { RopeCache(positions: T, nRot: p.ropeDims, base: $0) }
 
         let (layers, embedded) = try m.beginLayers(tokens, into: x.p)
         if embedded && p.learnedPositions {
             try m.weights.withF32("position_embd.weight") { pos in Ops.add(x.p, pos, count: T * E) }
         }
+        if embedded, let s = p.embeddingScale {
+            for i in 0..<(T * E) { x.p[i] *= s }
+        }
         for l in layers {
             let b = "blk.\(l)."
+            let sliding = l < p.slidingLayers.count && p.slidingLayers[l]
+            let rope = sliding ? (localRope ?? globalRope) : globalRope
             try norm(m, b + "attn_norm", x.p, xn.p, rows: T)
             if p.fusedQKV {
                 try m.linear(xn.p, rows: T, weight: b + "attn_qkv.weight", bias: b + "attn_qkv.bias", out: q)
@@ -76,8 +83,10 @@ struct TransformerForward: ForwardPass {
                 m.roundToF16(v, count: T * vDim)
             }
             m.attention(q: q, qStride: qStride, k: k, kStride: kStride, v: v, vStride: vStride, rows: T, heads: p.heads,
-                        kvHeads: p.kvHeads, headDim: p.headDim, valueDim: p.valueDim, out: att.p, outStride: attDim)
+                        kvHeads: p.kvHeads, headDim: p.headDim, valueDim: p.valueDim, out: att.p, outStride: attDim,
+                        scale: p.attentionScale, window: sliding ? p.slidingWindow : nil)
             try m.linear(att.p, rows: T, weight: b + "attn_output.weight", bias: b + "attn_output.bias", out: o.p)
+            if p.sandwichNorms { try norm(m, b + "post_attention_norm", o.p, o.p, rows: T) }
             Ops.add(x.p, o.p, count: T * E)
 
             try norm(m, b + "ffn_norm", x.p, xn.p, rows: T)
@@ -97,6 +106,7 @@ struct TransformerForward: ForwardPass {
                 }
                 try m.linear(up.p, rows: T, weight: b + "ffn_down.weight", bias: b + "ffn_down.bias", out: o.p)
             }
+            if p.sandwichNorms { try norm(m, b + "post_ffw_norm", o.p, o.p, rows: T) }
             Ops.add(x.p, o.p, count: T * E)
         }
         if m.endLayers(x.p, count: T * E) { return [] }
@@ -105,6 +115,7 @@ struct TransformerForward: ForwardPass {
         var logits = [Float](repeating: 0, count: R * m.config.vocabSize)
         try logits.withUnsafeMutableBufferPointer { out in
             try m.linear(xn.p, rows: R, weight: m.outputWeight, out: out.baseAddress!)
+            if let cap = p.finalLogitSoftcap { Ops.softcap(out.baseAddress!, count: out.count, cap: cap) }
         }
         return logits
     }

@@ -238,6 +238,8 @@ final class LlamaCppReferenceTests: XCTestCase {
     func testLlama3() throws { try check("llama3") }
     func testLinearRopeScaling() throws { try check("llama-linear") }
     func testYarnRopeScaling() throws { try check("llama-yarn") }
+    /// Norm weights stored + 1, gemma3.* keys (sliding window, local rope base, soft-capping).
+    func testGemma3() throws { try check("gemma3") }
 }
 
 /// Rope scaling across GGUF → Hugging Face: Llama 3's rope_freqs.weight becomes rope_scaling again
@@ -369,5 +371,51 @@ final class ArchitectureConfigurationTests: XCTestCase {
         XCTAssertEqual(back.decoder, expected)
         XCTAssertEqual(try back.forwardPlan().headDim, 16)
         XCTAssertEqual(try back.forwardPlan().qkNorm, true)
+    }
+}
+
+/// Gemma 3 across formats: GGUF → HF → GGUF gives the same bytes; HF → GGUF → HF gives the same
+/// tensors except the norms, which travel as w + 1 (within one float32 step of 1 of the original).
+final class Gemma3ConversionTests: XCTestCase {
+    func floats(_ t: Tensor) throws -> [Float] {
+        let b = try (t.dtype == .f32 ? t : t.cast(to: .f32)).storage.readAll()
+        return stride(from: 0, to: b.count, by: 4).map {
+            Float(bitPattern: UInt32(b[$0]) | UInt32(b[$0 + 1]) << 8 | UInt32(b[$0 + 2]) << 16 | UInt32(b[$0 + 3]) << 24)
+        }
+    }
+
+    func testRoundTrips() throws {
+        let dir = TestSupport.tempDir("gemma3")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let src = TestSupport.path("golden/tiny/gemma3")
+        for (a, b) in [(src, "\(dir)/a.gguf"), ("\(dir)/a.gguf", "\(dir)/back"), ("\(dir)/back", "\(dir)/again.gguf")] {
+            let r = try TestSupport.smelt(["convert", a, b])
+            XCTAssertEqual(r.status, 0, r.stderr)
+        }
+        let g1 = try GGUFReader.read("\(dir)/a.gguf"), g2 = try GGUFReader.read("\(dir)/again.gguf")
+        XCTAssertEqual(g1.tensors.map(\.name), g2.tensors.map(\.name))
+        for t in g1.tensors { XCTAssertEqual(try t.storage.readAll(), try g2[t.name]?.storage.readAll(), t.name) }
+        let original = try HFFolder.read(src), back = try HFFolder.read("\(dir)/back")
+        XCTAssertEqual(Set(original.tensors.map(\.name)), Set(back.tensors.map(\.name)))
+        var norms = 0
+        for t in original.tensors {
+            let u = try XCTUnwrap(back[t.name], t.name)
+            if t.name.hasSuffix("norm.weight") {
+                norms += 1
+                for (x, y) in zip(try floats(t), try floats(u)) { XCTAssertEqual(x, y, accuracy: Float(1).ulp, t.name) }
+            } else {
+                XCTAssertEqual(try t.storage.readAll(), try u.storage.readAll(), t.name)
+            }
+        }
+        XCTAssertEqual(norms, 6 * 6 + 1)
+        let cfg = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/back/config.json"))) as! [String: Any]
+        XCTAssertEqual(cfg["model_type"] as? String, "gemma3_text")
+        XCTAssertEqual(cfg["sliding_window"] as? Int, 8)
+        XCTAssertEqual(cfg["head_dim"] as? Int, 16)
+        XCTAssertEqual(cfg["rope_local_base_freq"] as? Double, 10000)
+        XCTAssertEqual((cfg["rope_scaling"] as? [String: Any])?["factor"] as? Double, 2)
+        XCTAssertEqual(cfg["final_logit_softcapping"] as? Double, 10)
+        XCTAssertEqual(g1.metadata["gemma3.attention.sliding_window"], .uint32(8))
+        XCTAssertEqual(g1.metadata["gemma3.rope.freq_base_swa"], .float32(10000))
     }
 }

@@ -67,4 +67,9 @@ final class LogitsTests: XCTestCase {
     func testLinearRopeFromGGUF() throws { try check("llama-linear", path: try ggufOf("llama-linear")) }
     func testYarnRopeFromFolder() throws { try check("llama-yarn", path: TestSupport.path("golden/tiny/llama-yarn")) }
     func testYarnRopeFromGGUF() throws { try check("llama-yarn", path: try ggufOf("llama-yarn")) }
+    // Gemma 3: sandwich norms, (1 + w) norms stored + 1 in GGUF, √hidden embedding scale, GELU
+    // gate, sliding window 8 on 5 of 6 layers with their own rope base, linear scaling on the
+    // global one, soft-capped logits.
+    func testGemma3FromFolder() throws { try check("gemma3", path: TestSupport.path("golden/tiny/gemma3")) }
+    func testGemma3FromGGUF() throws { try check("gemma3", path: try ggufOf("gemma3")) }
 }
