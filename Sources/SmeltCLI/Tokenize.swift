@@ -26,7 +26,8 @@ struct Tokenize: ParsableCommand {
         try SmeltCLI.run {
             let started = Date()
             let (_, graph) = try FormatRegistry.open(model)
-            let tokenizer = try BPETokenizer(tokenizer: TokenizerJSON.tokenizer(of: graph))
+            let data = try TokenizerJSON.tokenizer(of: graph)
+            let encode = try TextEncoder.encoder(for: data, metadata: graph.metadata)
             let loaded = Date()
             let bytes: [UInt8]
             if text == "-" {
@@ -38,15 +39,16 @@ struct Tokenize: ParsableCommand {
                 bytes = [UInt8](data)
             }
             let t0 = Date()
-            let ids = tokenizer.encode(utf8: bytes, addBOS: noBos ? false : nil)
+            let ids = encode(bytes, noBos ? false : nil, true)
             let secs = Date().timeIntervalSince(t0)
             var line = ids.map(String.init).joined(separator: json ? ", " : " ")
             if json { line = "{\"count\": \(ids.count), \"ids\": [\(line)]}" }
             print(line)
             Terminal.printErr(String(
                 format: "tokenize: %d tokens from %d bytes in %.3f s (%.0f tokens/s); tokenizer (%@, %d tokens) loaded in %.3f s",
-                ids.count, bytes.count, secs, secs > 0 ? Double(ids.count) / secs : 0, tokenizer.kind.name,
-                tokenizer.vocabularySize, loaded.timeIntervalSince(started)))
+                ids.count, bytes.count, secs, secs > 0 ? Double(ids.count) / secs : 0,
+                data.model == "llama" ? "sentencepiece" : (data.preTokenizer ?? "default"), data.tokens.count,
+                loaded.timeIntervalSince(started)))
         }
     }
 }

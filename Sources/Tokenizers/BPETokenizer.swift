@@ -12,6 +12,7 @@ public enum TokenType: Int32, Sendable {
 
 public enum TokenizerError: Error, CustomStringConvertible, Equatable {
     case notByteLevelBPE(model: String?)
+    case notSentencePiece(model: String?)
     case unknownPreTokenizer(String)
     case emptyVocabulary
     case tokenIDOutOfRange(name: String, id: Int, count: Int)
@@ -20,6 +21,8 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable {
         switch self {
         case let .notByteLevelBPE(model):
             return "tokenizer model '\(model ?? "none")' is not byte-level BPE ('gpt2')"
+        case let .notSentencePiece(model):
+            return "tokenizer model '\(model ?? "none")' is not SentencePiece ('llama')"
         case let .unknownPreTokenizer(name):
             return "unknown pre-tokenizer '\(name)' (known: \(PreTokenizerKind.names.joined(separator: ", ")))"
         case .emptyVocabulary:
