@@ -22,6 +22,9 @@ public enum Conversion {
                 + "tensor names and layouts are kept as they are (a container GGUF that llama.cpp will not run)")
         }
         if source == .gguf, hfSide.contains(target), (try? ArchitectureRegistry.spec(gguf: graph.architecture)) != nil {
+            if GGUFToHF.skipsTokenizer(graph) {
+                note("the SentencePiece tokenizer is not written (no tokenizer.json writer for it yet): weights and config.json only")
+            }
             return try GGUFToHF.convert(graph, dtype: dtype)
         }
         var out = graph
