@@ -16,9 +16,15 @@ def scan():
         gdir = os.path.join(ROOT, group)
         if not os.path.isdir(gdir) or group.startswith(('.', '__')):
             continue
-        with open(os.path.join(gdir, 'SOURCE.json')) as f:
-            source = json.load(f)
+        sources = {}
         for dirpath, _, names in os.walk(gdir):
+            # A folder's files take the provenance of the nearest SOURCE.json (its own or a parent's).
+            if 'SOURCE.json' in names:
+                with open(os.path.join(dirpath, 'SOURCE.json')) as f:
+                    sources[dirpath] = json.load(f)
+            else:
+                sources[dirpath] = sources[os.path.dirname(dirpath)]
+            source = sources[dirpath]
             for name in sorted(names):
                 if name == 'SOURCE.json' or name.endswith('.pyc'):
                     continue

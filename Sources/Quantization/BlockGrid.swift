@@ -1,18 +1,33 @@
 import TensorGraph
 
-/// The code grids of the block types Smelt encodes (Q8_0, Q4_0, Q4_1), for quantizers that choose
-/// a block's scale themselves: importance-weighted scale search (`--imatrix`) and GPTQ, which fixes
-/// a block's scale and then rounds its columns one by one. A block decodes as `code × d + m`:
+/// A block type whose 32-value blocks decode as `code × d + m` with integer codes in a fixed
+/// range: quantizers that choose a block's scale themselves (importance-weighted scale search,
+/// GPTQ — which fixes a block's scale and then rounds its columns one by one) work on it through
+/// `BlockGrid`. Each type's descriptor (`Blocks/*.swift`) declares its grid:
 ///
 ///     type   codes        d, m              stored as
 ///     Q8_0   -127…127     d (f16), m = 0    int8 codes (ggml's reference never uses -128)
 ///     Q4_0   -8…7         d (f16), m = 0    nibbles code + 8
 ///     Q4_1   0…15         d (f16), m (f16)  nibbles code
-///
-/// Everything here works on scales already rounded to f16, so the values a quantizer reasons about
-/// are exactly the values ggml (and `Dequantize`) decode.
+///     Q5_0   -16…15       d (f16), m = 0    5-bit codes + 16 (nibbles and a high-bit word)
+///     Q5_1   0…31         d (f16), m (f16)  5-bit codes
+protocol GridBlock: QuantEncodable {
+    /// The smallest and largest code.
+    static var codeRange: (lo: Int32, hi: Int32) { get }
+    /// Whether blocks carry an offset m (otherwise m is 0).
+    static var hasOffset: Bool { get }
+    /// The scale (and offset) ggml's round-to-nearest quantizer gives 32 values, as stored.
+    static func referenceScale(_ x: UnsafePointer<Float>) -> BlockGrid.Scale
+    /// Writes one block with `scale` and 32 `codes` (in the grid) at `dst`.
+    static func pack(codes: UnsafePointer<Int32>, scale: BlockGrid.Scale, into dst: UnsafeMutableRawPointer)
+}
+
+/// Scale choice and rounding onto the grids of `GridBlock` types. Everything here works on scales
+/// already rounded to f16, so the values a quantizer reasons about are exactly the values ggml
+/// (and `Dequantize`) decode. Types without a grid are refused by `isSupported` and are a
+/// programming error everywhere else (callers check first).
 public enum BlockGrid {
-    /// One block's scale and offset, as stored (f16-representable); `m` is 0 for Q8_0 and Q4_0.
+    /// One block's scale and offset, as stored (f16-representable); `m` is 0 without an offset.
     public struct Scale: Sendable, Equatable {
         public var d: Float
         public var m: Float
@@ -22,21 +37,25 @@ public enum BlockGrid {
         }
     }
 
-    /// Elements per block of every type here.
+    /// Elements per block of every type with a grid.
     public static let blockSize = 32
 
+    /// The grid of `dtype`, or nil.
+    static func grid(_ dtype: DType) -> (any GridBlock.Type)? { BlockTypes.codecs[dtype] as? any GridBlock.Type }
+
+    static func requireGrid(_ dtype: DType) -> any GridBlock.Type {
+        guard let g = grid(dtype) else { preconditionFailure("\(dtype.displayName) has no code grid (check BlockGrid.isSupported)") }
+        return g
+    }
+
     /// The types with a grid.
-    public static func isSupported(_ dtype: DType) -> Bool { dtype == .q8_0 || dtype == .q4_0 || dtype == .q4_1 }
+    public static func isSupported(_ dtype: DType) -> Bool { grid(dtype) != nil }
+
+    /// The types with a grid, in `DType` order.
+    public static var supportedTypes: [DType] { DType.allCases.filter(isSupported) }
 
     /// The smallest and largest code of `dtype`.
-    @inline(__always)
-    public static func codeRange(_ dtype: DType) -> (lo: Int32, hi: Int32) {
-        switch dtype {
-        case .q8_0: return (-127, 127)
-        case .q4_0: return (-8, 7)
-        default: return (0, 15)
-        }
-    }
+    public static func codeRange(_ dtype: DType) -> (lo: Int32, hi: Int32) { requireGrid(dtype).codeRange }
 
     /// The nearest code to `x` under `scale` (ties to even, clamped to the grid), and the
     /// value it decodes to. A zero scale gives the code that decodes to `m`.
@@ -60,44 +79,12 @@ public enum BlockGrid {
 
     /// Writes one block of `dtype` with `scale` and 32 `codes` (in the grid) at `dst`.
     public static func pack(_ dtype: DType, codes: UnsafePointer<Int32>, scale: Scale, into dst: UnsafeMutableRawPointer) {
-        dst.storeF16(scale.d, at: 0)
-        switch dtype {
-        case .q8_0:
-            for j in 0..<32 { dst.storeBytes(of: Int8(truncatingIfNeeded: codes[j]), toByteOffset: 2 + j, as: Int8.self) }
-        case .q4_0:
-            for j in 0..<16 {
-                dst.storeU8(UInt8(truncatingIfNeeded: codes[j] + 8) | UInt8(truncatingIfNeeded: codes[j + 16] + 8) << 4, at: 2 + j)
-            }
-        default:
-            dst.storeF16(scale.m, at: 2)
-            for j in 0..<16 {
-                dst.storeU8(UInt8(truncatingIfNeeded: codes[j]) | UInt8(truncatingIfNeeded: codes[j + 16]) << 4, at: 4 + j)
-            }
-        }
+        requireGrid(dtype).pack(codes: codes, scale: scale, into: dst)
     }
 
     /// The scale ggml's reference (round-to-nearest) quantizer gives 32 values, as stored.
     public static func referenceScale(_ dtype: DType, _ x: UnsafePointer<Float>) -> Scale {
-        switch dtype {
-        case .q8_0:
-            var amax: Float = 0
-            for j in 0..<32 { amax = max(amax, abs(x[j])) }
-            return Scale(d: f16(amax / 127))
-        case .q4_0:
-            var amax: Float = 0, mx: Float = 0
-            for j in 0..<32 where amax < abs(x[j]) {
-                amax = abs(x[j])
-                mx = x[j]
-            }
-            return Scale(d: f16(mx / -8))
-        default:
-            var mn = Float.greatestFiniteMagnitude, mx = -Float.greatestFiniteMagnitude
-            for j in 0..<32 {
-                mn = min(mn, x[j])
-                mx = max(mx, x[j])
-            }
-            return Scale(d: f16((mx - mn) / 15), m: f16(mn))
-        }
+        requireGrid(dtype).referenceScale(x)
     }
 
     /// Nearest integer (ties to even) for |v| < 2²², by the add-and-subtract trick: pure
@@ -163,16 +150,17 @@ public enum BlockGrid {
     /// is always a candidate, so the result is never worse than round-to-nearest under the same
     /// weights. `w` must be non-negative.
     public static func searchScale(_ dtype: DType, _ xp: UnsafePointer<Float>, weights wp: UnsafePointer<Float>) -> Scale {
-        let (loI, hiI) = codeRange(dtype)
+        let grid = requireGrid(dtype)
+        let (loI, hiI) = grid.codeRange
         let lo = Float(loI), hi = Float(hiI)
         let x = load(xp), w = load(wp)
-        let reference = referenceScale(dtype, xp)
+        let reference = grid.referenceScale(xp)
         var best = reference
         var bestError = weightedError(x, w, reference, lo: lo, hi: hi)
         guard bestError > 0, bestError.isFinite else { return best }
 
 
-        if dtype == .q4_1 {
+        if grid.hasOffset {
             var mn = xp[0], mx = xp[0]
             for j in 1..<32 {
                 mn = Swift.min(mn, xp[j])
@@ -206,13 +194,16 @@ public enum BlockGrid {
             extreme = xp[j]
         }
         guard amax > 0 else { return best }
-        for e in 0..<(dtype == .q4_0 ? 2 : 1) {
+        // A grid one code longer on the negative side (Q4_0, Q5_0) tries both ends; a balanced one
+        // (Q8_0) maps the magnitude.
+        let balanced = loI == -hiI
+        for e in 0..<(balanced ? 1 : 2) {
             let end = e == 0 ? lo : hi
             let steps = e == 0 ? 9 : 5
             for step in -steps...steps {
                 // Map `extreme` onto `end` stretched by step/10 grid steps (sign kept).
                 let target = (abs(end) + 0.1 * Float(step)) * (end < 0 ? -1 : 1)
-                let iscale = dtype == .q8_0 ? abs(target) / amax : target / extreme
+                let iscale = balanced ? abs(target) / amax : target / extreme
                 @inline(__always) func codes(_ v: SIMD8<Float>) -> SIMD8<Float> {
                     rint(v * iscale).clamp8(lo, hi)
                 }

@@ -4,15 +4,7 @@ import TensorGraph
 /// (`dequantize_row_*` in ggml-quants.c) and to gguf-py's `gguf.quants`.
 public enum Dequantize {
     /// Every decoder, by type. Each layout's size is checked against `DType.table` by the tests.
-    static let decoders: [DType: any QuantBlock.Type] = {
-        let all: [any QuantBlock.Type] = [
-            F32Block.self, F16Block.self, BF16Block.self,
-            Q4_0Block.self, Q4_1Block.self, Q5_0Block.self, Q5_1Block.self, Q8_0Block.self, Q8_KBlock.self,
-            Q2_KBlock.self, Q3_KBlock.self, Q4_KBlock.self, Q5_KBlock.self, Q6_KBlock.self,
-            IQ4_NLBlock.self, IQ4_XSBlock.self, MXFP4Block.self, NVFP4Block.self, TQ1_0Block.self, TQ2_0Block.self,
-        ]
-        return Dictionary(uniqueKeysWithValues: all.map { ($0.dtype, $0) })
-    }()
+    static var decoders: [DType: any QuantBlock.Type] { BlockTypes.codecs }
 
     /// Values per unit of work when a decode is split (64 Ki values: 256 KiB of f32).
     static let chunkValues = 1 << 16

@@ -21,10 +21,10 @@ extension Tensor {
         return try Tensor(name: name, dtype: target, shape: shape, storage: storage)
     }
 
-    /// This tensor quantized to `target` (Q8_0, Q4_0 or Q4_1) with ggml's reference quantizer,
-    /// lazily: reading a byte range reads the f32 values of the blocks that cover it and encodes
-    /// them. Sources other than f32 are cast or dequantized to f32 first. The innermost dimension
-    /// must be a multiple of the block size (32).
+    /// This tensor quantized to `target` (any of `Quantize.supportedTypes`) as ggml does without an
+    /// importance matrix, lazily: reading a byte range reads the f32 values of the blocks that
+    /// cover it and encodes them. Sources other than f32 are cast or dequantized to f32 first. The
+    /// innermost dimension must be a multiple of the block size.
     public func quantized(to target: DType) throws -> Tensor {
         if dtype == target { return self }
         guard Quantize.isSupported(target) else {

@@ -1,20 +1,19 @@
 import TensorGraph
 
-/// Encoding f32 values into ggml block types with ggml's reference round-to-nearest quantizers
-/// (`quantize_row_q8_0_ref`, `quantize_row_q4_0_ref`, `quantize_row_q4_1_ref`), byte for byte.
+/// Encoding f32 values into ggml block types byte for byte as llama-quantize does (ggml's
+/// `quantize_<type>`: the reference quantizers without an importance matrix, the weighted
+/// searches with one).
 public enum Quantize {
-    /// Every encoder, by type.
-    static let encoders: [DType: any QuantEncodable.Type] = [
-        .q8_0: Q8_0Block.self, .q4_0: Q4_0Block.self, .q4_1: Q4_1Block.self,
-    ]
+    /// Every encoder, by type (the registry's `QuantEncodable` codecs).
+    static let encoders: [DType: any QuantEncodable.Type] = BlockTypes.codecs.compactMapValues { $0 as? any QuantEncodable.Type }
 
     /// Values per unit of work when an encode is split.
     static let chunkValues = 1 << 16
     /// Encodes of at least this many values use every core.
     static let parallelThreshold = 1 << 17
 
-    /// The types `rows` and `Tensor.quantized(to:)` produce.
-    public static let supportedTypes: [DType] = [.q8_0, .q4_0, .q4_1]
+    /// The types `rows` and `Tensor.quantized(to:)` produce, in `DType` order.
+    public static let supportedTypes: [DType] = DType.allCases.filter { encoders[$0] != nil }
 
     /// Whether `dtype` can be produced.
     public static func isSupported(_ dtype: DType) -> Bool { encoders[dtype] != nil }
@@ -73,6 +72,27 @@ public enum Quantize {
             count: blocks, chunk: max(1, chunkValues / per), parallel: blocks * per >= parallelThreshold
         ) { r in
             encoder.encode(src + r.lowerBound * per, into: dst + r.lowerBound * bytes, count: r.count)
+        }
+    }
+
+    /// Quantizes `rows` rows of `rowLength` values (a multiple of the block size) at `src` into
+    /// `dst` with one importance value per column, as ggml's `quantize_<type>` does with an
+    /// importance matrix (Q8_0 ignores it there, and here). Large inputs use every core.
+    public static func weightedRows(
+        _ dtype: DType, _ src: UnsafePointer<Float>, rows: Int, rowLength: Int, importance: UnsafePointer<Float>,
+        into dst: UnsafeMutableRawPointer
+    ) throws(QuantizationError) {
+        guard let encoder = encoders[dtype] else { throw .noEncoder(dtype) }
+        guard rowLength % encoder.elements == 0 else {
+            throw .partialBlockValues(dtype: dtype, count: rowLength, blockSize: encoder.elements)
+        }
+        let rowBytes = rowLength / encoder.elements * encoder.bytes
+        Parallel.forEachChunk(
+            count: rows, chunk: max(1, 8192 / max(1, rowLength)), parallel: rows * rowLength >= 1 << 15
+        ) { r in
+            for row in r {
+                encoder.encodeWeighted(src + row * rowLength, rowLength: rowLength, importance: importance, into: dst + row * rowBytes)
+            }
         }
     }
 }

@@ -1,8 +1,13 @@
 import TensorGraph
 
-/// Quantization guided by an importance matrix: each block's scale is searched
-/// (`BlockGrid.searchScale`) to minimise the importance-weighted squared error instead of being
-/// taken from the block's extreme value.
+/// Quantization guided by an importance matrix. Two methods:
+///
+/// - `.search` (the default for the types with a code grid: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1): each
+///   block's scale is searched (`BlockGrid.searchScale`) to minimise the importance-weighted
+///   squared error, judged after rounding the scale to f16 — better than ggml's search, which
+///   scores unrounded scales (and ignores the importance for Q8_0).
+/// - `.ggml`: ggml's own weighted quantizers (`Quantize.weightedRows`), byte for byte as
+///   llama-quantize with `--imatrix`; the only method for the K-quants and IQ4 types.
 ///
 /// The weight of value j in a row follows the form ggml's `quantize_row_q4_0_impl` uses:
 /// `importance[j] × sqrt(σ² + xⱼ²)`, σ² the row's mean square, where `importance[j]` is the mean
@@ -10,13 +15,28 @@ import TensorGraph
 /// factor is the diagonal of the layer's input covariance, the error's true weight when inputs are
 /// uncorrelated; the second leans towards keeping large weights exact.
 public enum WeightedQuantize {
-    /// Quantizes `rows` rows of `rowLength` values (a multiple of 32) at `src` into `dst` with
-    /// `importance` (one non-negative value per column). Large inputs use every core.
+    public enum Method: String, Sendable {
+        /// Smelt's scale search on the code-grid types, ggml's quantizers on the others.
+        case search
+        /// ggml's weighted quantizers for every type (llama-quantize's bytes).
+        case ggml
+    }
+
+    /// Whether `method` on `dtype` is Smelt's own search (otherwise ggml's quantizer).
+    public static func usesSearch(_ dtype: DType, method: Method) -> Bool {
+        method == .search && BlockGrid.isSupported(dtype)
+    }
+
+    /// Quantizes `rows` rows of `rowLength` values (a multiple of the block size) at `src` into
+    /// `dst` with `importance` (one non-negative value per column). Large inputs use every core.
     public static func rows(
         _ dtype: DType, _ src: UnsafePointer<Float>, rows: Int, rowLength: Int, importance: UnsafePointer<Float>,
-        into dst: UnsafeMutableRawPointer
+        into dst: UnsafeMutableRawPointer, method: Method = .search
     ) throws(QuantizationError) {
-        guard BlockGrid.isSupported(dtype) else { throw .noEncoder(dtype) }
+        guard usesSearch(dtype, method: method) else {
+            try Quantize.weightedRows(dtype, src, rows: rows, rowLength: rowLength, importance: importance, into: dst)
+            return
+        }
         guard rowLength % 32 == 0 else {
             throw .partialBlockValues(dtype: dtype, count: rowLength, blockSize: 32)
         }
@@ -57,11 +77,11 @@ public enum WeightedQuantize {
 }
 
 extension Tensor {
-    /// This 2-D tensor quantized to `target` (Q8_0, Q4_0 or Q4_1) with importance-weighted scale
-    /// search (`WeightedQuantize`), lazily and row by row: reading a byte range quantizes the rows
-    /// that cover it. `importance` holds one value per column (the innermost dimension).
-    public func quantized(to target: DType, importance: [Float]) throws -> Tensor {
-        guard BlockGrid.isSupported(target) else {
+    /// This tensor quantized to `target` with an importance matrix (`WeightedQuantize`, `method`),
+    /// lazily and row by row: reading a byte range quantizes the rows that cover it. `importance`
+    /// holds one value per column (the innermost dimension).
+    public func quantized(to target: DType, importance: [Float], method: WeightedQuantize.Method = .search) throws -> Tensor {
+        guard Quantize.isSupported(target) else {
             throw QuantizationError.badQuantizeTarget(tensor: name, target: target)
         }
         let rowLength = shape.last ?? 0
@@ -79,11 +99,12 @@ extension Tensor {
         } else {
             throw QuantizationError.badQuantizeSource(tensor: name, source: dtype, target: target)
         }
-        guard rowLength > 0, rowLength % 32 == 0 else {
-            throw QuantizationError.notBlockAligned(tensor: name, shape: shape, target: target, blockSize: 32)
+        let blockSize = target.blockSize
+        guard rowLength > 0, rowLength % blockSize == 0 else {
+            throw QuantizationError.notBlockAligned(tensor: name, shape: shape, target: target, blockSize: blockSize)
         }
         let byteCount = try target.byteCount(shape: shape)
-        let rowBytes = rowLength / 32 * target.bytesPerBlock
+        let rowBytes = rowLength / blockSize * target.bytesPerBlock
         let source = f32.storage
         let storage = ProducedStorage(byteCount: byteCount) { offset, buffer in
             guard buffer.count > 0 else { return }
@@ -105,7 +126,7 @@ extension Tensor {
             }
             try importance.withUnsafeBufferPointer { imp in
                 try WeightedQuantize.rows(
-                    target, values, rows: n, rowLength: rowLength, importance: imp.baseAddress!, into: out)
+                    target, values, rows: n, rowLength: rowLength, importance: imp.baseAddress!, into: out, method: method)
             }
             buffer.baseAddress!.copyMemory(from: out + (offset - first * rowBytes), byteCount: buffer.count)
         }

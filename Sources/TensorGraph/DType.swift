@@ -11,11 +11,29 @@ public enum DType: String, CaseIterable, Sendable, Codable, Hashable {
     case iq4_NL = "iq4_nl", iq3_S = "iq3_s", iq2_S = "iq2_s", iq4_XS = "iq4_xs", iq1_M = "iq1_m"
     case tq1_0, tq2_0, mxfp4, nvfp4, q1_0
 
+    /// One named byte range of a ggml block, in block order. `kind` says how its bytes read:
+    /// one f16 or f32 scale, an array of little-endian 16-bit integers, or plain bytes (packed
+    /// codes, packed sub-block scales). Codecs find their offsets here by name, and Ingot's
+    /// byte-plane layout is derived from the kinds.
+    public struct BlockField: Sendable, Equatable {
+        public enum Kind: Sendable, Equatable { case f16, f32, u16s, i16s, bytes }
+        public let name: String
+        public let kind: Kind
+        /// Bytes the field takes in the block.
+        public let length: Int
+
+        public static func f16(_ name: String) -> BlockField { BlockField(name: name, kind: .f16, length: 2) }
+        public static func f32(_ name: String) -> BlockField { BlockField(name: name, kind: .f32, length: 4) }
+        public static func u16s(_ name: String, _ count: Int) -> BlockField { BlockField(name: name, kind: .u16s, length: 2 * count) }
+        public static func i16s(_ name: String, _ count: Int) -> BlockField { BlockField(name: name, kind: .i16s, length: 2 * count) }
+        public static func bytes(_ name: String, _ length: Int) -> BlockField { BlockField(name: name, kind: .bytes, length: length) }
+    }
+
     /// One row of the dtype table.
     public struct Info: Sendable {
         /// Elements per block (1 for plain types).
         public let blockSize: Int
-        /// Bytes per block (the element size for plain types).
+        /// Bytes per block (the element size for plain types; the fields' sum for block types).
         public let bytesPerBlock: Int
         /// The safetensors `dtype` string, when safetensors can hold the type.
         public let safetensorsName: String?
@@ -23,10 +41,46 @@ public enum DType: String, CaseIterable, Sendable, Codable, Hashable {
         public let ggmlType: UInt32?
         /// Whether values are floating point (castable between f32/f16/bf16).
         public let isFloat: Bool
+        /// A block type's byte layout, in order (empty for plain types).
+        public let fields: [BlockField]
+
+        init(blockSize: Int, bytesPerBlock: Int, safetensorsName: String?, ggmlType: UInt32?, isFloat: Bool) {
+            self.blockSize = blockSize
+            self.bytesPerBlock = bytesPerBlock
+            self.safetensorsName = safetensorsName
+            self.ggmlType = ggmlType
+            self.isFloat = isFloat
+            self.fields = []
+        }
+
+        /// A ggml block type: `elements` values stored as `fields` (bytes per block is their sum).
+        static func block(ggml: UInt32, elements: Int, _ fields: [BlockField]) -> Info {
+            Info(elements: elements, ggml: ggml, fields: fields)
+        }
+
+        private init(elements: Int, ggml: UInt32, fields: [BlockField]) {
+            blockSize = elements
+            bytesPerBlock = fields.reduce(0) { $0 + $1.length }
+            safetensorsName = nil
+            ggmlType = ggml
+            isFloat = false
+            self.fields = fields
+        }
+
+        /// The byte offset of the field called `name`, or nil.
+        public func offset(of name: String) -> Int? {
+            var at = 0
+            for f in fields {
+                if f.name == name { return at }
+                at += f.length
+            }
+            return nil
+        }
     }
 
-    /// The table: block size, bytes per block, safetensors name, ggml type id.
-    /// Mirrored in `formats/dtypes.md`; ggml values checked against gguf-py's `GGML_QUANT_SIZES`.
+    /// The table: block size, bytes per block, safetensors name, ggml type id; for ggml block
+    /// types, the field layout (ggml's `block_*` structs in ggml-common.h) from which the bytes per
+    /// block follow. ggml values checked against gguf-py's `GGML_QUANT_SIZES`.
     public static let table: [DType: Info] = [
         .f64: Info(blockSize: 1, bytesPerBlock: 8, safetensorsName: "F64", ggmlType: 28, isFloat: true),
         .f32: Info(blockSize: 1, bytesPerBlock: 4, safetensorsName: "F32", ggmlType: 0, isFloat: true),
@@ -43,32 +97,32 @@ public enum DType: String, CaseIterable, Sendable, Codable, Hashable {
         .u16: Info(blockSize: 1, bytesPerBlock: 2, safetensorsName: "U16", ggmlType: nil, isFloat: false),
         .u8: Info(blockSize: 1, bytesPerBlock: 1, safetensorsName: "U8", ggmlType: nil, isFloat: false),
         .bool: Info(blockSize: 1, bytesPerBlock: 1, safetensorsName: "BOOL", ggmlType: nil, isFloat: false),
-        .q4_0: Info(blockSize: 32, bytesPerBlock: 18, safetensorsName: nil, ggmlType: 2, isFloat: false),
-        .q4_1: Info(blockSize: 32, bytesPerBlock: 20, safetensorsName: nil, ggmlType: 3, isFloat: false),
-        .q5_0: Info(blockSize: 32, bytesPerBlock: 22, safetensorsName: nil, ggmlType: 6, isFloat: false),
-        .q5_1: Info(blockSize: 32, bytesPerBlock: 24, safetensorsName: nil, ggmlType: 7, isFloat: false),
-        .q8_0: Info(blockSize: 32, bytesPerBlock: 34, safetensorsName: nil, ggmlType: 8, isFloat: false),
-        .q8_1: Info(blockSize: 32, bytesPerBlock: 36, safetensorsName: nil, ggmlType: 9, isFloat: false),
-        .q2_K: Info(blockSize: 256, bytesPerBlock: 84, safetensorsName: nil, ggmlType: 10, isFloat: false),
-        .q3_K: Info(blockSize: 256, bytesPerBlock: 110, safetensorsName: nil, ggmlType: 11, isFloat: false),
-        .q4_K: Info(blockSize: 256, bytesPerBlock: 144, safetensorsName: nil, ggmlType: 12, isFloat: false),
-        .q5_K: Info(blockSize: 256, bytesPerBlock: 176, safetensorsName: nil, ggmlType: 13, isFloat: false),
-        .q6_K: Info(blockSize: 256, bytesPerBlock: 210, safetensorsName: nil, ggmlType: 14, isFloat: false),
-        .q8_K: Info(blockSize: 256, bytesPerBlock: 292, safetensorsName: nil, ggmlType: 15, isFloat: false),
-        .iq2_XXS: Info(blockSize: 256, bytesPerBlock: 66, safetensorsName: nil, ggmlType: 16, isFloat: false),
-        .iq2_XS: Info(blockSize: 256, bytesPerBlock: 74, safetensorsName: nil, ggmlType: 17, isFloat: false),
-        .iq3_XXS: Info(blockSize: 256, bytesPerBlock: 98, safetensorsName: nil, ggmlType: 18, isFloat: false),
-        .iq1_S: Info(blockSize: 256, bytesPerBlock: 50, safetensorsName: nil, ggmlType: 19, isFloat: false),
-        .iq4_NL: Info(blockSize: 32, bytesPerBlock: 18, safetensorsName: nil, ggmlType: 20, isFloat: false),
-        .iq3_S: Info(blockSize: 256, bytesPerBlock: 110, safetensorsName: nil, ggmlType: 21, isFloat: false),
-        .iq2_S: Info(blockSize: 256, bytesPerBlock: 82, safetensorsName: nil, ggmlType: 22, isFloat: false),
-        .iq4_XS: Info(blockSize: 256, bytesPerBlock: 136, safetensorsName: nil, ggmlType: 23, isFloat: false),
-        .iq1_M: Info(blockSize: 256, bytesPerBlock: 56, safetensorsName: nil, ggmlType: 29, isFloat: false),
-        .tq1_0: Info(blockSize: 256, bytesPerBlock: 54, safetensorsName: nil, ggmlType: 34, isFloat: false),
-        .tq2_0: Info(blockSize: 256, bytesPerBlock: 66, safetensorsName: nil, ggmlType: 35, isFloat: false),
-        .mxfp4: Info(blockSize: 32, bytesPerBlock: 17, safetensorsName: nil, ggmlType: 39, isFloat: false),
-        .nvfp4: Info(blockSize: 64, bytesPerBlock: 36, safetensorsName: nil, ggmlType: 40, isFloat: false),
-        .q1_0: Info(blockSize: 128, bytesPerBlock: 18, safetensorsName: nil, ggmlType: 41, isFloat: false),
+        .q4_0: .block(ggml: 2, elements: 32, [.f16("d"), .bytes("qs", 16)]),
+        .q4_1: .block(ggml: 3, elements: 32, [.f16("d"), .f16("m"), .bytes("qs", 16)]),
+        .q5_0: .block(ggml: 6, elements: 32, [.f16("d"), .bytes("qh", 4), .bytes("qs", 16)]),
+        .q5_1: .block(ggml: 7, elements: 32, [.f16("d"), .f16("m"), .bytes("qh", 4), .bytes("qs", 16)]),
+        .q8_0: .block(ggml: 8, elements: 32, [.f16("d"), .bytes("qs", 32)]),
+        .q8_1: .block(ggml: 9, elements: 32, [.f16("d"), .f16("s"), .bytes("qs", 32)]),
+        .q2_K: .block(ggml: 10, elements: 256, [.bytes("scales", 16), .bytes("qs", 64), .f16("d"), .f16("dmin")]),
+        .q3_K: .block(ggml: 11, elements: 256, [.bytes("hmask", 32), .bytes("qs", 64), .bytes("scales", 12), .f16("d")]),
+        .q4_K: .block(ggml: 12, elements: 256, [.f16("d"), .f16("dmin"), .bytes("scales", 12), .bytes("qs", 128)]),
+        .q5_K: .block(ggml: 13, elements: 256, [.f16("d"), .f16("dmin"), .bytes("scales", 12), .bytes("qh", 32), .bytes("qs", 128)]),
+        .q6_K: .block(ggml: 14, elements: 256, [.bytes("ql", 128), .bytes("qh", 64), .bytes("scales", 16), .f16("d")]),
+        .q8_K: .block(ggml: 15, elements: 256, [.f32("d"), .bytes("qs", 256), .i16s("bsums", 16)]),
+        .iq2_XXS: .block(ggml: 16, elements: 256, [.f16("d"), .bytes("qs", 64)]),
+        .iq2_XS: .block(ggml: 17, elements: 256, [.f16("d"), .bytes("qs", 64), .bytes("scales", 8)]),
+        .iq3_XXS: .block(ggml: 18, elements: 256, [.f16("d"), .bytes("qs", 96)]),
+        .iq1_S: .block(ggml: 19, elements: 256, [.f16("d"), .bytes("qs", 32), .bytes("qh", 16)]),
+        .iq4_NL: .block(ggml: 20, elements: 32, [.f16("d"), .bytes("qs", 16)]),
+        .iq3_S: .block(ggml: 21, elements: 256, [.f16("d"), .bytes("qs", 64), .bytes("qh", 8), .bytes("signs", 32), .bytes("scales", 4)]),
+        .iq2_S: .block(ggml: 22, elements: 256, [.f16("d"), .bytes("qs", 64), .bytes("qh", 8), .bytes("scales", 8)]),
+        .iq4_XS: .block(ggml: 23, elements: 256, [.f16("d"), .u16s("scales_h", 1), .bytes("scales_l", 4), .bytes("qs", 128)]),
+        .iq1_M: .block(ggml: 29, elements: 256, [.bytes("qs", 32), .bytes("qh", 16), .bytes("scales", 8)]),
+        .tq1_0: .block(ggml: 34, elements: 256, [.bytes("qs", 48), .bytes("qh", 4), .f16("d")]),
+        .tq2_0: .block(ggml: 35, elements: 256, [.bytes("qs", 64), .f16("d")]),
+        .mxfp4: .block(ggml: 39, elements: 32, [.bytes("e", 1), .bytes("qs", 16)]),
+        .nvfp4: .block(ggml: 40, elements: 64, [.bytes("d", 4), .bytes("qs", 32)]),
+        .q1_0: .block(ggml: 41, elements: 128, [.f16("d"), .bytes("qs", 16)]),
     ]
 
     public var info: Info { DType.table[self]! }

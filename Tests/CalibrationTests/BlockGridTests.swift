@@ -5,7 +5,7 @@ import TensorGraph
 import XCTest
 
 final class BlockGridTests: XCTestCase {
-    static let types: [DType] = [.q8_0, .q4_0, .q4_1]
+    static let types: [DType] = [.q8_0, .q4_0, .q4_1, .q5_0, .q5_1]
 
     func weightedError(_ x: [Float], _ w: [Float], _ q: [Float]) -> Double {
         var s = 0.0
@@ -16,13 +16,22 @@ final class BlockGridTests: XCTestCase {
         return s
     }
 
+    /// The grids are the registry's: exactly the types whose descriptor declares one, and no other
+    /// type is silently treated as one of them.
+    func testGridTypesComeFromTheDescriptors() {
+        XCTAssertEqual(BlockGrid.supportedTypes, [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0])
+        for t in [DType.q4_K, .q6_K, .iq4_NL, .iq4_XS, .q2_K, .f32] { XCTAssertFalse(BlockGrid.isSupported(t), t.displayName) }
+        XCTAssertEqual(BlockGrid.codeRange(.q5_0).lo, -16)
+        XCTAssertEqual(BlockGrid.codeRange(.q5_1).hi, 31)
+    }
+
     /// Packed blocks decode (with ggml's decoders) to exactly code × d + m.
     func testPackDecodesToGridValues() throws {
         var rng = SeededRandom(1)
         for t in Self.types {
             let (lo, hi) = BlockGrid.codeRange(t)
             for _ in 0..<50 {
-                let scale = BlockGrid.Scale(d: BlockGrid.f16(rng.normal() * 0.1), m: t == .q4_1 ? BlockGrid.f16(rng.normal()) : 0)
+                let scale = BlockGrid.Scale(d: BlockGrid.f16(rng.normal() * 0.1), m: BlockTypes.descriptor(t)?.grid?.offset == true ? BlockGrid.f16(rng.normal()) : 0)
                 let codes = (0..<32).map { _ in lo + Int32(rng.next() % UInt64(hi - lo + 1)) }
                 var block = [UInt8](repeating: 0, count: t.bytesPerBlock)
                 codes.withUnsafeBufferPointer { c in

@@ -6,7 +6,7 @@ import TensorGraph
 import XCTest
 
 final class GPTQTests: XCTestCase {
-    static let types: [DType] = [.q8_0, .q4_0, .q4_1]
+    static let types: [DType] = [.q8_0, .q4_0, .q4_1, .q5_0, .q5_1]
 
     /// Inputs with strongly correlated columns and uneven scales, as activations are:
     /// X = Z·A with Z normal and A a random mixing matrix, plus a few loud columns.

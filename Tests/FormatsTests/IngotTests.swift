@@ -29,6 +29,23 @@ final class IngotTests: XCTestCase {
         }
     }
 
+    /// Block layouts come from `DType.table`'s fields (f16 scales and 16-bit arrays as two planes,
+    /// f32 as four rotated planes, packed bytes as one stream each); pinned so that files keep
+    /// compressing as they did when each type's layout was written out by hand.
+    func testBlockLayoutsFollowTheDTypeFields() {
+        let expected: [DType: String] = [
+            .q4_0: "2/2+16", .iq4_NL: "2/2+16", .q4_1: "2/2+2/2+16", .q5_0: "2/2+4+16", .q5_1: "2/2+2/2+4+16",
+            .q8_0: "2/2+32", .q8_1: "2/2+2/2+32", .q2_K: "16+64+2/2+2/2", .q3_K: "32+64+12+2/2",
+            .q4_K: "2/2+2/2+12+128", .q5_K: "2/2+2/2+12+32+128", .q6_K: "128+64+16+2/2", .q8_K: "4/4r1+256+32/2",
+            .iq4_XS: "2/2+2/2+4+128", .iq2_XXS: "2/2+64", .iq2_XS: "2/2+64+8", .iq3_XXS: "2/2+96",
+            .iq1_S: "2/2+32+16", .iq3_S: "2/2+64+8+32+4", .iq2_S: "2/2+64+8+8", .iq1_M: "32+16+8",
+            .tq1_0: "48+4+2/2", .tq2_0: "64+2/2", .mxfp4: "1+16", .nvfp4: "4+32", .q1_0: "2/2+16",
+        ]
+        for t in DType.allCases where t.isQuantized {
+            XCTAssertEqual(IngotLayout.standard(for: t).description, expected[t], t.displayName)
+        }
+    }
+
     /// bf16 with rotation 1: the high plane is the exponent, the low plane sign and mantissa.
     func testBF16PlanesSeparateTheExponent() {
         let layout = IngotLayout.standard(for: .bf16)

@@ -85,18 +85,10 @@ public struct IngotLayout: Sendable, Equatable, CustomStringConvertible {
 
     /// The layout the writer uses for `dtype`: floats as byte planes (bf16, f32 and f64 rotated
     /// by one bit so that one plane holds the whole exponent and the sign joins the mantissa's
-    /// low plane), integers as byte planes, ggml blocks split into their scale fields (fp16
-    /// scales as two planes) and packed-integer fields. Types without a table entry are one stream.
+    /// low plane), integers as byte planes, ggml blocks cut along the fields `DType.table`
+    /// declares for them: f16 scales and arrays of 16-bit integers as two planes, f32 scales as
+    /// four planes rotated like f32, packed bytes as one stream each.
     public static func standard(for dtype: DType) -> IngotLayout {
-        func blocks(_ fields: [(Int, Int)]) -> IngotLayout {
-            var out: [Field] = []
-            var at = 0
-            for (length, width) in fields {
-                out.append(Field(offset: at, length: length, width: width))
-                at += length
-            }
-            return IngotLayout(blockBytes: at, fields: out)
-        }
         let plane = { (w: Int, r: Int) in IngotLayout(blockBytes: w, fields: [Field(offset: 0, length: w, width: w, rotate: r)]) }
         switch dtype {
         case .bf16: return plane(2, 1)
@@ -106,36 +98,21 @@ public struct IngotLayout: Sendable, Equatable, CustomStringConvertible {
         case .i16, .u16: return plane(2, 0)
         case .i32, .u32: return plane(4, 0)
         case .i64, .u64: return plane(8, 0)
-        case .q4_0, .iq4_NL: return blocks([(2, 2), (16, 1)])
-        case .q4_1: return blocks([(2, 2), (2, 2), (16, 1)])
-        case .q5_0: return blocks([(2, 2), (4, 1), (16, 1)])
-        case .q5_1: return blocks([(2, 2), (2, 2), (4, 1), (16, 1)])
-        case .q8_0: return blocks([(2, 2), (32, 1)])
-        case .q8_1: return blocks([(2, 2), (2, 2), (32, 1)])
-        case .q2_K: return blocks([(16, 1), (64, 1), (2, 2), (2, 2)])
-        case .q3_K: return blocks([(32, 1), (64, 1), (12, 1), (2, 2)])
-        case .q4_K: return blocks([(2, 2), (2, 2), (12, 1), (128, 1)])
-        case .q5_K: return blocks([(2, 2), (2, 2), (12, 1), (32, 1), (128, 1)])
-        case .q6_K: return blocks([(128, 1), (64, 1), (16, 1), (2, 2)])
-        case .q8_K:
-            return IngotLayout(blockBytes: 292, fields: [
-                Field(offset: 0, length: 4, width: 4, rotate: 1), Field(offset: 4, length: 256), Field(offset: 260, length: 32, width: 2),
-            ])
-        case .iq4_XS: return blocks([(2, 2), (2, 2), (4, 1), (128, 1)])
-        case .iq2_XXS: return blocks([(2, 2), (64, 1)])
-        case .iq2_XS: return blocks([(2, 2), (64, 1), (8, 1)])
-        case .iq3_XXS: return blocks([(2, 2), (96, 1)])
-        case .iq1_S: return blocks([(2, 2), (32, 1), (16, 1)])
-        case .iq3_S: return blocks([(2, 2), (64, 1), (8, 1), (32, 1), (4, 1)])
-        case .iq2_S: return blocks([(2, 2), (64, 1), (8, 1), (8, 1)])
-        case .iq1_M: return blocks([(32, 1), (16, 1), (8, 1)])
-        case .tq1_0: return blocks([(48, 1), (4, 1), (2, 2)])
-        case .tq2_0: return blocks([(64, 1), (2, 2)])
-        case .mxfp4: return blocks([(1, 1), (16, 1)])
-        case .nvfp4: return blocks([(4, 1), (32, 1)])
-        case .q1_0: return blocks([(2, 2), (16, 1)])
-        default: return .identity(dtype.bytesPerBlock)
+        default: break
         }
+        let blockFields = dtype.info.fields
+        guard !blockFields.isEmpty else { return .identity(dtype.bytesPerBlock) }
+        var out: [Field] = []
+        var at = 0
+        for f in blockFields {
+            switch f.kind {
+            case .f16, .u16s, .i16s: out.append(Field(offset: at, length: f.length, width: 2))
+            case .f32: out.append(Field(offset: at, length: f.length, width: 4, rotate: 1))
+            case .bytes: out.append(Field(offset: at, length: f.length))
+            }
+            at += f.length
+        }
+        return IngotLayout(blockBytes: at, fields: out)
     }
 
     // MARK: - Transform kernels

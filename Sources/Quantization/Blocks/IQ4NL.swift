@@ -8,11 +8,13 @@ let iq4nlLevels: [Float] = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25,
 ///     offset  size  field
 ///          0     2  d      f16 scale
 ///          2    16  qs     indices: byte j holds value j (low nibble) and value j + 16 (high nibble)
-enum IQ4_NLBlock: QuantBlock {
+enum IQ4_NLBlock: QuantEncodable {
     static let dtype = DType.iq4_NL
     static let elements = 32
     static let dOffset = 0, qsOffset = 2
     static let bytes = qsOffset + 16
+    static let fieldOffsets = ["d": dOffset, "qs": qsOffset]
+    static let activation: DType? = .q8_0
 
     static func decode(_ src: UnsafeRawPointer, into dst: UnsafeMutablePointer<Float>, count: Int) {
         iq4nlLevels.withUnsafeBufferPointer { levels in
@@ -39,11 +41,13 @@ enum IQ4_NLBlock: QuantBlock {
 ///          2     2  scales_h  top two bits of each scale: bits 2j, 2j + 1 of this little-endian u16
 ///          4     4  scales_l  low four bits: sub-block j in byte j / 2, low nibble for even j
 ///          8   128  qs        indices: 16 bytes per sub-block, as IQ4_NL's
-enum IQ4_XSBlock: QuantBlock {
+enum IQ4_XSBlock: QuantEncodable {
     static let dtype = DType.iq4_XS
     static let elements = 256
     static let dOffset = 0, scalesHOffset = 2, scalesLOffset = 4, qsOffset = 8
     static let bytes = qsOffset + 128
+    static let fieldOffsets = ["d": dOffset, "scales_h": scalesHOffset, "scales_l": scalesLOffset, "qs": qsOffset]
+    static let activation: DType? = .q8_K
 
     static func decode(_ src: UnsafeRawPointer, into dst: UnsafeMutablePointer<Float>, count: Int) {
         iq4nlLevels.withUnsafeBufferPointer { levels in
@@ -65,6 +69,176 @@ enum IQ4_XSBlock: QuantBlock {
                     }
                 }
             }
+        }
+    }
+}
+
+/// ggml's non-linear 4-bit search (`quantize_row_iq4_nl_impl` with 7 tries, as `quantize_iq4_nl`
+/// and `quantize_iq4_xs` call it) over one super-block of `n` values (32 for IQ4_NL, 256 for
+/// IQ4_XS) in sub-blocks of 32: each sub-block's scale maximises (Σ w q x)² / Σ w q² over 16
+/// candidate inverse scales mapping the extreme value near level -127 (weights x², or
+/// importance × sqrt(σ² + x²) with σ² twice the mean square); IQ4_XS then rounds the scales to
+/// 6 bits against the largest and re-picks the levels.
+enum IQ4Search {
+    static let ntry = 7
+
+    /// Returns the f16 super-block scale's value to store and fills `L` (level indices) and, for
+    /// more than one sub-block, the 6-bit scale codes (0…63) in `scaleCodes`.
+    static func search(
+        _ x: UnsafePointer<Float>, n: Int, importance: UnsafePointer<Float>?, levels k: UnsafePointer<Float>,
+        L: UnsafeMutablePointer<UInt8>, scales: UnsafeMutablePointer<Float>, weight: UnsafeMutablePointer<Float>,
+        scaleCodes: UnsafeMutablePointer<Int32>
+    ) -> Float {
+        var sigma2: Float = 0
+        for j in 0..<n { sigma2 += x[j] * x[j] }
+        sigma2 *= 2 / Float(n)
+        var maxScale: Float = 0, amaxScale: Float = 0
+        let blocks = n / 32
+        for ib in 0..<blocks {
+            let xb = x + 32 * ib
+            let Lb = L + 32 * ib
+            if let importance {
+                let qw = importance + 32 * ib
+                for j in 0..<32 { weight[j] = qw[j] * (sigma2 + xb[j] * xb[j]).squareRoot() }
+            } else {
+                for j in 0..<32 { weight[j] = xb[j] * xb[j] }
+            }
+            var amax: Float = 0, max: Float = 0
+            for j in 0..<32 {
+                let ax = abs(xb[j])
+                if ax > amax { amax = ax; max = xb[j] }
+            }
+            if amax < ggmlGroupMaxEps {
+                scales[ib] = 0
+                continue
+            }
+            var d = -max / k[0]
+            var id = 1 / d
+            var sumqx: Float = 0, sumq2: Float = 0
+            for j in 0..<32 {
+                let l = ggmlBestIndex(k, id * xb[j])
+                Lb[j] = UInt8(l)
+                let q = k[l], w = weight[j]
+                sumqx += w * q * xb[j]
+                sumq2 += w * q * q
+            }
+            d = sumq2 > 0 ? sumqx / sumq2 : 0
+            var best = d * sumqx
+            for itry in -ntry...ntry {
+                id = Float(itry + Int(k[0])) / max
+                sumqx = 0
+                sumq2 = 0
+                for j in 0..<32 {
+                    let q = k[ggmlBestIndex(k, id * xb[j])], w = weight[j]
+                    sumqx += w * q * xb[j]
+                    sumq2 += w * q * q
+                }
+                if sumq2 > 0 && sumqx * sumqx > best * sumq2 {
+                    d = sumqx / sumq2
+                    best = d * sumqx
+                }
+            }
+            scales[ib] = d
+            let ad = abs(d)
+            if ad > amaxScale { amaxScale = ad; maxScale = d }
+        }
+        if blocks > 1 {
+            let d = -maxScale / 32
+            let id: Float = d != 0 ? 1 / d : 0
+            for ib in 0..<blocks {
+                let l = Swift.max(-32, Swift.min(31, ggmlNearestInt(id * scales[ib])))
+                let dl = d * Float(l)
+                let idl: Float = dl != 0 ? 1 / dl : 0
+                let xb = x + 32 * ib, Lb = L + 32 * ib
+                for j in 0..<32 { Lb[j] = UInt8(ggmlBestIndex(k, idl * xb[j])) }
+                scaleCodes[ib] = l + 32
+            }
+            return d
+        }
+        let id: Float = scales[0] != 0 ? 1 / scales[0] : 0
+        for j in 0..<n { L[j] = UInt8(ggmlBestIndex(k, id * x[j])) }
+        return scales[0]
+    }
+
+    /// Packs 32 level indices per 16 bytes: value j low nibble, value j + 16 high nibble.
+    @inline(__always)
+    static func pack(_ L: UnsafePointer<UInt8>, n: Int, into q: UnsafeMutableRawPointer) {
+        for i in 0..<(n / 32) {
+            for j in 0..<16 { q.storeU8(L[32 * i + j] | L[32 * i + 16 + j] << 4, at: 16 * i + j) }
+        }
+    }
+
+    /// Encodes one super-block of `Block` at `dst`.
+    static func encode(
+        _ x: UnsafePointer<Float>, n: Int, importance: UnsafePointer<Float>?, into dst: UnsafeMutableRawPointer,
+        qsOffset: Int, scalesHOffset: Int?, scalesLOffset: Int?
+    ) {
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 32 + 8) { floats in
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 256) { codes in
+                withUnsafeTemporaryAllocation(of: Int32.self, capacity: 8) { sc in
+                    iq4nlLevels.withUnsafeBufferPointer { levels in
+                        let weight = floats.baseAddress!, scales = weight + 32
+                        let d = search(
+                            x, n: n, importance: importance, levels: levels.baseAddress!, L: codes.baseAddress!,
+                            scales: scales, weight: weight, scaleCodes: sc.baseAddress!)
+                        dst.storeF16(d, at: 0)
+                        if let scalesHOffset, let scalesLOffset {
+                            var high: UInt16 = 0
+                            for ib in 0..<(n / 32) {
+                                let l = sc[ib]
+                                let low = UInt8(truncatingIfNeeded: l & 0x0F)
+                                if ib % 2 == 0 {
+                                    dst.storeU8(low, at: scalesLOffset + ib / 2)
+                                } else {
+                                    dst.storeU8(UnsafeRawPointer(dst).u8(scalesLOffset + ib / 2) | low << 4, at: scalesLOffset + ib / 2)
+                                }
+                                high |= UInt16(truncatingIfNeeded: l >> 4) << UInt16(2 * (ib % 8))
+                            }
+                            dst.storeBytes(of: high.littleEndian, toByteOffset: scalesHOffset, as: UInt16.self)
+                        }
+                        pack(codes.baseAddress!, n: n, into: dst + qsOffset)
+                    }
+                }
+            }
+        }
+    }
+}
+
+extension IQ4_NLBlock {
+    /// ggml's `quantize_iq4_nl` without an importance matrix (weights x², 7 tries — not
+    /// `quantize_row_iq4_nl_ref`, which llama-quantize does not use).
+    static func encode(_ src: UnsafePointer<Float>, into dst: UnsafeMutableRawPointer, count: Int) {
+        for b in 0..<count {
+            IQ4Search.encode(src + 32 * b, n: 32, importance: nil, into: dst + bytes * b, qsOffset: qsOffset,
+                             scalesHOffset: nil, scalesLOffset: nil)
+        }
+    }
+
+    static func encodeWeighted(
+        _ x: UnsafePointer<Float>, rowLength: Int, importance: UnsafePointer<Float>, into dst: UnsafeMutableRawPointer
+    ) {
+        for b in 0..<(rowLength / 32) {
+            IQ4Search.encode(x + 32 * b, n: 32, importance: importance + 32 * b, into: dst + bytes * b, qsOffset: qsOffset,
+                             scalesHOffset: nil, scalesLOffset: nil)
+        }
+    }
+}
+
+extension IQ4_XSBlock {
+    /// ggml's `quantize_iq4_xs` without an importance matrix.
+    static func encode(_ src: UnsafePointer<Float>, into dst: UnsafeMutableRawPointer, count: Int) {
+        for b in 0..<count {
+            IQ4Search.encode(src + 256 * b, n: 256, importance: nil, into: dst + bytes * b, qsOffset: qsOffset,
+                             scalesHOffset: scalesHOffset, scalesLOffset: scalesLOffset)
+        }
+    }
+
+    static func encodeWeighted(
+        _ x: UnsafePointer<Float>, rowLength: Int, importance: UnsafePointer<Float>, into dst: UnsafeMutableRawPointer
+    ) {
+        for b in 0..<(rowLength / 256) {
+            IQ4Search.encode(x + 256 * b, n: 256, importance: importance + 256 * b, into: dst + bytes * b,
+                             qsOffset: qsOffset, scalesHOffset: scalesHOffset, scalesLOffset: scalesLOffset)
         }
     }
 }

@@ -15,6 +15,8 @@ enum MXFP4Block: QuantBlock {
     static let elements = 32
     static let eOffset = 0, qsOffset = 1
     static let bytes = qsOffset + 16
+    static let fieldOffsets = ["e": eOffset, "qs": qsOffset]
+    static let activation: DType? = .q8_0
 
     /// 2^(e - 128) as an f32 bit pattern: subnormal for e < 2, otherwise exponent field e - 1.
     @inline(__always)
@@ -51,6 +53,8 @@ enum NVFP4Block: QuantBlock {
     static let elements = 64
     static let dOffset = 0, qsOffset = 4
     static let bytes = qsOffset + 32
+    static let fieldOffsets = ["d": dOffset, "qs": qsOffset]
+    static let activation: DType? = .q8_0
 
     /// UE4M3 byte → half its value, for all 256 bytes (bit 7 is ignored; 0x00 and 0x7F give 0):
     /// exponent field 0 is subnormal, m × 2^-9; otherwise (1 + m/8) × 2^(e - 7).

@@ -5,11 +5,13 @@ import TensorGraph
 ///     offset  size  field
 ///          0     2  d      f16 scale
 ///          2    16  qs     codes: byte j holds value j (low nibble) and value j + 16 (high nibble)
-enum Q4_0Block: QuantEncodable {
+enum Q4_0Block: GridBlock {
     static let dtype = DType.q4_0
     static let elements = 32
     static let dOffset = 0, qsOffset = 2
     static let bytes = qsOffset + 16
+    static let fieldOffsets = ["d": dOffset, "qs": qsOffset]
+    static let activation: DType? = .q8_0
 
     static func decode(_ src: UnsafeRawPointer, into dst: UnsafeMutablePointer<Float>, count: Int) {
         for b in 0..<count {
@@ -52,17 +54,66 @@ enum Q4_0Block: QuantEncodable {
     }
 }
 
+
+extension Q4_0Block {
+    /// ggml's `quantize_q4_0` with an importance matrix: weights importance × sqrt(σ² + x²), σ²
+    /// the row's mean square; each block's scale from `make_qx_quants` (nmax 8).
+    static func encodeWeighted(
+        _ x: UnsafePointer<Float>, rowLength: Int, importance: UnsafePointer<Float>, into dst: UnsafeMutableRawPointer
+    ) {
+        let sigma2 = ggmlSumSquares(x, rowLength) / Float(rowLength)
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 32) { weight in
+            withUnsafeTemporaryAllocation(of: Int8.self, capacity: 32) { L in
+                let w = weight.baseAddress!, l = L.baseAddress!
+                for b in 0..<(rowLength / 32) {
+                    let xb = x + 32 * b, qw = importance + 32 * b
+                    for j in 0..<32 { w[j] = qw[j] * (sigma2 + xb[j] * xb[j]).squareRoot() }
+                    let d = ggmlQX(32, 8, xb, l, weights: w)
+                    let block = dst + b * bytes
+                    block.storeF16(d, at: dOffset)
+                    for j in 0..<16 {
+                        block.storeU8(UInt8(bitPattern: l[j]) | UInt8(bitPattern: l[j + 16]) << 4, at: qsOffset + j)
+                    }
+                }
+            }
+        }
+    }
+
+    // GPTQ grid: codes -8…7, d only.
+    static let codeRange: (lo: Int32, hi: Int32) = (-8, 7)
+    static let hasOffset = false
+
+    static func referenceScale(_ x: UnsafePointer<Float>) -> BlockGrid.Scale {
+        var amax: Float = 0, mx: Float = 0
+        for j in 0..<32 where amax < abs(x[j]) {
+            amax = abs(x[j])
+            mx = x[j]
+        }
+        return BlockGrid.Scale(d: BlockGrid.f16(mx / -8))
+    }
+
+    static func pack(codes: UnsafePointer<Int32>, scale: BlockGrid.Scale, into dst: UnsafeMutableRawPointer) {
+        dst.storeF16(scale.d, at: dOffset)
+        for j in 0..<16 {
+            dst.storeU8(
+                UInt8(truncatingIfNeeded: codes[j] + 8) | UInt8(truncatingIfNeeded: codes[j + 16] + 8) << 4, at: qsOffset + j)
+        }
+    }
+}
+
 /// Q4_1: 32 values as 4-bit codes with an f16 scale and an f16 offset. Value = code × d + m.
 ///
 ///     offset  size  field
 ///          0     2  d      f16 scale
 ///          2     2  m      f16 minimum
 ///          4    16  qs     codes: byte j holds value j (low nibble) and value j + 16 (high nibble)
-enum Q4_1Block: QuantEncodable {
+enum Q4_1Block: GridBlock {
     static let dtype = DType.q4_1
     static let elements = 32
     static let dOffset = 0, mOffset = 2, qsOffset = 4
     static let bytes = qsOffset + 16
+    static let fieldOffsets = ["d": dOffset, "m": mOffset, "qs": qsOffset]
+    static let activation: DType? = .q8_1
 
     static func decode(_ src: UnsafeRawPointer, into dst: UnsafeMutablePointer<Float>, count: Int) {
         for b in 0..<count {
@@ -100,6 +151,52 @@ enum Q4_1Block: QuantEncodable {
                 let q1 = Swift.min(15, cInt8((x[j &+ 16] - min) * id + 0.5))
                 block.storeU8(UInt8(truncatingIfNeeded: q0) | UInt8(truncatingIfNeeded: q1) << 4, at: qsOffset &+ j)
             }
+        }
+    }
+}
+
+extension Q4_1Block {
+    /// ggml's `quantize_q4_1` with an importance matrix: weights as for Q4_0, each block's scale
+    /// and minimum from `make_qkx3_quants` (nmax 15, 37 candidates from -0.9 by 0.05).
+    static func encodeWeighted(
+        _ x: UnsafePointer<Float>, rowLength: Int, importance: UnsafePointer<Float>, into dst: UnsafeMutableRawPointer
+    ) {
+        let sigma2 = ggmlSumSquares(x, rowLength) / Float(rowLength)
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 32) { weight in
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { codes in
+                let w = weight.baseAddress!, l = codes.baseAddress!, aux = l + 32
+                for b in 0..<(rowLength / 32) {
+                    let xb = x + 32 * b, qw = importance + 32 * b
+                    for j in 0..<32 { w[j] = qw[j] * (sigma2 + xb[j] * xb[j]).squareRoot() }
+                    var min: Float = 0
+                    let d = ggmlQKX(32, 15, xb, weights: w, l, theMin: &min, aux, rmin: -0.9, rdelta: 0.05, nstep: 36, mad: false)
+                    let block = dst + b * bytes
+                    block.storeF16(d, at: dOffset)
+                    block.storeF16(-min, at: mOffset)
+                    for j in 0..<16 { block.storeU8(l[j] | l[j + 16] << 4, at: qsOffset + j) }
+                }
+            }
+        }
+    }
+
+    // GPTQ grid: codes 0…15 with an offset m.
+    static let codeRange: (lo: Int32, hi: Int32) = (0, 15)
+    static let hasOffset = true
+
+    static func referenceScale(_ x: UnsafePointer<Float>) -> BlockGrid.Scale {
+        var mn = Float.greatestFiniteMagnitude, mx = -Float.greatestFiniteMagnitude
+        for j in 0..<32 {
+            mn = min(mn, x[j])
+            mx = max(mx, x[j])
+        }
+        return BlockGrid.Scale(d: BlockGrid.f16((mx - mn) / 15), m: BlockGrid.f16(mn))
+    }
+
+    static func pack(codes: UnsafePointer<Int32>, scale: BlockGrid.Scale, into dst: UnsafeMutableRawPointer) {
+        dst.storeF16(scale.d, at: dOffset)
+        dst.storeF16(scale.m, at: mOffset)
+        for j in 0..<16 {
+            dst.storeU8(UInt8(truncatingIfNeeded: codes[j]) | UInt8(truncatingIfNeeded: codes[j + 16]) << 4, at: qsOffset + j)
         }
     }
 }

@@ -5,11 +5,13 @@ import TensorGraph
 ///     offset  size  field
 ///          0     2  d      f16 scale
 ///          2    32  qs     int8 values
-enum Q8_0Block: QuantEncodable {
+enum Q8_0Block: GridBlock {
     static let dtype = DType.q8_0
     static let elements = 32
     static let dOffset = 0, qsOffset = 2
     static let bytes = qsOffset + 32
+    static let fieldOffsets = ["d": dOffset, "qs": qsOffset]
+    static let activation: DType? = .q8_0
 
     static func decode(_ src: UnsafeRawPointer, into dst: UnsafeMutablePointer<Float>, count: Int) {
         for b in 0..<count {
@@ -40,6 +42,30 @@ enum Q8_0Block: QuantEncodable {
             }
         }
     }
+
+    /// ggml's `quantize_q8_0` ignores an importance matrix.
+    static func encodeWeighted(
+        _ x: UnsafePointer<Float>, rowLength: Int, importance: UnsafePointer<Float>, into dst: UnsafeMutableRawPointer
+    ) {
+        encode(x, into: dst, count: rowLength / elements)
+    }
+
+    // GPTQ grid: codes -127…127 (ggml's reference never writes -128), d only.
+    static let codeRange: (lo: Int32, hi: Int32) = (-127, 127)
+    static let hasOffset = false
+
+    static func referenceScale(_ x: UnsafePointer<Float>) -> BlockGrid.Scale {
+        var amax: Float = 0
+        for j in 0..<32 { amax = max(amax, abs(x[j])) }
+        return BlockGrid.Scale(d: BlockGrid.f16(amax / 127))
+    }
+
+    static func pack(codes: UnsafePointer<Int32>, scale: BlockGrid.Scale, into dst: UnsafeMutableRawPointer) {
+        dst.storeF16(scale.d, at: dOffset)
+        for j in 0..<32 {
+            dst.storeBytes(of: Int8(truncatingIfNeeded: codes[j]), toByteOffset: qsOffset + j, as: Int8.self)
+        }
+    }
 }
 
 /// Q8_K: 256 signed bytes with an f32 scale (ggml's intermediate type for K-quant dot products).
@@ -54,6 +80,7 @@ enum Q8_KBlock: QuantBlock {
     static let elements = 256
     static let dOffset = 0, qsOffset = 4, bsumsOffset = 260
     static let bytes = bsumsOffset + 32
+    static let fieldOffsets = ["d": dOffset, "qs": qsOffset, "bsums": bsumsOffset]
 
     static func decode(_ src: UnsafeRawPointer, into dst: UnsafeMutablePointer<Float>, count: Int) {
         for b in 0..<count {

@@ -1,7 +1,12 @@
 import TensorGraph
 
-/// One ggml block type: its byte layout and its decoder. Blocks are read from raw bytes at any
+/// One ggml block type, described once: its byte layout (`dtype`'s fields in `DType.table`, which
+/// the constants of each codec must match — the tests check every one), its decoder, and, through
+/// the protocols below, what else Smelt can do with it. Blocks are read from raw bytes at any
 /// alignment (a GGUF tensor's blocks of 18 or 17 bytes are never aligned), little-endian.
+///
+/// Adding a type: one file in `Blocks/` with an enum conforming to these protocols, and one line in
+/// `BlockTypes.registry`.
 protocol QuantBlock: SendableMetatype {
     /// The type this layout describes.
     static var dtype: DType { get }
@@ -9,14 +14,30 @@ protocol QuantBlock: SendableMetatype {
     static var elements: Int { get }
     /// Bytes per block, summed from the layout's fields (checked against `DType.table`).
     static var bytes: Int { get }
+    /// The byte offsets the codec uses, by `DType.table` field name (checked by the tests).
+    static var fieldOffsets: [String: Int] { get }
     /// Decodes `count` consecutive blocks at `src` into `count * elements` floats at `dst`.
     static func decode(_ src: UnsafeRawPointer, into dst: UnsafeMutablePointer<Float>, count: Int)
+    /// The type llama.cpp's CPU backend rounds a product's activations to before multiplying them
+    /// with weights of this type (its `vec_dot_type`), when that is a block type.
+    static var activation: DType? { get }
 }
 
-/// A block type that also has a reference encoder.
+extension QuantBlock {
+    static var fieldOffsets: [String: Int] { [:] }
+    static var activation: DType? { nil }
+}
+
+/// A block type that Smelt also encodes, byte for byte as llama-quantize does (ggml's
+/// `quantize_<type>` in ggml-quants.c, which `ggml_quantize_chunk` calls).
 protocol QuantEncodable: QuantBlock {
-    /// Encodes `count * elements` floats at `src` into `count` blocks at `dst`.
+    /// Encodes `count * elements` floats at `src` into `count` blocks at `dst`, as ggml does
+    /// without an importance matrix.
     static func encode(_ src: UnsafePointer<Float>, into dst: UnsafeMutableRawPointer, count: Int)
+    /// Encodes one row of `rowLength` values (a multiple of `elements`) with one importance
+    /// weight per value, as ggml does with an importance matrix (for some types ggml ignores it).
+    static func encodeWeighted(
+        _ x: UnsafePointer<Float>, rowLength: Int, importance: UnsafePointer<Float>, into dst: UnsafeMutableRawPointer)
 }
 
 // MARK: - Field access

@@ -15,6 +15,8 @@ enum TQ1_0Block: QuantBlock {
     static let elements = 256
     static let qsOffset = 0, qhOffset = 48, dOffset = 52
     static let bytes = dOffset + 2
+    static let fieldOffsets = ["qs": qsOffset, "qh": qhOffset, "d": dOffset]
+    static let activation: DType? = .q8_K
 
     @inline(__always)
     static func trit(_ byte: UInt8, _ pow3: UInt8) -> Float {
@@ -60,6 +62,8 @@ enum TQ2_0Block: QuantBlock {
     static let elements = 256
     static let qsOffset = 0, dOffset = 64
     static let bytes = dOffset + 2
+    static let fieldOffsets = ["qs": qsOffset, "d": dOffset]
+    static let activation: DType? = .q8_K
 
     static func decode(_ src: UnsafeRawPointer, into dst: UnsafeMutablePointer<Float>, count: Int) {
         for b in 0..<count {
