@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Embeds the data tables under formats/ (architectures/*.json, tokenizer-pre.json,
-quant-recipe.json) into
+quant-recipe.json, recipes/*.json: the file-type mixes) into
 Sources/Architectures/Tables.generated.swift, so the `smelt` binary carries them without resource
 bundles. The JSON files stay the source of truth: edit them, run `make tables` (or this script),
 commit both. A test fails when the generated file is out of date.
@@ -12,7 +12,7 @@ import glob, os, sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, 'Sources/Architectures/Tables.generated.swift')
-FILES = sorted(glob.glob(os.path.join(ROOT, 'formats/architectures/*.json'))) + [os.path.join(ROOT, 'formats/tokenizer-pre.json'), os.path.join(ROOT, 'formats/quant-recipe.json')]
+FILES = sorted(glob.glob(os.path.join(ROOT, 'formats/architectures/*.json'))) + [os.path.join(ROOT, 'formats/tokenizer-pre.json'), os.path.join(ROOT, 'formats/quant-recipe.json')] + sorted(glob.glob(os.path.join(ROOT, 'formats/recipes/*.json')))
 
 
 def render():

@@ -286,5 +286,525 @@ enum EmbeddedTables {
   ]
 }
 """###,
+        "recipes/IQ4_NL.json": ###"""
+{
+ "about": "llama-quantize's IQ4_NL (llama_ftype 25): most weights IQ4_NL; the rules below, tried in order for a tensor's role (first match wins), give the exceptions llama.cpp 3f545bec makes for dense models that are not Falcon, 70B or 8-expert (those special cases are not expressed). Layer conditions count a role's tensors in file order (n: the block count for feed-forward roles, the number of attention value tensors for attn_v). Rows that do not divide into a type's blocks take recipes/fallbacks.json.",
+ "name": "IQ4_NL",
+ "file_type": 25,
+ "type": "iq4_NL",
+ "mix_by_default": true,
+ "rules": [
+  {
+   "role": "output",
+   "row_fits_default": false,
+   "type": "q8_0",
+   "why": "output head (and tied embedding): rows that do not divide into the default type's blocks"
+  },
+  {
+   "role": "output",
+   "type": "q6_K",
+   "why": "output head (and tied embedding)"
+  },
+  {
+   "role": "attn_v",
+   "gqa_at_least": 4,
+   "type": "q5_K",
+   "why": "attention values, grouped-query ratio at least 4"
+  },
+  {
+   "role": "ffn_down",
+   "layers": "first_eighth",
+   "imatrix": false,
+   "type": "q5_K",
+   "why": "first eighth of the feed-forward down projections, without an importance matrix"
+  }
+ ]
+}
+"""###,
+        "recipes/IQ4_XS.json": ###"""
+{
+ "about": "llama-quantize's IQ4_XS (llama_ftype 30): most weights IQ4_XS; the rules below, tried in order for a tensor's role (first match wins), give the exceptions llama.cpp 3f545bec makes for dense models that are not Falcon, 70B or 8-expert (those special cases are not expressed). Layer conditions count a role's tensors in file order (n: the block count for feed-forward roles, the number of attention value tensors for attn_v). Rows that do not divide into a type's blocks take recipes/fallbacks.json.",
+ "name": "IQ4_XS",
+ "file_type": 30,
+ "type": "iq4_XS",
+ "mix_by_default": true,
+ "rules": [
+  {
+   "role": "output",
+   "row_fits_default": false,
+   "type": "q8_0",
+   "why": "output head (and tied embedding): rows that do not divide into the default type's blocks"
+  },
+  {
+   "role": "output",
+   "type": "q6_K",
+   "why": "output head (and tied embedding)"
+  },
+  {
+   "role": "attn_v",
+   "gqa_at_least": 4,
+   "type": "q5_K",
+   "why": "attention values, grouped-query ratio at least 4"
+  },
+  {
+   "role": "ffn_down",
+   "layers": "first_eighth",
+   "imatrix": false,
+   "type": "q5_K",
+   "why": "first eighth of the feed-forward down projections, without an importance matrix"
+  }
+ ]
+}
+"""###,
+        "recipes/Q2_K.json": ###"""
+{
+ "about": "llama-quantize's Q2_K (llama_ftype 10): most weights Q2_K; the rules below, tried in order for a tensor's role (first match wins), give the exceptions llama.cpp 3f545bec makes for dense models that are not Falcon, 70B or 8-expert (those special cases are not expressed). Layer conditions count a role's tensors in file order (n: the block count for feed-forward roles, the number of attention value tensors for attn_v). Rows that do not divide into a type's blocks take recipes/fallbacks.json.",
+ "name": "Q2_K",
+ "file_type": 10,
+ "type": "q2_K",
+ "mix_by_default": true,
+ "rules": [
+  {
+   "role": "output",
+   "row_fits_default": false,
+   "type": "q8_0",
+   "why": "output head (and tied embedding): rows that do not divide into the default type's blocks"
+  },
+  {
+   "role": "output",
+   "type": "q6_K",
+   "why": "output head (and tied embedding)"
+  },
+  {
+   "role": "attn_v",
+   "gqa_at_least": 4,
+   "type": "q4_K",
+   "why": "attention values, grouped-query ratio at least 4"
+  },
+  {
+   "role": "attn_v",
+   "type": "q3_K",
+   "why": "attention values"
+  },
+  {
+   "role": "ffn_down",
+   "type": "q3_K",
+   "why": "feed-forward down projections"
+  },
+  {
+   "role": "attn_output",
+   "type": "q3_K",
+   "why": "attention output"
+  }
+ ]
+}
+"""###,
+        "recipes/Q3_K_L.json": ###"""
+{
+ "about": "llama-quantize's Q3_K_L (llama_ftype 13): most weights Q3_K; the rules below, tried in order for a tensor's role (first match wins), give the exceptions llama.cpp 3f545bec makes for dense models that are not Falcon, 70B or 8-expert (those special cases are not expressed). Layer conditions count a role's tensors in file order (n: the block count for feed-forward roles, the number of attention value tensors for attn_v). Rows that do not divide into a type's blocks take recipes/fallbacks.json.",
+ "name": "Q3_K_L",
+ "file_type": 13,
+ "type": "q3_K",
+ "mix_by_default": true,
+ "rules": [
+  {
+   "role": "output",
+   "row_fits_default": false,
+   "type": "q8_0",
+   "why": "output head (and tied embedding): rows that do not divide into the default type's blocks"
+  },
+  {
+   "role": "output",
+   "type": "q6_K",
+   "why": "output head (and tied embedding)"
+  },
+  {
+   "role": "attn_v",
+   "type": "q5_K",
+   "why": "attention values"
+  },
+  {
+   "role": "ffn_down",
+   "type": "q5_K",
+   "why": "feed-forward down projections"
+  },
+  {
+   "role": "attn_output",
+   "type": "q5_K",
+   "why": "attention output"
+  }
+ ]
+}
+"""###,
+        "recipes/Q3_K_M.json": ###"""
+{
+ "about": "llama-quantize's Q3_K_M (llama_ftype 12): most weights Q3_K; the rules below, tried in order for a tensor's role (first match wins), give the exceptions llama.cpp 3f545bec makes for dense models that are not Falcon, 70B or 8-expert (those special cases are not expressed). Layer conditions count a role's tensors in file order (n: the block count for feed-forward roles, the number of attention value tensors for attn_v). Rows that do not divide into a type's blocks take recipes/fallbacks.json.",
+ "name": "Q3_K_M",
+ "aliases": [
+  "Q3_K"
+ ],
+ "file_type": 12,
+ "type": "q3_K",
+ "mix_by_default": true,
+ "rules": [
+  {
+   "role": "output",
+   "row_fits_default": false,
+   "type": "q8_0",
+   "why": "output head (and tied embedding): rows that do not divide into the default type's blocks"
+  },
+  {
+   "role": "output",
+   "type": "q6_K",
+   "why": "output head (and tied embedding)"
+  },
+  {
+   "role": "attn_v",
+   "layers": {
+    "first": 2
+   },
+   "type": "q5_K",
+   "why": "the first two attention value projections"
+  },
+  {
+   "role": "attn_v",
+   "type": "q4_K",
+   "why": "attention values"
+  },
+  {
+   "role": "ffn_down",
+   "layers": "first_sixteenth",
+   "type": "q5_K",
+   "why": "first sixteenth of the feed-forward down projections"
+  },
+  {
+   "role": "ffn_down",
+   "type": "q4_K",
+   "why": "feed-forward down projections"
+  },
+  {
+   "role": "attn_output",
+   "type": "q4_K",
+   "why": "attention output"
+  }
+ ]
+}
+"""###,
+        "recipes/Q3_K_S.json": ###"""
+{
+ "about": "llama-quantize's Q3_K_S (llama_ftype 11): most weights Q3_K; the rules below, tried in order for a tensor's role (first match wins), give the exceptions llama.cpp 3f545bec makes for dense models that are not Falcon, 70B or 8-expert (those special cases are not expressed). Layer conditions count a role's tensors in file order (n: the block count for feed-forward roles, the number of attention value tensors for attn_v). Rows that do not divide into a type's blocks take recipes/fallbacks.json.",
+ "name": "Q3_K_S",
+ "file_type": 11,
+ "type": "q3_K",
+ "mix_by_default": true,
+ "rules": [
+  {
+   "role": "output",
+   "row_fits_default": false,
+   "type": "q8_0",
+   "why": "output head (and tied embedding): rows that do not divide into the default type's blocks"
+  },
+  {
+   "role": "output",
+   "type": "q6_K",
+   "why": "output head (and tied embedding)"
+  }
+ ]
+}
+"""###,
+        "recipes/Q4_0.json": ###"""
+{
+ "about": "llama-quantize's Q4_0 (llama_ftype 2): most weights Q4_0; the rules below, tried in order for a tensor's role (first match wins), give the exceptions llama.cpp 3f545bec makes for dense models that are not Falcon, 70B or 8-expert (those special cases are not expressed). Layer conditions count a role's tensors in file order (n: the block count for feed-forward roles, the number of attention value tensors for attn_v). Rows that do not divide into a type's blocks take recipes/fallbacks.json. A legacy type: without --exact-ggml smelt quantizes every eligible tensor to it (pure), as before.",
+ "name": "Q4_0",
+ "file_type": 2,
+ "type": "q4_0",
+ "mix_by_default": false,
+ "rules": [
+  {
+   "role": "output",
+   "row_fits_default": false,
+   "type": "q8_0",
+   "why": "output head (and tied embedding): rows that do not divide into the default type's blocks"
+  },
+  {
+   "role": "output",
+   "type": "q6_K",
+   "why": "output head (and tied embedding)"
+  },
+  {
+   "role": "ffn_down",
+   "layers": "first_eighth",
+   "imatrix": true,
+   "type": "q4_1",
+   "why": "first eighth of the feed-forward down projections, with an importance matrix"
+  }
+ ]
+}
+"""###,
+        "recipes/Q4_1.json": ###"""
+{
+ "about": "llama-quantize's Q4_1 (llama_ftype 3): most weights Q4_1; the rules below, tried in order for a tensor's role (first match wins), give the exceptions llama.cpp 3f545bec makes for dense models that are not Falcon, 70B or 8-expert (those special cases are not expressed). Layer conditions count a role's tensors in file order (n: the block count for feed-forward roles, the number of attention value tensors for attn_v). Rows that do not divide into a type's blocks take recipes/fallbacks.json. A legacy type: without --exact-ggml smelt quantizes every eligible tensor to it (pure), as before.",
+ "name": "Q4_1",
+ "file_type": 3,
+ "type": "q4_1",
+ "mix_by_default": false,
+ "rules": [
+  {
+   "role": "output",
+   "row_fits_default": false,
+   "type": "q8_0",
+   "why": "output head (and tied embedding): rows that do not divide into the default type's blocks"
+  },
+  {
+   "role": "output",
+   "type": "q6_K",
+   "why": "output head (and tied embedding)"
+  }
+ ]
+}
+"""###,
+        "recipes/Q4_K_M.json": ###"""
+{
+ "about": "llama-quantize's Q4_K_M (llama_ftype 15): most weights Q4_K; the rules below, tried in order for a tensor's role (first match wins), give the exceptions llama.cpp 3f545bec makes for dense models that are not Falcon, 70B or 8-expert (those special cases are not expressed). Layer conditions count a role's tensors in file order (n: the block count for feed-forward roles, the number of attention value tensors for attn_v). Rows that do not divide into a type's blocks take recipes/fallbacks.json.",
+ "name": "Q4_K_M",
+ "aliases": [
+  "Q4_K"
+ ],
+ "file_type": 15,
+ "type": "q4_K",
+ "mix_by_default": true,
+ "rules": [
+  {
+   "role": "output",
+   "row_fits_default": false,
+   "type": "q8_0",
+   "why": "output head (and tied embedding): rows that do not divide into the default type's blocks"
+  },
+  {
+   "role": "output",
+   "type": "q6_K",
+   "why": "output head (and tied embedding)"
+  },
+  {
+   "role": "attn_v",
+   "layers": "more_bits",
+   "type": "q6_K",
+   "why": "attention values in the first and last eighth and every third layer between"
+  },
+  {
+   "role": "ffn_down",
+   "layers": "more_bits",
+   "type": "q6_K",
+   "why": "feed-forward down projections in the first and last eighth and every third layer between"
+  }
+ ]
+}
+"""###,
+        "recipes/Q4_K_S.json": ###"""
+{
+ "about": "llama-quantize's Q4_K_S (llama_ftype 14): most weights Q4_K; the rules below, tried in order for a tensor's role (first match wins), give the exceptions llama.cpp 3f545bec makes for dense models that are not Falcon, 70B or 8-expert (those special cases are not expressed). Layer conditions count a role's tensors in file order (n: the block count for feed-forward roles, the number of attention value tensors for attn_v). Rows that do not divide into a type's blocks take recipes/fallbacks.json.",
+ "name": "Q4_K_S",
+ "file_type": 14,
+ "type": "q4_K",
+ "mix_by_default": true,
+ "rules": [
+  {
+   "role": "output",
+   "row_fits_default": false,
+   "type": "q8_0",
+   "why": "output head (and tied embedding): rows that do not divide into the default type's blocks"
+  },
+  {
+   "role": "output",
+   "type": "q6_K",
+   "why": "output head (and tied embedding)"
+  },
+  {
+   "role": "attn_v",
+   "layers": {
+    "first": 4
+   },
+   "type": "q5_K",
+   "why": "the first four attention value projections"
+  },
+  {
+   "role": "ffn_down",
+   "layers": "first_eighth",
+   "type": "q5_K",
+   "why": "first eighth of the feed-forward down projections"
+  }
+ ]
+}
+"""###,
+        "recipes/Q5_0.json": ###"""
+{
+ "about": "llama-quantize's Q5_0 (llama_ftype 8): most weights Q5_0; the rules below, tried in order for a tensor's role (first match wins), give the exceptions llama.cpp 3f545bec makes for dense models that are not Falcon, 70B or 8-expert (those special cases are not expressed). Layer conditions count a role's tensors in file order (n: the block count for feed-forward roles, the number of attention value tensors for attn_v). Rows that do not divide into a type's blocks take recipes/fallbacks.json. A legacy type: without --exact-ggml smelt quantizes every eligible tensor to it (pure), as before.",
+ "name": "Q5_0",
+ "file_type": 8,
+ "type": "q5_0",
+ "mix_by_default": false,
+ "rules": [
+  {
+   "role": "output",
+   "row_fits_default": false,
+   "type": "q8_0",
+   "why": "output head (and tied embedding): rows that do not divide into the default type's blocks"
+  },
+  {
+   "role": "output",
+   "type": "q6_K",
+   "why": "output head (and tied embedding)"
+  },
+  {
+   "role": "ffn_down",
+   "layers": "first_eighth",
+   "imatrix": true,
+   "type": "q5_1",
+   "why": "first eighth of the feed-forward down projections, with an importance matrix"
+  }
+ ]
+}
+"""###,
+        "recipes/Q5_1.json": ###"""
+{
+ "about": "llama-quantize's Q5_1 (llama_ftype 9): most weights Q5_1; the rules below, tried in order for a tensor's role (first match wins), give the exceptions llama.cpp 3f545bec makes for dense models that are not Falcon, 70B or 8-expert (those special cases are not expressed). Layer conditions count a role's tensors in file order (n: the block count for feed-forward roles, the number of attention value tensors for attn_v). Rows that do not divide into a type's blocks take recipes/fallbacks.json. A legacy type: without --exact-ggml smelt quantizes every eligible tensor to it (pure), as before.",
+ "name": "Q5_1",
+ "file_type": 9,
+ "type": "q5_1",
+ "mix_by_default": false,
+ "rules": [
+  {
+   "role": "output",
+   "row_fits_default": false,
+   "type": "q8_0",
+   "why": "output head (and tied embedding): rows that do not divide into the default type's blocks"
+  },
+  {
+   "role": "output",
+   "type": "q6_K",
+   "why": "output head (and tied embedding)"
+  }
+ ]
+}
+"""###,
+        "recipes/Q5_K_M.json": ###"""
+{
+ "about": "llama-quantize's Q5_K_M (llama_ftype 17): most weights Q5_K; the rules below, tried in order for a tensor's role (first match wins), give the exceptions llama.cpp 3f545bec makes for dense models that are not Falcon, 70B or 8-expert (those special cases are not expressed). Layer conditions count a role's tensors in file order (n: the block count for feed-forward roles, the number of attention value tensors for attn_v). Rows that do not divide into a type's blocks take recipes/fallbacks.json.",
+ "name": "Q5_K_M",
+ "aliases": [
+  "Q5_K"
+ ],
+ "file_type": 17,
+ "type": "q5_K",
+ "mix_by_default": true,
+ "rules": [
+  {
+   "role": "output",
+   "row_fits_default": false,
+   "type": "q8_0",
+   "why": "output head (and tied embedding): rows that do not divide into the default type's blocks"
+  },
+  {
+   "role": "output",
+   "type": "q6_K",
+   "why": "output head (and tied embedding)"
+  },
+  {
+   "role": "attn_v",
+   "layers": "more_bits",
+   "type": "q6_K",
+   "why": "attention values in the first and last eighth and every third layer between"
+  },
+  {
+   "role": "ffn_down",
+   "layers": "more_bits",
+   "type": "q6_K",
+   "why": "feed-forward down projections in the first and last eighth and every third layer between"
+  }
+ ]
+}
+"""###,
+        "recipes/Q5_K_S.json": ###"""
+{
+ "about": "llama-quantize's Q5_K_S (llama_ftype 16): most weights Q5_K; the rules below, tried in order for a tensor's role (first match wins), give the exceptions llama.cpp 3f545bec makes for dense models that are not Falcon, 70B or 8-expert (those special cases are not expressed). Layer conditions count a role's tensors in file order (n: the block count for feed-forward roles, the number of attention value tensors for attn_v). Rows that do not divide into a type's blocks take recipes/fallbacks.json.",
+ "name": "Q5_K_S",
+ "file_type": 16,
+ "type": "q5_K",
+ "mix_by_default": true,
+ "rules": [
+  {
+   "role": "output",
+   "row_fits_default": false,
+   "type": "q8_0",
+   "why": "output head (and tied embedding): rows that do not divide into the default type's blocks"
+  },
+  {
+   "role": "output",
+   "type": "q6_K",
+   "why": "output head (and tied embedding)"
+  }
+ ]
+}
+"""###,
+        "recipes/Q6_K.json": ###"""
+{
+ "about": "llama-quantize's Q6_K (llama_ftype 18): most weights Q6_K; the rules below, tried in order for a tensor's role (first match wins), give the exceptions llama.cpp 3f545bec makes for dense models that are not Falcon, 70B or 8-expert (those special cases are not expressed). Layer conditions count a role's tensors in file order (n: the block count for feed-forward roles, the number of attention value tensors for attn_v). Rows that do not divide into a type's blocks take recipes/fallbacks.json.",
+ "name": "Q6_K",
+ "file_type": 18,
+ "type": "q6_K",
+ "mix_by_default": true,
+ "rules": [
+  {
+   "role": "output",
+   "row_fits_default": false,
+   "type": "q8_0",
+   "why": "output head (and tied embedding): rows that do not divide into the default type's blocks"
+  },
+  {
+   "role": "output",
+   "type": "q6_K",
+   "why": "output head (and tied embedding)"
+  }
+ ]
+}
+"""###,
+        "recipes/Q8_0.json": ###"""
+{
+ "about": "llama-quantize's Q8_0 (llama_ftype 7): most weights Q8_0; the rules below, tried in order for a tensor's role (first match wins), give the exceptions llama.cpp 3f545bec makes for dense models that are not Falcon, 70B or 8-expert (those special cases are not expressed). Layer conditions count a role's tensors in file order (n: the block count for feed-forward roles, the number of attention value tensors for attn_v). Rows that do not divide into a type's blocks take recipes/fallbacks.json. A legacy type: without --exact-ggml smelt quantizes every eligible tensor to it (pure), as before.",
+ "name": "Q8_0",
+ "file_type": 7,
+ "type": "q8_0",
+ "mix_by_default": false,
+ "rules": [
+  {
+   "role": "output",
+   "type": "q8_0",
+   "why": "output head (and tied embedding): Q8_0, as llama-quantize keeps it"
+  }
+ ]
+}
+"""###,
+        "recipes/fallbacks.json": ###"""
+{
+ "about": "The type llama-quantize uses when a tensor's rows do not divide into the requested type's blocks (tensor_type_fallback); when the fallback does not divide them either (rows not a multiple of 32), F16 with --exact-ggml, F32 otherwise.",
+ "fallbacks": {
+  "q2_k": "q4_0",
+  "q3_k": "q4_0",
+  "q4_k": "q5_0",
+  "q5_k": "q5_1",
+  "q6_k": "q8_0",
+  "iq4_xs": "iq4_nl"
+ }
+}
+"""###,
+        "recipes/q8-embedding.json": ###"""
+{
+  "about": "A --recipe for `smelt quantize`: the token embedding (the output head too when tied) and a separate output head in Q8_0, everything else as the built-in recipe says. This is the mix llama-quantize makes for Q4_0/Q4_1 when the embedding's rows do not divide into K-quant blocks (SmolLM2's 576), so files compare at equal size.",
+  "rules": [
+    {"pattern": "token_embd.weight", "dims": 2, "type": "q8_0", "why": "token embedding / tied output head"},
+    {"pattern": "output.weight", "dims": 2, "type": "q8_0", "why": "output head"}
+  ]
+}
+"""###,
     ]
 }

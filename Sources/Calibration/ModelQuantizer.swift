@@ -18,16 +18,35 @@ public enum QuantMethod: String, Sendable, CaseIterable {
 /// output graph whose tensors are produced lazily (round-to-nearest, importance-weighted) or were
 /// computed up front (GPTQ), with GGUF's file-type metadata.
 public enum ModelQuantizer {
-    /// The `general.file_type` (llama_ftype) of a model mostly of `dtype`.
+    /// The `general.file_type` (llama_ftype) of a model mostly of `dtype`: F32, F16, or the file
+    /// type whose default type it is (the `_M` mix for Q3_K, Q4_K and Q5_K, as llama-quantize's
+    /// aliases).
     public static func fileType(_ dtype: DType) -> UInt32? {
         switch dtype {
         case .f32: return 0
         case .f16: return 1
-        case .q4_0: return 2
-        case .q4_1: return 3
-        case .q8_0: return 7
-        default: return nil
+        default: return FileTypeMix.named(dtype.displayName).map(\.fileType)
         }
+    }
+
+    /// What to make: a file type (its mix, unless `pure`), and whether to reproduce llama-quantize
+    /// byte for byte (`exactGGML`: the mix even for the legacy types, ggml's own weighted
+    /// quantizers with an importance matrix, F16 as the last fallback).
+    public struct Request: Sendable {
+        public var mix: FileTypeMix
+        public var pure: Bool
+        public var exactGGML: Bool
+        public var hasImatrix: Bool
+        public init(mix: FileTypeMix, pure: Bool = false, exactGGML: Bool = false, hasImatrix: Bool = false) {
+            self.mix = mix
+            self.pure = pure
+            self.exactGGML = exactGGML
+            self.hasImatrix = hasImatrix
+        }
+        /// Whether the mix's rules apply.
+        public var appliesMix: Bool { !pure && (mix.mixByDefault || exactGGML) }
+        /// How an importance matrix is used.
+        public var weightedMethod: WeightedQuantize.Method { exactGGML ? .ggml : .search }
     }
 
     /// One tensor's plan.
@@ -37,7 +56,12 @@ public enum ModelQuantizer {
         public let source: DType
         public let target: DType
         public let rule: QuantRecipe.Rule?
+        /// Why the type is not the one asked for (a fallback, F16 or F32).
         public let note: String?
+        /// The file type's rule that chose the type, when one did.
+        public var mix: String? = nil
+        /// The tensor's role (llama-quantize's category), when it has one.
+        public var role: FileTypeMix.Role? = nil
     }
 
     /// Opens `path` (any format the registry reads) as a graph in GGUF layout and names
@@ -46,12 +70,50 @@ public enum ModelQuantizer {
         try ModelSource.openGGUFLayout(path, note: note)
     }
 
-    /// The recipe's decision for every tensor of `graph`.
+    /// The recipe's decision for every tensor of `graph`, every tensor the recipe leaves to the
+    /// requested type quantized to `type`.
     public static func plan(_ graph: TensorGraph, recipe: QuantRecipe, type: DType) -> [Entry] {
-        graph.tensors.map { t in
-            let d = recipe.decide(t, requested: type)
-            return Entry(name: t.name, shape: t.shape, source: t.dtype, target: d.dtype, rule: d.rule, note: d.note)
+        plan(graph, recipe: recipe, request: Request(mix: .pure(type, fileType: fileType(type)), pure: true))
+    }
+
+    /// The recipe's decision for every tensor of `graph`, the tensors it leaves to the requested
+    /// type getting the file type's mix. A tensor's position among its role's tensors is counted
+    /// as llama-quantize counts it: over the 2-D (and larger) tensors of that role ordered by
+    /// layer number (`blk.N.`; other tensors first), then by name.
+    public static func plan(_ graph: TensorGraph, recipe: QuantRecipe, request: Request) -> [Entry] {
+        let context = FileTypeMix.Context(
+            tensors: graph.tensors, hyperparameters: graph.hyperparameters, hasImatrix: request.hasImatrix)
+        let roles = graph.tensors.map { FileTypeMix.Role.of($0.name, tiedEmbedding: context.tiedEmbedding) }
+        var position = [Int](repeating: 0, count: graph.tensors.count)
+        var seen: [FileTypeMix.Role: Int] = [:]
+        let llamaOrder = graph.tensors.indices.sorted { a, b in
+            let la = layerNumber(graph.tensors[a].name), lb = layerNumber(graph.tensors[b].name)
+            return la != lb ? la < lb : graph.tensors[a].name < graph.tensors[b].name
         }
+        for i in llamaOrder {
+            guard let role = roles[i], graph.tensors[i].shape.count >= 2 else { continue }
+            position[i] = seen[role, default: 0]
+            seen[role, default: 0] += 1
+        }
+        return graph.tensors.enumerated().map { i, t in
+            let role = roles[i]
+            let d = recipe.decide(t, exactGGML: request.exactGGML) { t in
+                guard request.appliesMix else { return (request.mix.defaultType, nil) }
+                let (type, rule) = request.mix.decide(role: role, index: position[i], rowLength: t.shape.last ?? 0, context: context)
+                return (type, rule.map { "\(request.mix.name): \($0.why ?? $0.role.rawValue)" })
+            }
+            return Entry(
+                name: t.name, shape: t.shape, source: t.dtype, target: d.dtype, rule: d.rule, note: d.note, mix: d.mix,
+                role: role)
+        }
+    }
+
+    /// N of a `blk.N.` name, -1 for other names (llama.cpp's loader order).
+    static func layerNumber(_ name: String) -> Int {
+        guard name.hasPrefix("blk.") else { return -1 }
+        let rest = name.dropFirst(4)
+        guard let dot = rest.firstIndex(of: "."), let n = Int(rest[..<dot]) else { return -1 }
+        return n
     }
 
     /// The output graph: every tensor brought to its planned type — `precomputed` blocks (GPTQ)
@@ -60,8 +122,9 @@ public enum ModelQuantizer {
     /// `general.file_type` for `type`, `general.quantization_version` 2, and, with an importance
     /// matrix, llama-quantize's `quantize.imatrix.*` keys.
     public static func output(
-        _ graph: TensorGraph, plan: [Entry], type: DType, imatrix: ImportanceMatrix? = nil, imatrixPath: String? = nil,
-        precomputed: [String: [UInt8]] = [:], method: QuantMethod = .rtn
+        _ graph: TensorGraph, plan: [Entry], type: DType, fileType: UInt32? = nil, imatrix: ImportanceMatrix? = nil,
+        imatrixPath: String? = nil, precomputed: [String: [UInt8]] = [:], method: QuantMethod = .rtn,
+        weighted: WeightedQuantize.Method = .search
     ) throws -> (graph: TensorGraph, usedImportance: Int) {
         var out = graph
         var used = 0
@@ -78,13 +141,13 @@ public enum ModelQuantizer {
                 }
                 if let imp = imatrix?.importance(for: t.name), imp.count == t.shape.last {
                     used += 1
-                    return try t.quantized(to: p.target, importance: imp)
+                    return try t.quantized(to: p.target, importance: imp, method: weighted)
                 }
                 return try t.quantized(to: p.target)
             }
         }
         var m = out.metadata
-        if let ft = fileType(type) { m["general.file_type"] = .uint32(ft) }
+        if let ft = fileType ?? Self.fileType(type), ft != UInt32.max { m["general.file_type"] = .uint32(ft) }
         m["general.quantization_version"] = .uint32(2)
         for k in m.keys where k.hasPrefix("quantize.imatrix.") { m[k] = nil }
         if let imatrix, used > 0 {

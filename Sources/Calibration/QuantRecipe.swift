@@ -1,6 +1,7 @@
 import Architectures
 import Foundation
 import Formats
+import Quantization
 import TensorGraph
 
 #if canImport(Glibc)
@@ -100,9 +101,10 @@ public struct QuantRecipe: Sendable {
 
     static func parseTarget(_ name: String, origin: String, rule: Int) throws -> Target {
         if name.lowercased() == "requested" { return .requested }
-        guard let t = DType(name: name), [.f32, .f16, .q8_0, .q4_0, .q4_1].contains(t) else {
+        guard let t = DType(name: name), t == .f32 || t == .f16 || Quantize.isSupported(t) else {
+            let known = ["requested", "f32", "f16"] + Quantize.supportedTypes.map { $0.rawValue }
             throw CalibrationError.badRecipe(
-                path: origin, reason: "rule \(rule): type '\(name)' is not one of requested, f32, f16, q8_0, q4_0, q4_1")
+                path: origin, reason: "rule \(rule): type '\(name)' is not one of \(known.joined(separator: ", "))")
         }
         return .fixed(t)
     }
@@ -120,32 +122,51 @@ public struct QuantRecipe: Sendable {
         public let dtype: DType
         /// The rule that decided (nil: no rule matched, the tensor is kept as F32).
         public let rule: Rule?
-        /// Why the requested type was not used, when it was not.
+        /// Why the requested type was not used, when it was not (a fallback, F16 or F32).
         public let note: String?
+        /// Why the file type's mix chose this type for the tensor, when one of its rules did.
+        public var mix: String? = nil
     }
 
     /// The type `tensor` gets when `requested` is asked for. Tensors whose type is neither float
     /// nor decodable (integers) are left as they are.
-    public func decide(_ tensor: Tensor, requested: DType) -> Decision {
+    public func decide(_ tensor: Tensor, requested: DType, exactGGML: Bool = false) -> Decision {
+        decide(tensor, exactGGML: exactGGML) { _ in (requested, nil) }
+    }
+
+    /// The type `tensor` gets, `resolve` giving the requested type for it (a file type's mix) and
+    /// why. A type whose blocks do not divide the rows takes its fallbacks
+    /// (`FileTypeMix.fallbacks`); when none fits, F16 with `exactGGML` (llama-quantize's last
+    /// resort), F32 otherwise.
+    public func decide(_ tensor: Tensor, exactGGML: Bool = false, resolve: (Tensor) -> (DType, String?)) -> Decision {
         let floatLike = tensor.dtype.isFloat || tensor.dtype.isQuantized
         guard floatLike else { return Decision(dtype: tensor.dtype, rule: nil, note: "not a float tensor") }
         guard let rule = rules.first(where: { $0.matches(name: tensor.name, dims: tensor.shape.count) }) else {
             return Decision(dtype: .f32, rule: nil, note: nil)
         }
         let want: DType
+        var why: String?
         switch rule.target {
-        case .requested: want = requested
+        case .requested: (want, why) = resolve(tensor)
         case let .fixed(t): want = t
         }
-        if want.isQuantized {
-            let row = tensor.shape.last ?? 0
-            guard tensor.shape.count >= 2, row > 0, row % want.blockSize == 0 else {
-                return Decision(
-                    dtype: .f32, rule: rule,
-                    note: "row length \(row) is not a multiple of \(want.displayName)'s block of \(want.blockSize)")
-            }
+        guard want.isQuantized else { return Decision(dtype: want, rule: rule, note: nil, mix: why) }
+        let row = tensor.shape.last ?? 0
+        if let fit = FileTypeMix.fitting(want, shape: tensor.shape) {
+            guard let first = fit.via.first else { return Decision(dtype: want, rule: rule, note: nil, mix: why) }
+            return Decision(
+                dtype: fit.type, rule: rule,
+                note: "row length \(row) is not a multiple of \(first.displayName)'s block of \(first.blockSize): fallback "
+                    + (fit.via.dropFirst().map(\.displayName) + [fit.type.displayName]).joined(separator: " → "),
+                mix: why)
         }
-        return Decision(dtype: want, rule: rule, note: nil)
+        let last: DType = exactGGML && tensor.shape.count >= 2 ? .f16 : .f32
+        return Decision(
+            dtype: last, rule: rule,
+            note: tensor.shape.count < 2
+                ? "a \(tensor.shape.count)-D tensor cannot take \(want.displayName): \(last.displayName)"
+                : "row length \(row) is not a multiple of \(want.displayName)'s block of \(want.blockSize) (nor its fallbacks'): \(last.displayName)",
+            mix: why)
     }
 
     /// Shell-style glob match (`*`, `?`, `[...]`) of the whole name.

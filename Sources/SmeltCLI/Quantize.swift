@@ -9,14 +9,26 @@ import TensorGraph
 struct QuantizeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "quantize",
-        abstract: "Quantize a model's weights to Q8_0, Q4_0 or Q4_1 (round-to-nearest, importance-weighted, or GPTQ).",
+        abstract: "Quantize a model's weights to a llama.cpp file type (Q4_K_M, Q6_K, IQ4_XS, Q4_0, …): round-to-nearest, importance-weighted, or GPTQ.",
         discussion: """
             IN is any model smelt reads; OUT a GGUF that llama.cpp loads (or, ending in .ingot, the \
             same graph as a compressed Ingot that converts back to that GGUF). Which tensors are quantized \
             follows the recipe in formats/quant-recipe.json: the linear layers' 2-D weights and the \
-            token embedding take --type (F32 where a row does not divide into 32-value blocks), norms, \
-            biases and other vectors stay F32. --recipe FILE adds rules in front (same layout); \
-            --keep PATTERN (a glob over GGUF tensor names, repeatable) keeps matching tensors F32.
+            token embedding take --type, norms, biases and other vectors stay F32. --recipe FILE adds \
+            rules in front (same layout); --keep PATTERN (a glob over GGUF tensor names, repeatable) \
+            keeps matching tensors F32.
+
+            --type names a file type (either case): Q2_K, Q3_K_S, Q3_K_M (or Q3_K), Q3_K_L, Q4_K_S, \
+            Q4_K_M (or Q4_K), Q5_K_S, Q5_K_M (or Q5_K), Q6_K, IQ4_NL, IQ4_XS, Q4_0, Q4_1, Q5_0, Q5_1, \
+            Q8_0. Each is formats/recipes/NAME.json: the default block type and llama-quantize's \
+            exceptions (output head, attention values, feed-forward down projections by layer). Rows \
+            that do not divide into a type's blocks take its fallback (Q4_K→Q5_0, Q5_K→Q5_1, \
+            Q6_K→Q8_0, Q2_K/Q3_K→Q4_0, IQ4_XS→IQ4_NL; F32 when none fits, F16 with --exact-ggml), \
+            and the summary says so. The legacy types (Q4_0…Q8_0) are pure unless --exact-ggml; \
+            --pure quantizes every eligible tensor to the one type. --exact-ggml reproduces \
+            llama-quantize's tensor data byte for byte: its mix for every file type and, with \
+            --imatrix, ggml's own weighted quantizers (smelt's scale search is the default for \
+            Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1).
 
             Methods: rtn rounds each block to the nearest grid point with ggml's reference \
             quantizers (byte for byte); with --imatrix (llama-imatrix's GGUF or .dat, or \
@@ -30,7 +42,10 @@ struct QuantizeCommand: ParsableCommand {
 
     @Argument(help: "The input model.") var input: String
     @Argument(help: "The output GGUF (or .ingot).") var output: String
-    @Option(help: "The block type: q8_0, q4_0 or q4_1.") var type: String
+    @Option(help: "The file type (Q4_K_M, Q6_K, IQ4_XS, Q4_0, … in either case).") var type: String
+    @Flag(help: "Quantize every eligible tensor to the type's one block type (no mix).") var pure = false
+    @Flag(help: "Reproduce llama-quantize's tensor data byte for byte (its mix, fallbacks and imatrix use).")
+    var exactGGML = false
     @Option(help: "rtn (round to nearest; importance-weighted with --imatrix) or gptq.") var method: String = "rtn"
     @Option(help: "An importance matrix (GGUF from llama-imatrix or smelt calibrate, or a legacy .dat).")
     var imatrix: String?
@@ -48,13 +63,21 @@ struct QuantizeCommand: ParsableCommand {
     @Flag(help: "Replace an existing output.") var force = false
     @Flag(help: "Print a JSON summary instead of text.") var json = false
 
-    var targetType: DType? {
+    /// The file type named by --type, or a pure mix of a block type smelt encodes.
+    var mix: FileTypeMix? {
+        if let m = FileTypeMix.named(type) { return m }
         guard let t = DType(name: type), Quantize.supportedTypes.contains(t) else { return nil }
-        return t
+        return FileTypeMix.pure(t, fileType: ModelQuantizer.fileType(t))
     }
 
     func validate() throws {
-        guard targetType != nil else { throw ValidationError("--type must be q8_0, q4_0 or q4_1, not '\(type)'") }
+        guard mix != nil else {
+            throw ValidationError("unknown --type '\(type)'; known: \(FileTypeMix.names.joined(separator: ", "))")
+        }
+        if exactGGML && pure == false, FileTypeMix.named(type) == nil {
+            throw ValidationError("--exact-ggml needs a file type name (\(FileTypeMix.all.map(\.name).joined(separator: ", ")))")
+        }
+        if exactGGML && method == "gptq" { throw ValidationError("--exact-ggml reproduces llama-quantize, which has no GPTQ: use --method rtn") }
         guard let m = QuantMethod(rawValue: method) else { throw ValidationError("--method must be rtn or gptq, not '\(method)'") }
         if m == .gptq, calibrationText == nil { throw ValidationError("--method gptq needs --calibration-text FILE") }
         if m == .rtn, calibrationText != nil { throw ValidationError("--calibration-text is for --method gptq") }
@@ -69,7 +92,8 @@ struct QuantizeCommand: ParsableCommand {
 
     func run() throws {
         try SmeltCLI.run {
-            let type = targetType!
+            let mix = self.mix!
+            let type = mix.defaultType
             let method = QuantMethod(rawValue: method)!
             if !force && Paths.exists(output) { throw OutputError.exists(path: output) }
             let started = Date()
@@ -77,8 +101,9 @@ struct QuantizeCommand: ParsableCommand {
             var recipe = QuantRecipe.builtIn()
             if let path = self.recipe { recipe = recipe.overridden(by: try QuantRecipe.read(path)) }
             recipe = recipe.keeping(keep)
-            let plan = ModelQuantizer.plan(graph, recipe: recipe, type: type)
             let matrix = try imatrix.map { try ImportanceMatrix.read($0) }
+            let request = ModelQuantizer.Request(mix: mix, pure: pure, exactGGML: exactGGML, hasImatrix: matrix != nil)
+            let plan = ModelQuantizer.plan(graph, recipe: recipe, request: request)
 
             var precomputed: [String: [UInt8]] = [:]
             var calibrationSeconds = 0.0
@@ -104,7 +129,8 @@ struct QuantizeCommand: ParsableCommand {
             }
 
             let (quantized, usedImportance) = try ModelQuantizer.output(
-                graph, plan: plan, type: type, imatrix: matrix, imatrixPath: imatrix, precomputed: precomputed, method: method)
+                graph, plan: plan, type: type, fileType: mix.fileType, imatrix: matrix, imatrixPath: imatrix,
+                precomputed: precomputed, method: method, weighted: request.weightedMethod)
             if let matrix, usedImportance == 0 {
                 Terminal.printErr("smelt: warning: the importance matrix (\(matrix.entries.count) entries) names none of the quantized tensors")
             }
@@ -122,10 +148,15 @@ struct QuantizeCommand: ParsableCommand {
             let fileBytes = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? size.bytes
             var counts: [DType: Int] = [:]
             for p in plan { counts[p.target, default: 0] += 1 }
-            let mix = counts.sorted { $0.value > $1.value }.map { "\($0.value) \($0.key.displayName)" }.joined(separator: ", ")
+            let tensorMix = counts.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key.rawValue < $1.key.rawValue }
+                .map { "\($0.value) \($0.key.displayName)" }.joined(separator: ", ")
+            let fallbacks = plan.filter { $0.note != nil && $0.rule?.target == .requested }
             if json {
                 print(JSONWriter.write(.object([
                     ("input", .string(input)), ("output", .string(output)), ("type", .string(type.rawValue)),
+                    ("file_type", .string(mix.name)), ("pure", .bool(pure || !request.appliesMix)), ("exact_ggml", .bool(exactGGML)),
+                    ("fallbacks", .array(fallbacks.map { .object([("tensor", .string($0.name)), ("type", .string($0.target.rawValue)),
+                                                                 ("why", .string($0.note!))]) })),
                     ("method", .string(method.rawValue)), ("imatrix", imatrix.map(JSONValue.string) ?? .null),
                     ("importance_tensors", .int(usedImportance)),
                     ("tensors", .object(counts.sorted { $0.key.rawValue < $1.key.rawValue }.map { ($0.key.rawValue, .int($0.value)) })),
@@ -137,7 +168,16 @@ struct QuantizeCommand: ParsableCommand {
                 ]), indent: 2))
             } else {
                 let how = method == .gptq ? "gptq" : (usedImportance > 0 ? "rtn + importance matrix (\(usedImportance) tensors)" : "rtn")
-                print("wrote \(output): \(type.displayName) (\(how)); tensors: \(mix)")
+                let kind = request.appliesMix ? "\(mix.name) mix" : "\(type.displayName), pure"
+                print("wrote \(output): \(kind) (\(how)\(exactGGML ? ", exact ggml" : "")); tensors: \(tensorMix)")
+                if !fallbacks.isEmpty {
+                    // One line per distinct reason, with how many tensors it covers.
+                    var reasons: [(String, Int)] = []
+                    for f in fallbacks {
+                        if let i = reasons.firstIndex(where: { $0.0 == f.note! }) { reasons[i].1 += 1 } else { reasons.append((f.note!, 1)) }
+                    }
+                    for (why, n) in reasons { print("fallback: \(n) tensor\(n == 1 ? "" : "s"): \(why)") }
+                }
                 print(String(
                     format: "%@ parameters, %@ (%.4f bits per weight), %.2f s%@", Terminal.humanCount(size.parameters),
                     Terminal.humanBytes(fileBytes), size.bitsPerWeight, secs,

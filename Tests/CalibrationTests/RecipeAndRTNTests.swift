@@ -58,7 +58,7 @@ final class RecipeTests: XCTestCase {
         for (text, fragment) in [
             (#"{"rule": []}"#, "\"rules\" array"),
             (#"{"rules": [{"type": "f32"}]}"#, "missing \"pattern\""),
-            (#"{"rules": [{"pattern": "*", "type": "q5_k"}]}"#, "not one of"),
+            (#"{"rules": [{"pattern": "*", "type": "iq2_xxs"}]}"#, "not one of"),
             (#"{"rules": [{"pattern": "*", "type": "f32", "dim": 1}]}"#, "unknown key \"dim\""),
             (#"{"rules": [{"pattern": "*", "type": "f32", "dims": 0}]}"#, "positive integer"),
             (#"{"rules": [}"#, "invalid JSON"),
