@@ -221,3 +221,40 @@ public struct FileTypeMix: Sendable {
                     mixByDefault: false, rules: [], about: nil)
     }
 }
+
+extension FileTypeMix {
+    /// One row of a model's mix: a role (or `other`), its tensors by type, parameters and bytes.
+    public struct RoleSummary: Sendable {
+        public let role: String
+        public let types: [(type: DType, tensors: Int)]
+        public let tensors: Int
+        public let parameters: Int
+        public let bytes: Int
+        public var bitsPerWeight: Double { parameters > 0 ? Double(bytes) * 8 / Double(parameters) : 0 }
+    }
+
+    /// The mix of `graph`'s tensors by role (llama-quantize's categories, in `Role` order, then
+    /// `other`), the file type its `general.file_type` names, and its bits per weight overall.
+    public static func summary(of graph: TensorGraph) -> (fileType: String?, bitsPerWeight: Double, roles: [RoleSummary]) {
+        let tied = !graph.tensors.contains { $0.name == "output.weight" }
+        var groups: [String: [Tensor]] = [:]
+        for t in graph.tensors { groups[Role.of(t.name, tiedEmbedding: tied)?.rawValue ?? "other", default: []].append(t) }
+        let order = Role.allCases.map(\.rawValue) + ["other"]
+        let roles = order.compactMap { name -> RoleSummary? in
+            guard let ts = groups[name] else { return nil }
+            var byType: [DType: Int] = [:]
+            for t in ts { byType[t.dtype, default: 0] += 1 }
+            let types = byType.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key.rawValue < $1.key.rawValue }
+                .map { (type: $0.key, tensors: $0.value) }
+            return RoleSummary(
+                role: name, types: types, tensors: ts.count, parameters: ts.reduce(0) { $0 + $1.elementCount },
+                bytes: ts.reduce(0) { $0 + $1.byteCount })
+        }
+        var fileType: String?
+        if case let .uint32(ft)? = graph.metadata["general.file_type"] {
+            fileType = all.first { $0.fileType == ft }?.name ?? (ft == 0 ? "F32" : ft == 1 ? "F16" : "file type \(ft)")
+        }
+        let params = graph.parameterCount
+        return (fileType, params > 0 ? Double(graph.totalBytes) * 8 / Double(params) : 0, roles)
+    }
+}

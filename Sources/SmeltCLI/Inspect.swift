@@ -1,4 +1,5 @@
 import ArgumentParser
+import Calibration
 import Formats
 import Foundation
 import TensorGraph
@@ -49,6 +50,19 @@ struct Inspect: ParsableCommand {
             })),
             ("total_bytes", .int(graph.totalBytes)),
         ]
+        if graph.tensors.contains(where: { $0.dtype.isQuantized }) {
+            let mix = FileTypeMix.summary(of: graph)
+            entries.append(("mix", .object([
+                ("file_type", mix.fileType.map(JSONValue.string) ?? .null), ("bits_per_weight", .double(mix.bitsPerWeight)),
+                ("roles", .array(mix.roles.map { r in
+                    .object([
+                        ("role", .string(r.role)), ("tensors", .int(r.tensors)), ("parameters", .int(r.parameters)),
+                        ("bytes", .int(r.bytes)), ("bits_per_weight", .double(r.bitsPerWeight)),
+                        ("types", .object(r.types.map { ($0.type.displayName, .int($0.tensors)) })),
+                    ])
+                })),
+            ])))
+        }
         if tensors {
             entries.append(("tensors", .array(graph.tensors.map { t in
                 .object([
@@ -162,6 +176,15 @@ struct Inspect: ParsableCommand {
             print("  \(d.dtype.displayName): \(d.tensors) tensors, \(d.bytes) bytes (\(Terminal.humanBytes(d.bytes)))")
         }
         print("total size:    \(graph.totalBytes) bytes (\(Terminal.humanBytes(graph.totalBytes)))")
+        if graph.tensors.contains(where: { $0.dtype.isQuantized }) {
+            let mix = FileTypeMix.summary(of: graph)
+            print(String(format: "mix:           %@%.4f bits per weight", mix.fileType.map { "\($0), " } ?? "", mix.bitsPerWeight))
+            let rows = mix.roles.map { r in
+                [r.role, String(r.tensors), r.types.map { "\($0.tensors) \($0.type.displayName)" }.joined(separator: ", "),
+                 String(format: "%.3f", r.bitsPerWeight)]
+            }
+            print(Terminal.table(["role", "tensors", "types", "bits/weight"], rows, rightAligned: [1, 3]).split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))
+        }
         if tensors {
             print("")
             let rows = graph.tensors.map { t in

@@ -143,6 +143,16 @@ final class FileTypeMixTests: XCTestCase {
         let back = try GGUFReader.read("\(dir)/out.gguf")
         XCTAssertEqual(back["blk.1.attn_q.weight"]?.dtype, .q4_K)
         XCTAssertEqual(back.metadata["general.file_type"], .uint32(15))
+        // inspect shows the mix by role.
+        let i = try TestSupport.smelt(["inspect", "\(dir)/out.gguf"])
+        XCTAssertEqual(i.status, 0, i.stderr)
+        XCTAssertTrue(i.stdout.contains("mix:           Q4_K_M, "), i.stdout)
+        XCTAssertTrue(i.stdout.contains("ffn_down"), i.stdout)
+        let summary = FileTypeMix.summary(of: back)
+        XCTAssertEqual(summary.fileType, "Q4_K_M")
+        let down = summary.roles.first { $0.role == "ffn_down" }!
+        XCTAssertEqual(down.tensors, 2)
+        XCTAssertEqual(Set(down.types.map(\.type)), [.q5_0, .q8_0])
         let bad = try TestSupport.smelt(["quantize", src, "\(dir)/x.gguf", "--type", "q4_k_x"])
         XCTAssertEqual(bad.status, 64)
         XCTAssertTrue(bad.stderr.contains("unknown --type 'q4_k_x'; known: Q4_0, Q4_1, Q8_0"), bad.stderr)
