@@ -137,7 +137,25 @@ func ggmlQKX(
     _ L: UnsafeMutablePointer<UInt8>, theMin: inout Float, _ Laux: UnsafeMutablePointer<UInt8>,
     rmin: Float, rdelta: Float, nstep: Int, mad: Bool
 ) -> Float {
-    @inline(__always) func weight(_ i: Int) -> Float { weights.map { $0[i] } ?? x[i] * x[i] }
+    if let weights {
+        return mad
+            ? ggmlQKX(n, nmax, x, weights, L, &theMin, Laux, rmin, rdelta, nstep, mad: true)
+            : ggmlQKX(n, nmax, x, weights, L, &theMin, Laux, rmin, rdelta, nstep, mad: false)
+    }
+    // make_qkx3_quants without weights: w = x², computed once (the same products).
+    return withUnsafeTemporaryAllocation(of: Float.self, capacity: n) { w in
+        for i in 0..<n { w[i] = x[i] * x[i] }
+        return ggmlQKX(n, nmax, x, UnsafePointer(w.baseAddress!), L, &theMin, Laux, rmin, rdelta, nstep, mad: mad)
+    }
+}
+
+@inline(__always)
+private func ggmlQKX(
+    _ n: Int, _ nmax: Int32, _ x: UnsafePointer<Float>, _ weights: UnsafePointer<Float>,
+    _ L: UnsafeMutablePointer<UInt8>, _ theMin: inout Float, _ Laux: UnsafeMutablePointer<UInt8>,
+    _ rmin: Float, _ rdelta: Float, _ nstep: Int, mad: Bool
+) -> Float {
+    @inline(__always) func weight(_ i: Int) -> Float { weights[i] }
     var min = x[0], max = x[0]
     var sumW = weight(0)
     var sumX = sumW * x[0]
