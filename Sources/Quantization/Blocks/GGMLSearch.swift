@@ -27,6 +27,25 @@ func ggmlQX(
     _ n: Int, _ nmax: Int32, _ x: UnsafePointer<Float>, _ L: UnsafeMutablePointer<Int8>,
     weights qw: UnsafePointer<Float>?, rmse: GGMLDefaultWeight = .square
 ) -> Float {
+    if let qw { return ggmlQX(n, nmax, x, L, qw) }
+    // The default weights, computed once (the same values the C computes per use).
+    return withUnsafeTemporaryAllocation(of: Float.self, capacity: n) { w in
+        for i in 0..<n {
+            switch rmse {
+            case .square: w[i] = x[i] * x[i]
+            case .one: w[i] = 1
+            case .abs: w[i] = abs(x[i])
+            case .sqrtAbs: w[i] = abs(x[i]).squareRoot()
+            }
+        }
+        return ggmlQX(n, nmax, x, L, UnsafePointer(w.baseAddress!))
+    }
+}
+
+@inline(__always)
+private func ggmlQX(
+    _ n: Int, _ nmax: Int32, _ x: UnsafePointer<Float>, _ L: UnsafeMutablePointer<Int8>, _ w: UnsafePointer<Float>
+) -> Float {
     var max: Float = 0, amax: Float = 0
     for i in 0..<n {
         let ax = abs(x[i])
@@ -36,24 +55,14 @@ func ggmlQX(
         for i in 0..<n { L[i] = 0 }
         return 0
     }
-    @inline(__always) func weight(_ i: Int) -> Float {
-        if let qw { return qw[i] }
-        switch rmse {
-        case .square: return x[i] * x[i]
-        case .one: return 1
-        case .abs: return abs(x[i])
-        case .sqrtAbs: return abs(x[i]).squareRoot()
-        }
-    }
     let fmax = Float(nmax)
     var iscale = Float(-nmax) / max
     var sumlx: Float = 0, suml2: Float = 0
     for i in 0..<n {
         let l = Swift.max(-nmax, Swift.min(nmax &- 1, ggmlNearestInt(iscale * x[i])))
         L[i] = Int8(truncatingIfNeeded: l &+ nmax)
-        let w = weight(i)
-        sumlx += w * x[i] * Float(l)
-        suml2 += w * Float(l) * Float(l)
+        sumlx += w[i] * x[i] * Float(l)
+        suml2 += w[i] * Float(l) * Float(l)
     }
     var scale: Float = suml2 != 0 ? sumlx / suml2 : 0
     var best = scale * sumlx
@@ -63,9 +72,8 @@ func ggmlQX(
         suml2 = 0
         for i in 0..<n {
             let l = Swift.max(-nmax, Swift.min(nmax &- 1, ggmlNearestInt(iscale * x[i])))
-            let w = weight(i)
-            sumlx += w * x[i] * Float(l)
-            suml2 += w * Float(l) * Float(l)
+            sumlx += w[i] * x[i] * Float(l)
+            suml2 += w[i] * Float(l) * Float(l)
         }
         if suml2 > 0 && sumlx * sumlx > best * suml2 {
             for i in 0..<n {
