@@ -8,13 +8,13 @@
 # SMELT defaults to .build/release/smelt. F32_GGUF defaults to SmolLM2-135M converted to F32 from
 # the cached Q4_1 GGUF (`make models`) into $BENCH_DIR. llama-quantize is looked up in
 # $LLAMA_CPP_BIN, then /work/llama.cpp/build/bin, then PATH; without it only smelt is timed (and
-# that is said). THREADS (default 2), RUNS (default 3), TYPES (default "q8_0 q4_0 q4_1").
+# that is said). THREADS (default 2), RUNS (default 3), TYPES (default "q8_0 q4_0 q4_1 q4_k_m q6_k").
 set -euo pipefail
 SMELT=${1:-.build/release/smelt}
 WORK=${BENCH_DIR:-/tmp/smelt-bench-quantize}
 THREADS=${THREADS:-2}
 RUNS=${RUNS:-3}
-TYPES=${TYPES:-"q8_0 q4_0 q4_1"}
+TYPES=${TYPES:-"q8_0 q4_0 q4_1 q4_k_m q6_k"}
 mkdir -p "$WORK"
 
 SRC=${2:-$WORK/smollm2-135m-f32.gguf}
@@ -25,7 +25,7 @@ if [[ ! -f $SRC ]]; then
 fi
 
 LQ=""
-for cand in "${LLAMA_CPP_BIN:-}/llama-quantize" /work/llama.cpp/build/bin/llama-quantize "$(command -v llama-quantize || true)"; do
+for cand in "${LLAMA_CPP_BIN:-}/llama-quantize" /work/llama.cpp/build/bin/llama-quantize /work/llama/src/build/bin/llama-quantize "$(command -v llama-quantize || true)"; do
     if [[ -n $cand && -x $cand ]]; then LQ=$cand; break; fi
 done
 
@@ -46,8 +46,10 @@ echo "== round-to-nearest quantization of $(basename "$SRC") ($((BYTES / 1048576
 for t in $TYPES; do
     T=$(echo "$t" | tr a-z A-Z)
     s=(); l=()
+    # K-quant file types: the same mix as llama-quantize (--exact-ggml); the legacy ones pure as before.
+    exact=(); [[ $t == *_k* ]] && exact=(--exact-ggml)
     for i in $(seq "$RUNS"); do
-        s+=("$(seconds "$SMELT" quantize "$SRC" "$WORK/smelt-$t.gguf" --type "$t" --threads "$THREADS" --force)")
+        s+=("$(seconds "$SMELT" quantize "$SRC" "$WORK/smelt-$t.gguf" --type "$t" "${exact[@]}" --threads "$THREADS" --force)")
         rm -f "$WORK/smelt-$t.gguf"
         if [[ -n $LQ ]]; then
             l+=("$(seconds "$LQ" "$SRC" "$WORK/llama-$t.gguf" "$T" "$THREADS")")
@@ -62,4 +64,5 @@ for t in $TYPES; do
         python3 -c "import sys; print(f'{sys.argv[1]}: smelt {float(sys.argv[2]):6.2f} s')" "$T" "$sm"
     fi
 done
-echo "(llama-quantize's Q4_0/Q4_1 also writes the tied token embedding as Q8_0 and, like smelt, keeps norms in F32.)"
+echo "(llama-quantize's Q4_0/Q4_1 also writes the tied token embedding as Q8_0 and, like smelt, keeps norms in F32;"
+echo " Q4_K_M and Q6_K run with --exact-ggml: the same mix and bytes as llama-quantize.)"
