@@ -8,6 +8,11 @@ let package = Package(
         .executable(name: "smelt", targets: ["SmeltCLI"]),
         .library(name: "TensorGraph", targets: ["TensorGraph"]),
         .library(name: "Formats", targets: ["Formats"]),
+        // For the fuzz targets in Fuzz/ (a package of its own).
+        .library(name: "Codecs", targets: ["Codecs"]),
+        .library(name: "Quantization", targets: ["Quantization"]),
+        .library(name: "Tokenizers", targets: ["Tokenizers"]),
+        .library(name: "Architectures", targets: ["Architectures"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

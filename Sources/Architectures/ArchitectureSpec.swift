@@ -144,19 +144,20 @@ public enum ArchitectureError: Error, CustomStringConvertible {
     case unmappedTensor(name: String, architecture: String)
     case badShape(tensor: String, shape: [Int], reason: String)
     case missingTokenizer(reason: String)
-    case badTokenizer(reason: String)
+    /// `file`: which of the tokenizer files (`tokenizer.json`, `tokenizer_config.json`).
+    case badTokenizer(file: String = "tokenizer.json", reason: String)
 
     public var description: String {
         switch self {
         case let .badTable(file, reason): return "formats/\(file): \(reason)"
         case let .unsupported(arch, supported):
-            return "architecture '\(arch ?? "(not stated)")' is not supported for this conversion (supported: \(supported.joined(separator: ", ")))"
-        case let .missingConfig(key, arch): return "\(arch): the model's configuration lacks '\(key)'"
-        case let .badConfig(key, reason): return "configuration key '\(key)': \(reason)"
-        case let .unmappedTensor(name, arch): return "tensor '\(name)' has no \(arch) mapping (see formats/architectures/\(arch).json)"
-        case let .badShape(tensor, shape, reason): return "tensor '\(tensor)' \(shape): \(reason)"
-        case let .missingTokenizer(reason): return "tokenizer: \(reason)"
-        case let .badTokenizer(reason): return "tokenizer.json: \(reason)"
+            return "architecture '\(arch.map { Echo.value($0) } ?? "(not stated)")' is not supported for this conversion (supported: \(supported.joined(separator: ", ")))"
+        case let .missingConfig(key, arch): return "\(Echo.value(arch)): the model's configuration lacks '\(Echo.value(key))'"
+        case let .badConfig(key, reason): return "configuration key '\(Echo.value(key))': \(Echo.text(reason))"
+        case let .unmappedTensor(name, arch): return "tensor '\(Echo.value(name))' has no \(Echo.value(arch)) mapping (see formats/architectures/\(Echo.value(arch)).json)"
+        case let .badShape(tensor, shape, reason): return "tensor '\(Echo.value(tensor))' \(shape): \(Echo.text(reason))"
+        case let .missingTokenizer(reason): return "tokenizer: \(Echo.text(reason))"
+        case let .badTokenizer(file, reason): return "\(file): \(Echo.text(reason))"
         }
     }
 }

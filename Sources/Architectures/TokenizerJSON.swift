@@ -56,20 +56,20 @@ public enum TokenizerJSON {
         let json: JSONValue
         do { json = try JSONParser.parse(text) } catch { throw ArchitectureError.badTokenizer(reason: error.description) }
         guard let model = json["model"], model["type"]?.stringValue == "BPE" else {
-            throw ArchitectureError.badTokenizer(reason: "model type '\(json["model"]?["type"]?.stringValue ?? "?")' is not BPE (only byte-level BPE converts)")
+            throw ArchitectureError.badTokenizer(reason: "model type \(Echo.json(json["model"]?["type"] ?? .null)) is not \"BPE\" (only byte-level BPE converts)")
         }
         guard let vocab = model["vocab"]?.objectEntries else { throw ArchitectureError.badTokenizer(reason: "model.vocab missing") }
         var byID: [Int: String] = [:]
         for (token, idValue) in vocab {
             guard let id = idValue.intValue, id >= 0, id < 10_000_000 else {
-                throw ArchitectureError.badTokenizer(reason: "vocab id of '\(token)' is not a valid id")
+                throw ArchitectureError.badTokenizer(reason: "vocab id \(Echo.json(idValue)) of '\(Echo.value(token))' is not an integer in 0..<10000000")
             }
             byID[id] = token
         }
         var types: [Int: TokenType] = [:]
         for added in json["added_tokens"]?.arrayValue ?? [] {
             guard let id = added["id"]?.intValue, let content = added["content"]?.stringValue, id >= 0, id < 10_000_000 else {
-                throw ArchitectureError.badTokenizer(reason: "added token \(added) lacks id or content")
+                throw ArchitectureError.badTokenizer(reason: "added token \(Echo.json(added)) lacks an id in 0..<10000000 or a string content")
             }
             byID[id] = content
             types[id] = added["special"]?.boolValue == true ? .control : .userDefined
@@ -94,19 +94,19 @@ public enum TokenizerJSON {
             } else if let pair = m.arrayValue?.compactMap(\.stringValue), pair.count == 2 {
                 tok.merges.append(pair[0] + " " + pair[1])
             } else {
-                throw ArchitectureError.badTokenizer(reason: "merge \(m) is neither \"a b\" nor [a, b]")
+                throw ArchitectureError.badTokenizer(reason: "merge \(Echo.json(m)) is neither \"a b\" nor [\"a\", \"b\"]")
             }
         }
         if let pre = json["pre_tokenizer"], let kind = preKind(matching: pre) {
             tok.preTokenizer = kind.pre
         } else {
             throw ArchitectureError.badTokenizer(
-                reason: "pre_tokenizer \(JSONWriter.write(json["pre_tokenizer"] ?? .null)) matches none of the kinds in formats/tokenizer-pre.json (\(preKinds.map(\.pre).joined(separator: ", ")))")
+                reason: "pre_tokenizer \(Echo.json(json["pre_tokenizer"] ?? .null, limit: 200)) matches none of the kinds in formats/tokenizer-pre.json (\(preKinds.map(\.pre).joined(separator: ", ")))")
         }
 
         let tc = try tokenizerConfig.map { text -> JSONValue in
             do { return try JSONParser.parse(text) } catch {
-                throw ArchitectureError.badTokenizer(reason: "tokenizer_config.json: \(error)")
+                throw ArchitectureError.badTokenizer(file: "tokenizer_config.json", reason: "\(error)")
             }
         }
         func tokenID(_ key: String) -> Int? {

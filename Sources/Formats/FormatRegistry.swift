@@ -63,7 +63,7 @@ public enum FormatRegistryError: Error, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .unknownFormat(path):
-            return "\(path): unknown format (expected a .safetensors, .gguf or .ingot file, an index .json, or a model folder)"
+            return "\(Echo.path(path)): unknown format (expected a .safetensors, .gguf or .ingot file, an index .json, or a model folder)"
         }
     }
 }

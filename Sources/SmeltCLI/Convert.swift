@@ -77,8 +77,10 @@ struct Convert: ParsableCommand {
             }
             let started = Date()
             let opened = try ModelSource.open(input)
-            let graph = try Conversion.prepare(opened.graph, from: opened.origin, to: outputFormat, dtype: target) { note in
-                Terminal.printErr("smelt: note: \(note)")
+            let graph = try InputError.naming(input) {
+                try Conversion.prepare(opened.graph, from: opened.origin, to: outputFormat, dtype: target) { note in
+                    Terminal.printErr("smelt: note: \(note)")
+                }
             }
             let progress = Terminal.Progress(label: "convert", total: graph.totalBytes)
             let written: [String]

@@ -26,8 +26,10 @@ struct Tokenize: ParsableCommand {
         try SmeltCLI.run {
             let started = Date()
             let (_, graph) = try FormatRegistry.open(model)
-            let data = try TokenizerJSON.tokenizer(of: graph)
-            let encode = try TextEncoder.encoder(for: data, metadata: graph.metadata)
+            let (data, encode) = try InputError.naming(model) {
+                let data = try TokenizerJSON.tokenizer(of: graph)
+                return (data, try TextEncoder.encoder(for: data, metadata: graph.metadata))
+            }
             let loaded = Date()
             let bytes: [UInt8]
             if text == "-" {

@@ -139,12 +139,13 @@ public enum StorageError: Error, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case let .open(file, reason): return "\(file): cannot open: \(reason)"
-        case let .io(file, offset, reason): return "\(file): read error at byte \(offset): \(reason)"
+        case let .open(file, reason): return "\(Echo.path(file)): cannot open: \(Echo.text(reason))"
+        case let .io(file, offset, reason): return "\(Echo.path(file)): read error at byte \(offset): \(Echo.text(reason))"
         case let .shortRead(file, offset, wanted, got):
-            return "\(file): truncated: wanted \(wanted) bytes at offset \(offset), the file had \(got)"
+            // `got` is what this read obtained before the end of the file, not the file's size.
+            return "\(Echo.path(file)): truncated: wanted \(wanted) bytes at offset \(offset), but the file ends at byte \(offset + got) (got \(got))"
         case let .outOfRange(what, offset, count, size):
-            return "\(what): read of \(count) bytes at \(offset) is outside its \(size) bytes"
+            return "\(Echo.text(what)): read of \(count) bytes at \(offset) is outside its \(size) bytes"
         case let .producer(message): return message
         case let .shrank(file, offset, wanted, size, openedSize):
             return "\(file): the file changed while being read: it is now \(size) bytes (it was \(openedSize) when opened), "

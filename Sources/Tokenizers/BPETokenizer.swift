@@ -20,11 +20,11 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case let .notByteLevelBPE(model):
-            return "tokenizer model '\(model ?? "none")' is not byte-level BPE ('gpt2')"
+            return "tokenizer model '\(model.map { Echo.value($0) } ?? "none")' is not byte-level BPE ('gpt2')"
         case let .notSentencePiece(model):
-            return "tokenizer model '\(model ?? "none")' is not SentencePiece ('llama')"
+            return "tokenizer model '\(model.map { Echo.value($0) } ?? "none")' is not SentencePiece ('llama')"
         case let .unknownPreTokenizer(name):
-            return "unknown pre-tokenizer '\(name)' (known: \(PreTokenizerKind.names.joined(separator: ", ")))"
+            return "unknown pre-tokenizer '\(Echo.value(name))' (known: \(PreTokenizerKind.names.joined(separator: ", ")))"
         case .emptyVocabulary:
             return "the tokenizer has no tokens"
         case let .tokenIDOutOfRange(name, id, count):

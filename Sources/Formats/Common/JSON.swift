@@ -1,3 +1,5 @@
+import TensorGraph
+
 /// A strict JSON parser (RFC 8259) that keeps object keys in order and rejects duplicate keys, as
 /// a model header must. Works on raw bytes; invalid UTF-8 is an error.
 public indirect enum JSONValue: Equatable, Sendable {
@@ -61,7 +63,7 @@ public struct JSONError: Error, CustomStringConvertible {
     public let reason: String
     /// Set when the text repeats a key inside one object.
     public var duplicateKey: String? = nil
-    public var description: String { "invalid JSON at byte \(offset): \(reason)" }
+    public var description: String { "invalid JSON at byte \(offset): \(Echo.text(reason))" }
 }
 
 public struct JSONParser {
@@ -124,7 +126,9 @@ public struct JSONParser {
         case UInt8(ascii: "f"): return try expect("false", .bool(false))
         case UInt8(ascii: "n"): return try expect("null", .null)
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return try number()
-        default: throw fail("unexpected character '\(Character(Unicode.Scalar(c)))'")
+        default:
+            let shown = c >= 0x20 && c < 0x7f ? "'\(Character(Unicode.Scalar(c)))'" : "byte 0x\(Echo.hex(UInt32(c), digits: 2))"
+            throw fail("unexpected character \(shown)")
         }
     }
 
@@ -140,7 +144,7 @@ public struct JSONParser {
             let keyStart = pos
             let key = try string()
             guard seen.insert(key).inserted else {
-                throw JSONError(offset: keyStart, reason: "duplicate key \"\(key)\"", duplicateKey: key)
+                throw JSONError(offset: keyStart, reason: "duplicate key \"\(Echo.value(key))\"", duplicateKey: key)
             }
             skipSpace()
             guard peek == UInt8(ascii: ":") else { throw fail("expected ':'") }
@@ -340,4 +344,11 @@ extension JSONValue {
     public static func int(_ v: Int) -> JSONValue { .number(String(v)) }
     /// A double as JSON (Swift prints the shortest text that reads back the same); non-finite → null.
     public static func double(_ v: Double) -> JSONValue { v.isFinite ? .number("\(v)") : .null }
+}
+
+extension Echo {
+    /// A JSON value as an error message shows it: compact JSON text, escaped and cut as `value`.
+    public static func json(_ v: JSONValue, limit: Int = valueLimit) -> String {
+        value(JSONWriter.write(v), limit: limit)
+    }
 }

@@ -43,70 +43,70 @@ public enum GGUFError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case let .truncated(file, what, offset, needed, fileSize):
-            return "\(file): truncated: \(what) needs \(needed) bytes at offset \(offset), the file has \(fileSize) bytes"
+            return "\(Echo.path(file)): truncated: \(Echo.text(what)) needs \(needed) bytes at offset \(offset), the file has \(fileSize) bytes"
         case let .badMagic(file, found):
             let shown = found.map { $0 >= 0x20 && $0 < 0x7f ? String(UnicodeScalar($0)) : "?" }.joined()
             let hex = found.map { hex2($0) }.joined(separator: " ")
-            return "\(file): not a GGUF file: magic is '\(shown)' (\(hex)), expected 'GGUF' (47 47 55 46)"
+            return "\(Echo.path(file)): not a GGUF file: magic is '\(shown)' (\(hex)), expected 'GGUF' (47 47 55 46)"
         case let .unsupportedVersion(file, version):
             let swapped = version & 0xffff == 0 ? " (byte-swapped: a big-endian file?)" : ""
-            return "\(file): GGUF version \(version) is not supported (versions 2 and 3 are)\(swapped)"
+            return "\(Echo.path(file)): GGUF version \(version) is not supported (versions 2 and 3 are)\(swapped)"
         case let .countTooLarge(file, what, count, minimumBytes, available):
-            return "\(file): header declares \(count) \(what)s, which need at least \(minimumBytes) bytes each, but only \(available) bytes follow the header"
+            return "\(Echo.path(file)): header declares \(count) \(Echo.text(what))s, which need at least \(minimumBytes) bytes each, but only \(available) bytes follow the header"
         case let .emptyKey(file, index, offset):
-            return "\(file): metadata key \(index) at offset \(offset) is empty"
+            return "\(Echo.path(file)): metadata key \(index) at offset \(offset) is empty"
         case let .duplicateKey(file, key, offset):
-            return "\(file): metadata key '\(key)' at offset \(offset) appears more than once"
+            return "\(Echo.path(file)): metadata key '\(Echo.value(key))' at offset \(offset) appears more than once"
         case let .unknownValueType(file, key, offset, type):
-            return "\(file): metadata key '\(key)': unknown value type \(type) at offset \(offset)"
+            return "\(Echo.path(file)): metadata key '\(Echo.value(key))': unknown value type \(type) at offset \(offset)"
         case let .stringTooLong(file, what, offset, length, remaining):
-            return "\(file): \(what): string length \(length) at offset \(offset) is longer than the \(remaining) bytes left in the file"
+            return "\(Echo.path(file)): \(Echo.text(what)): string length \(length) at offset \(offset) is longer than the \(remaining) bytes left in the file"
         case let .arrayTooLong(file, key, offset, count, elementType, remaining):
-            return "\(file): metadata key '\(key)': array of \(count) \(elementType) values at offset \(offset) cannot fit in the \(remaining) bytes left in the file"
+            return "\(Echo.path(file)): metadata key '\(Echo.value(key))': array of \(count) \(elementType) values at offset \(offset) cannot fit in the \(remaining) bytes left in the file"
         case let .nestingTooDeep(file, key, offset, limit):
-            return "\(file): metadata key '\(key)': arrays nested deeper than \(limit) levels at offset \(offset)"
+            return "\(Echo.path(file)): metadata key '\(Echo.value(key))': arrays nested deeper than \(limit) levels at offset \(offset)"
         case let .invalidUTF8(file, what, offset):
-            return "\(file): \(what): string at offset \(offset) is not valid UTF-8"
+            return "\(Echo.path(file)): \(Echo.text(what)): string at offset \(offset) is not valid UTF-8"
         case let .invalidBool(file, key, offset, byte):
-            return "\(file): metadata key '\(key)': bool at offset \(offset) is \(byte), not 0 or 1"
+            return "\(Echo.path(file)): metadata key '\(Echo.value(key))': bool at offset \(offset) is \(byte), not 0 or 1"
         case let .badAlignment(file, value):
-            return "\(file): general.alignment must be a uint32 nonzero power of two, not \(value)"
+            return "\(Echo.path(file)): general.alignment must be a uint32 nonzero power of two, not \(Echo.text(value))"
         case let .tooManyDimensions(file, tensor, nDims, limit):
-            return "\(file): tensor '\(tensor)' has \(nDims) dimensions, more than the \(limit) ggml allows"
+            return "\(Echo.path(file)): tensor '\(Echo.value(tensor))' has \(nDims) dimensions, more than the \(limit) ggml allows"
         case let .zeroDimension(file, tensor, ne):
-            return "\(file): tensor '\(tensor)' has a zero dimension: ne \(ne)"
+            return "\(Echo.path(file)): tensor '\(Echo.value(tensor))' has a zero dimension: ne \(ne)"
         case let .shapeOverflow(file, tensor, ne):
-            return "\(file): tensor '\(tensor)': dimensions ne \(ne) overflow: their product does not fit in 63 bits"
+            return "\(Echo.path(file)): tensor '\(Echo.value(tensor))': dimensions ne \(ne) overflow: their product does not fit in 63 bits"
         case let .unknownTensorType(file, tensor, type):
-            return "\(file): tensor '\(tensor)' has unknown ggml type \(type)"
+            return "\(Echo.path(file)): tensor '\(Echo.value(tensor))' has unknown ggml type \(type)"
         case let .shape(file, tensor, e):
-            return "\(file): tensor '\(tensor)': \(e)"
+            return "\(Echo.path(file)): tensor '\(Echo.value(tensor))': \(e)"
         case let .duplicateTensor(file, tensor):
-            return "\(file): tensor '\(tensor)' appears more than once"
+            return "\(Echo.path(file)): tensor '\(Echo.value(tensor))' appears more than once"
         case let .misalignedOffset(file, tensor, offset, alignment):
-            return "\(file): tensor '\(tensor)': data offset \(offset) is not a multiple of the alignment \(alignment)"
+            return "\(Echo.path(file)): tensor '\(Echo.value(tensor))': data offset \(offset) is not a multiple of the alignment \(alignment)"
         case let .dataPastEnd(file, tensor, start, byteCount, fileSize):
-            return "\(file): tensor '\(tensor)': \(byteCount) bytes at file offset \(start) run past the end of the \(fileSize)-byte file"
+            return "\(Echo.path(file)): tensor '\(Echo.value(tensor))': \(byteCount) bytes at file offset \(start) run past the end of the \(fileSize)-byte file"
         case let .overlap(file, tensor, start, previous, previousEnd):
-            return "\(file): tensor '\(tensor)' data starts at offset \(start), overlapping tensor '\(previous)' which ends at \(previousEnd)"
+            return "\(Echo.path(file)): tensor '\(Echo.value(tensor))' data starts at offset \(start), overlapping tensor '\(Echo.value(previous))' which ends at \(previousEnd)"
         case let .badSplitKey(file, key, value):
-            return "\(file): split key '\(key)' has an invalid value \(value)"
+            return "\(Echo.path(file)): split key '\(Echo.value(key))' has an invalid value \(Echo.text(value))"
         case let .splitNameUnrecognized(file, count):
-            return "\(file): declares split.count \(count) but is not named like STEM-00001-of-\(GGUF.pad5(count)).gguf, so the other files cannot be found"
+            return "\(Echo.path(file)): declares split.count \(count) but is not named like STEM-00001-of-\(GGUF.pad5(count)).gguf, so the other files cannot be found"
         case let .missingSplit(file, expected):
-            return "\(file): belongs to a split set but '\(expected)' does not exist"
+            return "\(Echo.path(file)): belongs to a split set but '\(Echo.path(expected))' does not exist"
         case let .splitMismatch(file, key, expected, found):
-            return "\(file): \(key) is \(found), expected \(expected)"
+            return "\(Echo.path(file)): \(Echo.value(key)) is \(found), expected \(expected)"
         case let .splitTensorCount(file, declared, found):
-            return "\(file): split.tensors.count is \(declared) but the split files hold \(found) tensors"
+            return "\(Echo.path(file)): split.tensors.count is \(declared) but the split files hold \(found) tensors"
         case let .cannotStore(file, tensor, dtype):
-            return "\(file): tensor '\(tensor)': GGUF cannot hold \(dtype.displayName) (it has no ggml type; cast it first, e.g. --dtype f16)"
+            return "\(Echo.path(file)): tensor '\(Echo.value(tensor))': GGUF cannot hold \(dtype.displayName) (it has no ggml type; cast it first, e.g. --dtype f16)"
         case let .cannotWriteShape(file, tensor, shape, reason):
-            return "\(file): tensor '\(tensor)' shape \(shape): \(reason)"
+            return "\(Echo.path(file)): tensor '\(Echo.value(tensor))' shape \(shape): \(Echo.text(reason))"
         case let .badMetadata(file, key, reason):
-            return "\(file): metadata key '\(key)': \(reason)"
+            return "\(Echo.path(file)): metadata key '\(Echo.value(key))': \(Echo.text(reason))"
         case let .badSplitLimit(file, reason):
-            return "\(file): \(reason)"
+            return "\(Echo.path(file)): \(Echo.text(reason))"
         }
     }
 

@@ -103,7 +103,7 @@ public enum GGUFReader {
             guard !key.isEmpty else { throw GGUFError.emptyKey(file: path, index: i, offset: at) }
             guard metadata[key] == nil else { throw GGUFError.duplicateKey(file: path, key: key, offset: at) }
             let typeAt = c.offset
-            let type = try c.read(UInt32.self, "metadata key '\(key)' type")
+            let type = try c.read(UInt32.self, "metadata key '\(Echo.value(key))' type")
             metadata[key] = try readValue(&c, type: type, typeOffset: typeAt, key: key, depth: 0)
         }
 
@@ -114,14 +114,14 @@ public enum GGUFReader {
         var names = Set<String>()
         for i in 0..<Int(tensorCount) {
             let name = try c.string("tensor info \(i) name")
-            let nDims = try c.read(UInt32.self, "tensor '\(name)' n_dims")
+            let nDims = try c.read(UInt32.self, "tensor '\(Echo.value(name))' n_dims")
             guard nDims <= UInt32(GGUF.maxDimensions) else {
                 throw GGUFError.tooManyDimensions(file: path, tensor: name, nDims: nDims, limit: GGUF.maxDimensions)
             }
             var ne: [UInt64] = []
-            for d in 0..<Int(nDims) { ne.append(try c.read(UInt64.self, "tensor '\(name)' ne[\(d)]")) }
-            let typeID = try c.read(UInt32.self, "tensor '\(name)' type")
-            let offset = try c.read(UInt64.self, "tensor '\(name)' offset")
+            for d in 0..<Int(nDims) { ne.append(try c.read(UInt64.self, "tensor '\(Echo.value(name))' ne[\(d)]")) }
+            let typeID = try c.read(UInt32.self, "tensor '\(Echo.value(name))' type")
+            let offset = try c.read(UInt64.self, "tensor '\(Echo.value(name))' offset")
 
             guard names.insert(name).inserted else { throw GGUFError.duplicateTensor(file: path, tensor: name) }
             if ne.contains(0) { throw GGUFError.zeroDimension(file: path, tensor: name, ne: ne) }
@@ -196,7 +196,7 @@ public enum GGUFReader {
         guard let type = MetadataType(rawValue: raw) else {
             throw GGUFError.unknownValueType(file: c.path, key: key, offset: typeOffset, type: raw)
         }
-        let what = { "metadata key '\(key)' value" }
+        let what = { "metadata key '\(Echo.value(key))' value" }
         switch type {
         case .uint8: return .uint8(try c.read(UInt8.self, what()))
         case .int8: return .int8(try c.read(Int8.self, what()))
@@ -220,12 +220,12 @@ public enum GGUFReader {
                 throw GGUFError.nestingTooDeep(file: c.path, key: key, offset: typeOffset, limit: GGUF.maxArrayDepth)
             }
             let elementAt = c.offset
-            let rawElement = try c.read(UInt32.self, "metadata key '\(key)' array element type")
+            let rawElement = try c.read(UInt32.self, "metadata key '\(Echo.value(key))' array element type")
             guard let element = MetadataType(rawValue: rawElement) else {
                 throw GGUFError.unknownValueType(file: c.path, key: key, offset: elementAt, type: rawElement)
             }
             let countAt = c.offset
-            let count = try c.read(UInt64.self, "metadata key '\(key)' array length")
+            let count = try c.read(UInt64.self, "metadata key '\(Echo.value(key))' array length")
             guard count <= UInt64(c.remaining / minimumSize(element)) else {
                 throw GGUFError.arrayTooLong(
                     file: c.path, key: key, offset: countAt, count: count, elementType: element.name,
@@ -244,7 +244,7 @@ public enum GGUFReader {
     static func alignmentOf(_ metadata: Metadata, file: String) throws(GGUFError) -> Int {
         guard let v = metadata[GGUFKeys.alignment] else { return GGUF.defaultAlignment }
         guard case let .uint32(a) = v, a != 0, a & (a - 1) == 0 else {
-            throw .badAlignment(file: file, value: "\(v.type.name) \(v.description)")
+            throw .badAlignment(file: file, value: "\(v.type.name) \(Echo.value(v.description))")
         }
         return Int(a)
     }
@@ -259,7 +259,7 @@ public enum GGUFReader {
     static func splitCount(_ f: GGUFFile) throws -> Int? {
         guard let v = f.metadata[GGUFKeys.splitCount] else { return nil }
         guard let n = v.intValue, n >= 1, n <= GGUF.maxSplitCount else {
-            throw GGUFError.badSplitKey(file: f.path, key: GGUFKeys.splitCount, value: "\(v.type.name) \(v)")
+            throw GGUFError.badSplitKey(file: f.path, key: GGUFKeys.splitCount, value: "\(v.type.name) \(Echo.value(v.description))")
         }
         return n
     }
@@ -285,7 +285,7 @@ public enum GGUFReader {
             let c = try splitCount(f) ?? 0
             guard c == count else { throw GGUFError.splitMismatch(file: f.path, key: GGUFKeys.splitCount, expected: count, found: c) }
             guard let noValue = f.metadata[GGUFKeys.splitNo], let no = noValue.intValue else {
-                let shown = f.metadata[GGUFKeys.splitNo].map { "\($0.type.name) \($0)" } ?? "(missing)"
+                let shown = f.metadata[GGUFKeys.splitNo].map { "\($0.type.name) \(Echo.value($0.description))" } ?? "(missing)"
                 throw GGUFError.badSplitKey(file: f.path, key: GGUFKeys.splitNo, value: shown)
             }
             guard no == i - 1 else { throw GGUFError.splitMismatch(file: f.path, key: GGUFKeys.splitNo, expected: i - 1, found: no) }
@@ -295,7 +295,7 @@ public enum GGUFReader {
         for f in files {
             guard let v = f.metadata[GGUFKeys.splitTensorsCount] else { continue }
             guard let declared = v.intValue else {
-                throw GGUFError.badSplitKey(file: f.path, key: GGUFKeys.splitTensorsCount, value: "\(v.type.name) \(v)")
+                throw GGUFError.badSplitKey(file: f.path, key: GGUFKeys.splitTensorsCount, value: "\(v.type.name) \(Echo.value(v.description))")
             }
             guard declared == found else { throw GGUFError.splitTensorCount(file: f.path, declared: declared, found: found) }
         }

@@ -105,9 +105,9 @@ public enum HFFolderError: Error, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case let .noWeights(dir): return "\(dir): no *.safetensors files and no model.safetensors.index.json"
-        case let .unreadable(dir, reason): return "\(dir): cannot list: \(reason)"
-        case let .badSideFile(file, reason): return "\(file): \(reason)"
+        case let .noWeights(dir): return "\(Echo.path(dir)): no *.safetensors files and no model.safetensors.index.json"
+        case let .unreadable(dir, reason): return "\(Echo.path(dir)): cannot list: \(Echo.text(reason))"
+        case let .badSideFile(file, reason): return "\(Echo.path(file)): \(Echo.text(reason))"
         }
     }
 }

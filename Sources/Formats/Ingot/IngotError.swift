@@ -45,71 +45,71 @@ public enum IngotError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case let .notIngot(file, found):
-            return "\(file): not an Ingot file (starts with \(hex(found)), expected \(hex(Ingot.magic)))"
+            return "\(Echo.path(file)): not an Ingot file (starts with \(hex(found)), expected \(hex(Ingot.magic)))"
         case let .truncated(file, size, minimum):
-            return "\(file): truncated: \(size) bytes, an Ingot file has at least \(minimum)"
+            return "\(Echo.path(file)): truncated: \(size) bytes, an Ingot file has at least \(minimum)"
         case let .unsupportedVersion(file, major, minor):
-            return "\(file): Ingot version \(major).\(minor) is not supported (this reader reads \(Ingot.majorVersion).x)"
+            return "\(Echo.path(file)): Ingot version \(major).\(minor) is not supported (this reader reads \(Ingot.majorVersion).x)"
         case let .badPrelude(file, reason):
-            return "\(file): bad prelude: \(reason)"
+            return "\(Echo.path(file)): bad prelude: \(Echo.text(reason))"
         case let .noTrailer(file, found):
-            return "\(file): truncated or unfinished: no trailer at the end of the file (found \(hex(found)) where \(hex(Ingot.trailerMagic)) belongs)"
+            return "\(Echo.path(file)): truncated or unfinished: no trailer at the end of the file (found \(hex(found)) where \(hex(Ingot.trailerMagic)) belongs)"
         case let .trailerChecksum(file, stored, computed):
-            return "\(file): trailer checksum mismatch (stored \(hex64(stored)), computed \(hex64(computed))): the prelude or trailer is corrupt"
+            return "\(Echo.path(file)): trailer checksum mismatch (stored \(hex64(stored)), computed \(hex64(computed))): the prelude or trailer is corrupt"
         case let .badTrailer(file, reason):
-            return "\(file): bad trailer: \(reason)"
+            return "\(Echo.path(file)): bad trailer: \(Echo.text(reason))"
         case let .headerOutOfRange(file, offset, length, fileSize):
-            return "\(file): trailer points to a header of \(length) bytes at offset \(offset), outside the \(fileSize)-byte file (or not right before the trailer)"
+            return "\(Echo.path(file)): trailer points to a header of \(length) bytes at offset \(offset), outside the \(fileSize)-byte file (or not right before the trailer)"
         case let .headerTooLarge(file, declared, limit):
-            return "\(file): header of \(declared) bytes is above the \(limit)-byte limit"
+            return "\(Echo.path(file)): header of \(declared) bytes is above the \(limit)-byte limit"
         case let .headerChecksum(file, stored, computed):
-            return "\(file): header checksum mismatch (stored \(hex64(stored)), computed \(hex64(computed))): the header or tensor index is corrupt"
+            return "\(Echo.path(file)): header checksum mismatch (stored \(hex64(stored)), computed \(hex64(computed))): the header or tensor index is corrupt"
         case let .headerDecompression(file, reason):
-            return "\(file): header: \(reason)"
+            return "\(Echo.path(file)): header: \(Echo.text(reason))"
         case let .headerTruncated(file, what, offset, needed, available):
-            return "\(file): header: \(what) at header byte \(offset) needs \(needed) bytes, \(available) left"
+            return "\(Echo.path(file)): header: \(Echo.text(what)) at header byte \(offset) needs \(needed) bytes, \(available) left"
         case let .badHeader(file, reason):
-            return "\(file): header: \(reason)"
+            return "\(Echo.path(file)): header: \(Echo.text(reason))"
         case let .unknownRequiredSection(file, tag):
-            return "\(file): header: required section '\(tag)' is unknown to this reader (written by a newer Smelt?)"
+            return "\(Echo.path(file)): header: required section '\(Echo.value(tag))' is unknown to this reader (written by a newer Smelt?)"
         case let .missingSection(file, tag):
-            return "\(file): header: section '\(tag)' is missing"
+            return "\(Echo.path(file)): header: section '\(Echo.value(tag))' is missing"
         case let .countTooLarge(file, what, count, available):
-            return "\(file): header: \(count) \(what) cannot fit in the \(available) bytes left"
+            return "\(Echo.path(file)): header: \(count) \(Echo.text(what)) cannot fit in the \(available) bytes left"
         case let .duplicateKey(file, key):
-            return "\(file): header: metadata key '\(key)' appears more than once"
+            return "\(Echo.path(file)): header: metadata key '\(Echo.value(key))' appears more than once"
         case let .duplicateTensor(file, tensor):
-            return "\(file): tensor '\(tensor)' appears more than once"
+            return "\(Echo.path(file)): tensor '\(Echo.value(tensor))' appears more than once"
         case let .unknownDType(file, tensor, dtype):
-            return "\(file): tensor '\(tensor)': unknown dtype '\(dtype)'"
+            return "\(Echo.path(file)): tensor '\(Echo.value(tensor))': unknown dtype '\(Echo.value(dtype))'"
         case let .badTensor(file, tensor, reason):
-            return "\(file): tensor '\(tensor)': \(reason)"
+            return "\(Echo.path(file)): tensor '\(Echo.value(tensor))': \(Echo.text(reason))"
         case let .badLayout(file, tensor, reason):
-            return "\(file): tensor '\(tensor)': bad transform layout: \(reason)"
+            return "\(Echo.path(file)): tensor '\(Echo.value(tensor))': bad transform layout: \(Echo.text(reason))"
         case let .chunkSizesDoNotAddUp(file, tensor, sum, expected):
-            return "\(file): tensor '\(tensor)': its chunks hold \(sum) bytes, the tensor has \(expected)"
+            return "\(Echo.path(file)): tensor '\(Echo.value(tensor))': its chunks hold \(sum) bytes, the tensor has \(expected)"
         case let .badChunk(file, tensor, chunk, reason):
-            return "\(file): tensor '\(tensor)' chunk \(chunk): \(reason)"
+            return "\(Echo.path(file)): tensor '\(Echo.value(tensor))' chunk \(chunk): \(Echo.text(reason))"
         case let .chunkOutOfRange(file, tensor, chunk, offset, length, dataEnd):
-            return "\(file): tensor '\(tensor)' chunk \(chunk): \(length) bytes at offset \(offset) are outside the data section (which ends at \(dataEnd))"
+            return "\(Echo.path(file)): tensor '\(Echo.value(tensor))' chunk \(chunk): \(length) bytes at offset \(offset) are outside the data section (which ends at \(dataEnd))"
         case let .chunkNotContiguous(file, tensor, chunk, offset, expected):
-            return "\(file): tensor '\(tensor)' chunk \(chunk): starts at offset \(offset), expected \(expected) (chunks are stored back to back in index order)"
+            return "\(Echo.path(file)): tensor '\(Echo.value(tensor))' chunk \(chunk): starts at offset \(offset), expected \(expected) (chunks are stored back to back in index order)"
         case let .dataNotCovered(file, dataEnd, chunksEnd):
-            return "\(file): chunks end at offset \(chunksEnd) but the data section ends at \(dataEnd)"
+            return "\(Echo.path(file)): chunks end at offset \(chunksEnd) but the data section ends at \(dataEnd)"
         case let .chunkChecksum(file, tensor, chunk, offset, stored, computed):
-            return "\(file): tensor '\(tensor)' chunk \(chunk) (at offset \(offset)): checksum mismatch (stored \(hex64(stored)), computed \(hex64(computed))): the chunk is corrupt"
+            return "\(Echo.path(file)): tensor '\(Echo.value(tensor))' chunk \(chunk) (at offset \(offset)): checksum mismatch (stored \(hex64(stored)), computed \(hex64(computed))): the chunk is corrupt"
         case let .badStreamTable(file, tensor, chunk, reason):
-            return "\(file): tensor '\(tensor)' chunk \(chunk): \(reason)"
+            return "\(Echo.path(file)): tensor '\(Echo.value(tensor))' chunk \(chunk): \(Echo.text(reason))"
         case let .streamDecompression(file, tensor, chunk, stream, reason):
-            return "\(file): tensor '\(tensor)' chunk \(chunk) stream \(stream): \(reason)"
+            return "\(Echo.path(file)): tensor '\(Echo.value(tensor))' chunk \(chunk) stream \(stream): \(Echo.text(reason))"
         case let .io(file, reason):
-            return "\(file): \(reason)"
+            return "\(Echo.path(file)): \(Echo.text(reason))"
         case let .badOption(file, reason):
-            return "\(file): \(reason)"
+            return "\(Echo.path(file)): \(Echo.text(reason))"
         case let .cannotStore(file, tensor, reason):
-            return "\(file): tensor '\(tensor)': \(reason)"
+            return "\(Echo.path(file)): tensor '\(Echo.value(tensor))': \(Echo.text(reason))"
         case let .badMetadata(file, key, reason):
-            return "\(file): metadata key '\(key)': \(reason)"
+            return "\(Echo.path(file)): metadata key '\(Echo.value(key))': \(Echo.text(reason))"
         }
     }
 

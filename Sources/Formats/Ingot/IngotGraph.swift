@@ -83,7 +83,7 @@ enum IngotGraphFields {
         var h = Hyperparameters()
         var t = Tokenizer()
         func bad(_ key: String, _ v: MetadataValue) -> IngotError {
-            .badHeader(file: file, reason: "graph field '\(key)' has an unusable \(v.type.name) value")
+            .badHeader(file: file, reason: "graph field '\(Echo.value(key))' has an unusable \(v.type.name) value")
         }
         func int(_ key: String, _ v: MetadataValue) throws(IngotError) -> Int {
             guard case let .int64(x) = v, let i = Int(exactly: x) else { throw bad(key, v) }
@@ -101,7 +101,7 @@ enum IngotGraphFields {
         func referenced(_ key: String, _ v: MetadataValue) throws(IngotError) -> MetadataValue {
             let target = try string(key, v)
             guard let value = metadata[target] else {
-                throw .badHeader(file: file, reason: "graph field '\(key)' refers to metadata key '\(target)', which is absent")
+                throw .badHeader(file: file, reason: "graph field '\(Echo.value(key))' refers to metadata key '\(Echo.value(target))', which is absent")
             }
             return value
         }

@@ -262,9 +262,9 @@ struct IngotCursor {
 
     mutating func value(type raw: UInt32, key: String, depth: Int) throws(IngotError) -> MetadataValue {
         guard let type = MetadataType(rawValue: raw) else {
-            throw .badHeader(file: file, reason: "metadata key '\(key)': unknown value type \(raw)")
+            throw .badHeader(file: file, reason: "metadata key '\(Echo.value(key))': unknown value type \(raw)")
         }
-        let what = "value of '\(key)'"
+        let what = "value of '\(Echo.value(key))'"
         switch type {
         case .uint8: return .uint8(try read(UInt8.self, what))
         case .int8: return .int8(try read(Int8.self, what))
@@ -278,20 +278,20 @@ struct IngotCursor {
         case .float64: return .float64(Double(bitPattern: try read(UInt64.self, what)))
         case .bool:
             let b = try read(UInt8.self, what)
-            guard b <= 1 else { throw .badHeader(file: file, reason: "metadata key '\(key)': bool byte \(b)") }
+            guard b <= 1 else { throw .badHeader(file: file, reason: "metadata key '\(Echo.value(key))': bool byte \(b)") }
             return .bool(b == 1)
         case .string: return .string(try string(what))
         case .array:
             guard depth < Ingot.maxArrayDepth else {
-                throw .badHeader(file: file, reason: "metadata key '\(key)': arrays nested deeper than \(Ingot.maxArrayDepth)")
+                throw .badHeader(file: file, reason: "metadata key '\(Echo.value(key))': arrays nested deeper than \(Ingot.maxArrayDepth)")
             }
-            let elementRaw = try read(UInt32.self, "element type of '\(key)'")
+            let elementRaw = try read(UInt32.self, "element type of '\(Echo.value(key))'")
             guard let element = MetadataType(rawValue: elementRaw) else {
-                throw .badHeader(file: file, reason: "metadata key '\(key)': unknown array element type \(elementRaw)")
+                throw .badHeader(file: file, reason: "metadata key '\(Echo.value(key))': unknown array element type \(elementRaw)")
             }
-            let n = try read(UInt64.self, "length of '\(key)'")
+            let n = try read(UInt64.self, "length of '\(Echo.value(key))'")
             guard n <= UInt64(remaining / IngotCursor.minimumSize(element)) else {
-                throw .countTooLarge(file: file, what: "\(element.name) elements of '\(key)'", count: n, available: remaining)
+                throw .countTooLarge(file: file, what: "\(element.name) elements of '\(Echo.value(key))'", count: n, available: remaining)
             }
             var values: [MetadataValue] = []
             values.reserveCapacity(Int(n))
@@ -311,7 +311,7 @@ struct IngotCursor {
         for i in 0..<Int(n) {
             let key = try string("\(what) key \(i)")
             guard seen.insert(key).inserted else { throw .duplicateKey(file: file, key: key) }
-            let type = try read(UInt32.self, "type of '\(key)'")
+            let type = try read(UInt32.self, "type of '\(Echo.value(key))'")
             out.append((key, try value(type: type, key: key, depth: 0)))
         }
         return out
@@ -327,16 +327,16 @@ extension IngotHeader {
         while c.remaining > 0 {
             let tagBytes = try c.raw(4, "section tag")
             let tag = String(decoding: tagBytes, as: UTF8.self)
-            let flags = try c.read(UInt32.self, "flags of section '\(tag)'")
+            let flags = try c.read(UInt32.self, "flags of section '\(Echo.value(tag))'")
             let at = c.offset
-            let length = try c.read(UInt64.self, "length of section '\(tag)'")
+            let length = try c.read(UInt64.self, "length of section '\(Echo.value(tag))'")
             guard length <= UInt64(c.remaining) else {
                 throw .headerTruncated(
-                    file: file, what: "section '\(tag)'", offset: at, needed: Int(clamping: length), available: c.remaining)
+                    file: file, what: "section '\(Echo.value(tag))'", offset: at, needed: Int(clamping: length), available: c.remaining)
             }
             let start = c.offset
             c.offset += Int(length)
-            guard sections[tag] == nil else { throw .badHeader(file: file, reason: "section '\(tag)' appears twice") }
+            guard sections[tag] == nil else { throw .badHeader(file: file, reason: "section '\(Echo.value(tag))' appears twice") }
             sections[tag] = (start, c.offset)
             if ![Ingot.graphSection, Ingot.metadataSection, Ingot.tensorSection].contains(tag) {
                 if flags & Ingot.sectionRequired != 0 { throw .unknownRequiredSection(file: file, tag: tag) }
@@ -384,19 +384,19 @@ extension IngotHeader {
             var d = IngotCursor(file: file, bytes: c.bytes, offset: c.offset, end: descriptorEnd)
             let name = try d.string("tensor \(i) name")
             guard names.insert(name).inserted else { throw .duplicateTensor(file: file, tensor: name) }
-            let dtypeName = try d.string("tensor '\(name)' dtype")
+            let dtypeName = try d.string("tensor '\(Echo.value(name))' dtype")
             guard let dtype = DType(rawValue: dtypeName) else {
                 throw .unknownDType(file: file, tensor: name, dtype: dtypeName)
             }
-            let rank = try d.read(UInt32.self, "tensor '\(name)' rank")
+            let rank = try d.read(UInt32.self, "tensor '\(Echo.value(name))' rank")
             guard rank <= UInt32(Ingot.maxDimensions) else {
                 throw .badTensor(file: file, tensor: name, reason: "\(rank) dimensions (at most \(Ingot.maxDimensions))")
             }
             var shape: [Int] = []
             for k in 0..<Int(rank) {
-                shape.append(try d.count("tensor '\(name)' dimension \(k)", limit: Int.max))
+                shape.append(try d.count("tensor '\(Echo.value(name))' dimension \(k)", limit: Int.max))
             }
-            let byteCount = try d.count("tensor '\(name)' byte count", limit: Int.max)
+            let byteCount = try d.count("tensor '\(Echo.value(name))' byte count", limit: Int.max)
             let expected: Int
             do { expected = try dtype.byteCount(shape: shape) } catch {
                 throw .badTensor(file: file, tensor: name, reason: error.description)
@@ -406,20 +406,20 @@ extension IngotHeader {
                     file: file, tensor: name,
                     reason: "\(dtype.displayName) \(shape) needs \(expected) bytes, the index says \(byteCount)")
             }
-            let chunkSize = try d.count("tensor '\(name)' chunk size", limit: Ingot.maxChunkSize)
-            let chunkCount = try d.read(UInt64.self, "tensor '\(name)' chunk count")
-            let blockBytes = Int(try d.read(UInt32.self, "tensor '\(name)' block size"))
-            let fieldCount = try d.read(UInt32.self, "tensor '\(name)' field count")
+            let chunkSize = try d.count("tensor '\(Echo.value(name))' chunk size", limit: Ingot.maxChunkSize)
+            let chunkCount = try d.read(UInt64.self, "tensor '\(Echo.value(name))' chunk count")
+            let blockBytes = Int(try d.read(UInt32.self, "tensor '\(Echo.value(name))' block size"))
+            let fieldCount = try d.read(UInt32.self, "tensor '\(Echo.value(name))' field count")
             guard fieldCount <= UInt32(IngotLayout.maxFields) else {
                 throw .badLayout(file: file, tensor: name, reason: "\(fieldCount) fields (at most \(IngotLayout.maxFields))")
             }
             var fields: [IngotLayout.Field] = []
             for k in 0..<Int(fieldCount) {
-                let offset = Int(try d.read(UInt32.self, "tensor '\(name)' field \(k) offset"))
-                let length = Int(try d.read(UInt32.self, "tensor '\(name)' field \(k) length"))
-                let width = Int(try d.read(UInt8.self, "tensor '\(name)' field \(k) width"))
-                let rotate = Int(try d.read(UInt8.self, "tensor '\(name)' field \(k) rotation"))
-                _ = try d.read(UInt16.self, "tensor '\(name)' field \(k) reserved")
+                let offset = Int(try d.read(UInt32.self, "tensor '\(Echo.value(name))' field \(k) offset"))
+                let length = Int(try d.read(UInt32.self, "tensor '\(Echo.value(name))' field \(k) length"))
+                let width = Int(try d.read(UInt8.self, "tensor '\(Echo.value(name))' field \(k) width"))
+                let rotate = Int(try d.read(UInt8.self, "tensor '\(Echo.value(name))' field \(k) rotation"))
+                _ = try d.read(UInt16.self, "tensor '\(Echo.value(name))' field \(k) reserved")
                 fields.append(.init(offset: offset, length: length, width: width, rotate: rotate))
             }
             let layout = IngotLayout(blockBytes: blockBytes, fields: fields)
@@ -431,7 +431,7 @@ extension IngotHeader {
             c.offset = descriptorEnd
 
             guard chunkCount <= UInt64(c.remaining / entrySize) else {
-                throw .countTooLarge(file: file, what: "chunks of tensor '\(name)'", count: chunkCount, available: c.remaining)
+                throw .countTooLarge(file: file, what: "chunks of tensor '\(Echo.value(name))'", count: chunkCount, available: c.remaining)
             }
             var chunks: [IngotChunk] = []
             chunks.reserveCapacity(Int(chunkCount))

@@ -227,7 +227,7 @@ public final class IngotFile: @unchecked Sendable {
         decoder.reserve(stored: c.storedSize, raw: c.rawSize)
         let input = UnsafeMutableRawBufferPointer(rebasing: decoder.stored[0..<c.storedSize])
         do { try file.read(at: c.offset, into: input) } catch {
-            throw .io(file: path, reason: "tensor '\(tensor.name)' chunk \(k): \(error)")
+            throw .io(file: path, reason: "tensor '\(Echo.value(tensor.name))' chunk \(k): \(error)")
         }
         let sum = XXHash64.hash(UnsafeRawBufferPointer(input))
         guard sum == c.checksum else {
@@ -279,7 +279,7 @@ public final class IngotFile: @unchecked Sendable {
         let count = buffer.count
         guard offset >= 0, count <= tensors[t].byteCount, offset <= tensors[t].byteCount - count else {
             throw StorageError.outOfRange(
-                what: "\(path): tensor '\(tensors[t].name)'", offset: offset, count: count, size: tensors[t].byteCount)
+                what: "\(path): tensor '\(Echo.value(tensors[t].name))'", offset: offset, count: count, size: tensors[t].byteCount)
         }
         guard count > 0 else { return }
         let chunks = tensors[t].chunks

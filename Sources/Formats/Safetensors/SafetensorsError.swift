@@ -25,44 +25,44 @@ public enum SafetensorsError: Error, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .tooSmall(file, size):
-            return "\(file): not a safetensors file: \(size) bytes, less than the 8-byte header length"
+            return "\(Echo.path(file)): not a safetensors file: \(size) bytes, less than the 8-byte header length"
         case let .headerTooLarge(file, declared, limit):
-            return "\(file): header length \(declared) bytes is above the \(limit)-byte limit"
+            return "\(Echo.path(file)): header length \(declared) bytes is above the \(limit)-byte limit"
         case let .headerPastEnd(file, declared, fileSize):
-            return "\(file): header length \(declared) bytes runs past the end of the \(fileSize)-byte file"
+            return "\(Echo.path(file)): header length \(declared) bytes runs past the end of the \(fileSize)-byte file"
         case let .invalidJSON(file, e):
-            return "\(file): header is not valid: \(e)"
+            return "\(Echo.path(file)): header is not valid: \(e)"
         case let .headerNotObject(file):
-            return "\(file): header is not a JSON object"
+            return "\(Echo.path(file)): header is not a JSON object"
         case let .duplicateTensor(file, tensor):
-            return "\(file): tensor '\(tensor)' is listed more than once"
+            return "\(Echo.path(file)): tensor '\(Echo.value(tensor))' is listed more than once"
         case let .badEntry(file, tensor, reason):
-            return "\(file): tensor '\(tensor)': \(reason)"
+            return "\(Echo.path(file)): tensor '\(Echo.value(tensor))': \(Echo.text(reason))"
         case let .unknownDType(file, tensor, dtype):
-            return "\(file): tensor '\(tensor)': unknown dtype '\(dtype)'"
+            return "\(Echo.path(file)): tensor '\(Echo.value(tensor))': unknown dtype '\(Echo.value(dtype))'"
         case let .shape(file, tensor, e):
-            return "\(file): tensor '\(tensor)': \(e)"
+            return "\(Echo.path(file)): tensor '\(Echo.value(tensor))': \(e)"
         case let .sizeMismatch(file, tensor, dtype, shape, expected, actual):
-            return "\(file): tensor '\(tensor)': data_offsets span \(actual) bytes but \(dtype.displayName) \(shape) needs \(expected)"
+            return "\(Echo.path(file)): tensor '\(Echo.value(tensor))': data_offsets span \(actual) bytes but \(dtype.displayName) \(shape) needs \(expected)"
         case let .offsetsOutOfRange(file, tensor, begin, end, dataSize):
-            return "\(file): tensor '\(tensor)': data_offsets [\(begin), \(end)] are outside the \(dataSize)-byte data section"
+            return "\(Echo.path(file)): tensor '\(Echo.value(tensor))': data_offsets [\(begin), \(end)] are outside the \(dataSize)-byte data section"
         case let .overlap(file, tensor, begin, previous, previousEnd):
-            return "\(file): tensor '\(tensor)' starts at \(begin), overlapping '\(previous)' which ends at \(previousEnd)"
+            return "\(Echo.path(file)): tensor '\(Echo.value(tensor))' starts at \(begin), overlapping '\(Echo.value(previous))' which ends at \(previousEnd)"
         case let .gap(file, tensor, begin, previous, previousEnd):
             let after = previous.map { "'\($0)' ends" } ?? "the data section starts"
-            return "\(file): tensor '\(tensor)' starts at \(begin) but \(after) at \(previousEnd): gap of \(begin - previousEnd) bytes"
+            return "\(Echo.path(file)): tensor '\(Echo.value(tensor))' starts at \(begin) but \(after) at \(previousEnd): gap of \(begin - previousEnd) bytes"
         case let .trailingBytes(file, dataEnd, dataSize):
-            return "\(file): tensors end at data byte \(dataEnd) but the data section has \(dataSize) bytes"
+            return "\(Echo.path(file)): tensors end at data byte \(dataEnd) but the data section has \(dataSize) bytes"
         case let .badMetadata(file, reason):
-            return "\(file): __metadata__: \(reason)"
+            return "\(Echo.path(file)): __metadata__: \(Echo.text(reason))"
         case let .badIndex(file, reason):
-            return "\(file): \(reason)"
+            return "\(Echo.path(file)): \(Echo.text(reason))"
         case let .missingShard(index, shard, tensor):
-            return "\(index): shard '\(shard)' (named for tensor '\(tensor)') does not exist"
+            return "\(Echo.path(index)): shard '\(Echo.value(shard))' (named for tensor '\(Echo.value(tensor))') does not exist"
         case let .tensorNotInShard(index, tensor, shard):
-            return "\(index): tensor '\(tensor)' is mapped to '\(shard)', which does not contain it"
+            return "\(Echo.path(index)): tensor '\(Echo.value(tensor))' is mapped to '\(Echo.value(shard))', which does not contain it"
         case let .cannotStore(file, tensor, dtype):
-            return "\(file): tensor '\(tensor)': safetensors cannot hold \(dtype.displayName) (convert to GGUF or Ingot, or dequantize with --dtype)"
+            return "\(Echo.path(file)): tensor '\(Echo.value(tensor))': safetensors cannot hold \(dtype.displayName) (convert to GGUF or Ingot, or dequantize with --dtype)"
         }
     }
 }

@@ -47,7 +47,7 @@ public enum SafetensorsReader {
                 }
                 for (k, v) in pairs {
                     guard let s = v.stringValue else {
-                        throw SafetensorsError.badMetadata(file: path, reason: "value of '\(k)' is not a string")
+                        throw SafetensorsError.badMetadata(file: path, reason: "value of '\(Echo.value(k))' is not a string")
                     }
                     metadata.append((k, s))
                 }
@@ -69,7 +69,7 @@ public enum SafetensorsReader {
             for d in dims {
                 guard let v = d.intValue, v >= 0 else {
                     throw SafetensorsError.badEntry(
-                        file: path, tensor: name, reason: "shape has a dimension that is not a non-negative integer (\(d))")
+                        file: path, tensor: name, reason: "shape has a dimension that is not a non-negative integer (\(Echo.value(JSONWriter.write(d))))")
                 }
                 shape.append(v)
             }
@@ -135,10 +135,10 @@ public enum SafetensorsReader {
         var wanted: [String: [String]] = [:]
         for (tensor, shardValue) in weightMap {
             guard let shard = shardValue.stringValue else {
-                throw SafetensorsError.badIndex(file: indexPath, reason: "weight_map entry for '\(tensor)' is not a string")
+                throw SafetensorsError.badIndex(file: indexPath, reason: "weight_map entry for '\(Echo.value(tensor))' is not a string")
             }
             guard !shard.contains("/"), shard != "..", !shard.isEmpty else {
-                throw SafetensorsError.badIndex(file: indexPath, reason: "shard name '\(shard)' must be a file name in the index's folder")
+                throw SafetensorsError.badIndex(file: indexPath, reason: "shard name '\(Echo.value(shard))' must be a file name in the index's folder")
             }
             if wanted[shard] == nil {
                 shardOrder.append(shard)
