@@ -262,6 +262,35 @@ final class IngotHostileTests: XCTestCase {
         try assertOpenFails(try parts.assemble(), "\(path): tensor 'noise' chunk 0: unknown flags 0x0000000000000006")
     }
 
+    /// Where tensor 0's descriptor starts and ends, and its first chunk entry starts, in an
+    /// encoded header (the TENS payload: count u64, entry size u32, reserved u32, then records).
+    func firstRecord(in raw: [UInt8]) -> (descriptor: Int, entries: Int) {
+        let payload = find("TENS", in: raw) + 16
+        let descriptor = payload + 16 + 8
+        return (descriptor, descriptor + Int(raw.u64(payload + 16)))
+    }
+
+    func testNonZeroReservedFields() throws {
+        // The tensor index's u32 after the chunk entry size.
+        try assertOpenFails(
+            try parts.assemble(editHeader: { h in h[self.find("TENS", in: h) + 16 + 12] = 1 }),
+            "\(path): header: the tensor index's reserved field (after the chunk entry size) is 0x0000000000000001, not 0")
+        // A layout field's reserved u16 ("zeros" is f32: one field 4/4, the descriptor's last 12 bytes).
+        try assertOpenFails(
+            try parts.assemble(editHeader: { h in h[self.firstRecord(in: h).entries - 1] = 2 }),
+            "\(path): tensor 'zeros': bad transform layout: field 0's reserved bytes are 0x0000000000000200, not 0")
+        // A chunk entry's u32 at offset 20.
+        try assertOpenFails(
+            try parts.assemble(editHeader: { h in h[self.firstRecord(in: h).entries + 20] = 7 }),
+            "\(path): tensor 'zeros' chunk 0: reserved field 0x0000000000000007 is not 0")
+        // The writer leaves them zero, and the same edits with zeros open.
+        try IngotFixtures.writeFile(try parts.assemble(editHeader: { h in
+            h[self.find("TENS", in: h) + 16 + 12] = 0
+            h[self.firstRecord(in: h).entries + 20] = 0
+        }), path)
+        XCTAssertNoThrow(try IngotReader.open(path))
+    }
+
     func testChunkOutsideTheDataSection() throws {
         let good = try parts.assemble()
         parts = try IngotParts(good)

@@ -360,7 +360,10 @@ extension IngotHeader {
         let file = c.file
         let count = try c.read(UInt64.self, "tensor count")
         let entrySize = Int(try c.read(UInt32.self, "chunk entry size"))
-        _ = try c.read(UInt32.self, "reserved")
+        let reserved = try c.read(UInt32.self, "tensor index reserved field")
+        guard reserved == 0 else {
+            throw .badHeader(file: file, reason: "the tensor index's reserved field (after the chunk entry size) is \(hex64(UInt64(reserved))), not 0")
+        }
         guard entrySize >= Ingot.chunkEntrySize else {
             throw .badHeader(file: file, reason: "chunk entries of \(entrySize) bytes, at least \(Ingot.chunkEntrySize) expected")
         }
@@ -419,7 +422,10 @@ extension IngotHeader {
                 let length = Int(try d.read(UInt32.self, "tensor '\(Echo.value(name))' field \(k) length"))
                 let width = Int(try d.read(UInt8.self, "tensor '\(Echo.value(name))' field \(k) width"))
                 let rotate = Int(try d.read(UInt8.self, "tensor '\(Echo.value(name))' field \(k) rotation"))
-                _ = try d.read(UInt16.self, "tensor '\(Echo.value(name))' field \(k) reserved")
+                let reserved = try d.read(UInt16.self, "tensor '\(Echo.value(name))' field \(k) reserved")
+                guard reserved == 0 else {
+                    throw .badLayout(file: file, tensor: name, reason: "field \(k)'s reserved bytes are \(hex64(UInt64(reserved))), not 0")
+                }
                 fields.append(.init(offset: offset, length: length, width: width, rotate: rotate))
             }
             let layout = IngotLayout(blockBytes: blockBytes, fields: fields)
@@ -442,11 +448,14 @@ extension IngotHeader {
                 let stored = try c.read(UInt32.self, "chunk entry")
                 let raw = try c.read(UInt32.self, "chunk entry")
                 let flags = try c.read(UInt32.self, "chunk entry")
-                _ = try c.read(UInt32.self, "chunk entry")
+                let reserved = try c.read(UInt32.self, "chunk entry")
                 let checksum = try c.read(UInt64.self, "chunk entry")
                 c.offset = entryEnd
                 guard offset <= UInt64(Int.max) else {
                     throw .badChunk(file: file, tensor: name, chunk: k, reason: "offset \(offset) is out of range")
+                }
+                guard reserved == 0 else {
+                    throw .badChunk(file: file, tensor: name, chunk: k, reason: "reserved field \(hex64(UInt64(reserved))) is not 0")
                 }
                 guard flags & ~Ingot.chunkStoredRaw == 0 else {
                     throw .badChunk(file: file, tensor: name, chunk: k, reason: "unknown flags \(hex64(UInt64(flags)))")
