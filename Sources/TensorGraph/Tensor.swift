@@ -35,10 +35,10 @@ public enum GraphError: Error, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case let .badTensor(name, reason): return "tensor '\(name)': \(reason)"
-        case let .duplicateTensor(name): return "tensor '\(name)' appears more than once"
+        case let .badTensor(name, reason): return "tensor '\(Echo.value(name))': \(Echo.text(reason))"
+        case let .duplicateTensor(name): return "tensor '\(Echo.value(name))' appears more than once"
         case let .unsupportedCast(name, from, to):
-            return "tensor '\(name)': cannot cast \(from.displayName) to \(to.displayName)"
+            return "tensor '\(Echo.value(name))': cannot cast \(from.displayName) to \(to.displayName)"
         }
     }
 }

@@ -22,9 +22,12 @@ public func fuzzIngot(_ input: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
             file = try IngotReader.open(path)
         }
         var readFailure: (any Error)?
-        let piece = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
+        let largest = file.tensors.map(\.byteCount).max() ?? 0
+        let piece = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, min(1 << 20, largest)), alignment: 64)
         defer { piece.deallocate() }
-        for (t, tensor) in file.tensors.enumerated() where readFailure == nil {
+        // Last tensor first: reads that continue one another start read-ahead threads, which
+        // would make runs slower and not repeatable.
+        for (t, tensor) in file.tensors.enumerated().reversed() where readFailure == nil {
             var offset = 0
             while offset < tensor.byteCount {
                 let n = min(piece.count, tensor.byteCount - offset)
