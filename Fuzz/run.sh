@@ -37,6 +37,7 @@ for t in $TARGETS; do
     fi
     runs=$(awk '/stat::number_of_executed_units:/ {n = $2} END {print n}' "$log")
     speed=$(awk '/stat::average_exec_per_sec:/ {n = $2} END {print n}' "$log")
-    echo "fuzz-$t: $runs executions, $speed/s, corpus $(ls ".build/corpus/$t" | wc -l) files"
+    corpus=$(grep -o "corp: [0-9]*/[0-9a-zA-Z]*" "$log" | tail -1 | cut -d' ' -f2)
+    echo "fuzz-$t: $runs executions, $speed/s, corpus $corpus (inputs/bytes)"
 done
 exit $status
