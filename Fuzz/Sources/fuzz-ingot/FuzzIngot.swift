@@ -22,21 +22,29 @@ public func fuzzIngot(_ input: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
             file = try IngotReader.open(path)
         }
         var readFailure: (any Error)?
-        let largest = file.tensors.map(\.byteCount).max() ?? 0
-        let piece = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, min(1 << 20, largest)), alignment: 64)
+        let largest = file.tensors.flatMap(\.chunks).map(\.rawSize).max() ?? 0
+        let piece = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, largest), alignment: 64)
         defer { piece.deallocate() }
-        // Last tensor first: reads that continue one another start read-ahead threads, which
-        // would make runs slower and not repeatable.
-        for (t, tensor) in file.tensors.enumerated().reversed() where readFailure == nil {
-            var offset = 0
-            while offset < tensor.byteCount {
-                let n = min(piece.count, tensor.byteCount - offset)
-                do { try file.read(tensor: t, offset: offset, into: UnsafeMutableRawBufferPointer(rebasing: piece[0..<n])) } catch {
-                    checkError(error, path: path)
-                    readFailure = error
-                    break
-                }
-                offset += n
+        // One chunk per read, last first: a read spanning chunks decodes them on Dispatch worker
+        // threads, and reads that continue one another start read-ahead threads; both would
+        // make runs slower and not repeatable (and libdispatch's caches look like leaks). Each
+        // tensor's first chunk is also read without its first and last byte (the cache path).
+        func read(_ t: Int, _ offset: Int, _ count: Int) -> Bool {
+            do {
+                try file.read(tensor: t, offset: offset, into: UnsafeMutableRawBufferPointer(rebasing: piece[0..<count]))
+                return true
+            } catch {
+                checkError(error, path: path)
+                readFailure = error
+                return false
+            }
+        }
+        reading: for (t, tensor) in file.tensors.enumerated().reversed() {
+            for c in tensor.chunks.reversed() {
+                guard read(t, c.rawOffset, c.rawSize) else { break reading }
+            }
+            if let c = tensor.chunks.first, c.rawSize > 2 {
+                guard read(t, c.rawOffset + 1, c.rawSize - 2) else { break reading }
             }
         }
         let verification = file.verify(threads: 1)
