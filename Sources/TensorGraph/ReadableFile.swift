@@ -148,7 +148,7 @@ public enum StorageError: Error, CustomStringConvertible {
             return "\(Echo.text(what)): read of \(count) bytes at \(offset) is outside its \(size) bytes"
         case let .producer(message): return message
         case let .shrank(file, offset, wanted, size, openedSize):
-            return "\(file): the file changed while being read: it is now \(size) bytes (it was \(openedSize) when opened), "
+            return "\(Echo.path(file)): the file changed while being read: it is now \(size) bytes (it was \(openedSize) when opened), "
                 + "so \(wanted) bytes at offset \(offset) are gone"
         }
     }
