@@ -55,7 +55,7 @@ let package = Package(
             name: "SmeltCLI",
             dependencies: [
                 "TensorGraph", "Formats", "Quantization", "Architectures", "Evaluator", "Tokenizers", "Calibration", "Kernels",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "Codecs", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
 

@@ -55,56 +55,94 @@ public enum Drift {
         return (max(0, kl), exp(lpc) - exp(lpb), b.argmax == c.argmax, -lpb, -lpc)
     }
 
+    /// One scored position's comparison.
+    public struct Position: Sendable, Equatable {
+        public var kld: Double
+        public var deltaP: Double
+        public var same: Bool
+        public var nllBase: Double
+        public var nllCandidate: Double
+
+        public init(kld: Double, deltaP: Double, same: Bool, nllBase: Double, nllCandidate: Double) {
+            self.kld = kld
+            self.deltaP = deltaP
+            self.same = same
+            self.nllBase = nllBase
+            self.nllCandidate = nllCandidate
+        }
+    }
+
     public static func run(
         base: LanguageModel, candidate: LanguageModel, tokens: [Int32], ctx: Int, chunks limit: Int?, bos: Int32?,
         progress: (Int, Int, Double) -> Void = { _, _, _ in }
     ) throws -> Report {
+        let chunks = try Perplexity.chunks(of: tokens, ctx: ctx, limit: limit, bos: bos)
+        let start = Date()
+        let compared = try compare(base: base, candidate: candidate, chunks: chunks, range: chunks.indices) { ci in
+            progress(ci, chunks.count, Double((ci + 1) * ctx * 2) / Date().timeIntervalSince(start))
+        }
+        return report(ctx: ctx, perChunk: compared, seconds: Date().timeIntervalSince(start))
+    }
+
+    /// Runs both models over the chunks in `range` and returns each chunk's positions in order.
+    public static func compare(
+        base: LanguageModel, candidate: LanguageModel, chunks: [[Int32]], range: Range<Int>,
+        chunkDone: (Int) -> Void = { _ in }
+    ) throws -> [[Position]] {
         guard base.config.vocabSize == candidate.config.vocabSize else {
             throw EvaluatorError.badInput("the models' vocabularies differ: \(base.config.vocabSize) vs \(candidate.config.vocabSize) tokens")
         }
-        let chunks = try Perplexity.chunks(of: tokens, ctx: ctx, limit: limit, bos: bos)
+        guard let ctx = chunks.first?.count else { return [] }
         let rows = Perplexity.scoredRows(ctx: ctx)
         let vocab = base.config.vocabSize
-        var accB = Perplexity.Accumulator(), accC = Perplexity.Accumulator()
-        var klds: [Double] = []
-        var sumDp2 = 0.0, same = 0
-        let start = Date()
-        for (ci, chunk) in chunks.enumerated() {
+        var out: [[Position]] = []
+        for ci in range {
+            let chunk = chunks[ci]
             let lb = try base.logits(tokens: chunk, outputRows: rows)
             let lc = try candidate.logits(tokens: chunk, outputRows: rows)
-            // Rows compared on every thread, then accumulated in row order (as one thread would).
-            typealias Row = (kld: Double, deltaP: Double, same: Bool, nllBase: Double, nllCandidate: Double)
-            var compared = [Row](repeating: (0, 0, false, 0, 0), count: rows.count)
+            // Rows compared on every thread, kept in row order.
+            var compared = [Position](repeating: Position(kld: 0, deltaP: 0, same: false, nllBase: 0, nllCandidate: 0), count: rows.count)
             lb.withUnsafeBufferPointer { b in
                 lc.withUnsafeBufferPointer { c in
                     compared.withUnsafeMutableBufferPointer { out in
                         Ops.parallelRows(rows.count, threads: base.threads) { part in
                             for i in part {
                                 let r = (i * vocab)..<((i + 1) * vocab)
-                                out[i] = compare(base: UnsafeBufferPointer(rebasing: b[r]), candidate: UnsafeBufferPointer(rebasing: c[r]),
-                                                 target: Int(chunk[rows.lowerBound + i + 1]))
+                                let x = compare(base: UnsafeBufferPointer(rebasing: b[r]), candidate: UnsafeBufferPointer(rebasing: c[r]),
+                                                target: Int(chunk[rows.lowerBound + i + 1]))
+                                out[i] = Position(kld: x.kld, deltaP: x.deltaP, same: x.same, nllBase: x.nllBase, nllCandidate: x.nllCandidate)
                             }
                         }
                     }
                 }
             }
-            for x in compared {
-                klds.append(x.kld)
-                sumDp2 += x.deltaP * x.deltaP
-                if x.same { same += 1 }
-                accB.add(x.nllBase)
-                accC.add(x.nllCandidate)
-            }
-            progress(ci, chunks.count, Double((ci + 1) * ctx * 2) / Date().timeIntervalSince(start))
+            out.append(compared)
+            chunkDone(ci)
+        }
+        return out
+    }
+
+    /// The report from every chunk's positions in chunk order, accumulated position by position
+    /// in that order (so shards merged in chunk order give one run's bits).
+    public static func report(ctx: Int, perChunk: [[Position]], seconds: Double) -> Report {
+        var accB = Perplexity.Accumulator(), accC = Perplexity.Accumulator()
+        var klds: [Double] = []
+        var sumDp2 = 0.0, same = 0
+        for x in perChunk.joined() {
+            klds.append(x.kld)
+            sumDp2 += x.deltaP * x.deltaP
+            if x.same { same += 1 }
+            accB.add(x.nllBase)
+            accC.add(x.nllCandidate)
         }
         let n = Double(klds.count)
         let mean = klds.reduce(0, +) / n
         let variance = klds.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / max(1, n - 1)
         let agree = Double(same) / n
         return Report(
-            ctx: ctx, chunks: chunks.count, positions: klds.count, base: accB, candidate: accC, kld: klds.sorted(),
+            ctx: ctx, chunks: perChunk.count, positions: klds.count, base: accB, candidate: accC, kld: klds.sorted(),
             kldMean: mean, kldError: (variance / n).squareRoot(), rmsDeltaP: (sumDp2 / n).squareRoot(),
             top1Agreement: agree, top1Error: (agree * (1 - agree) / max(1, n - 1)).squareRoot(),
-            seconds: Date().timeIntervalSince(start))
+            seconds: seconds)
     }
 }

@@ -69,21 +69,41 @@ public enum Perplexity {
         public var tokensPerSecond: Double { Double(tokensEvaluated) / seconds }
     }
 
+    /// The chunks shard `k` of `n` evaluates: contiguous runs, the first `count % n` shards one
+    /// chunk longer than the rest (shard k starts at k·count/n rounded down, exactly).
+    public static func shardRange(_ k: Int, of n: Int, chunks count: Int) -> Range<Int> {
+        (k * count / n)..<((k + 1) * count / n)
+    }
+
     /// Runs the evaluation. `progress(chunkIndex, chunkCount, runningPPL, tokensPerSecond)` is
     /// called after each chunk.
     public static func run(
         model: LanguageModel, tokens: [Int32], ctx: Int, chunks limit: Int?, bos: Int32?,
         progress: (Int, Int, Double, Double) -> Void = { _, _, _, _ in }
     ) throws -> Result {
-        let chunks = try chunks(of: tokens, ctx: ctx, limit: limit, bos: bos)
-        let rows = scoredRows(ctx: ctx)
-        var acc = Accumulator()
-        var perChunk: [Double] = []
+        let all = try chunks(of: tokens, ctx: ctx, limit: limit, bos: bos)
         let start = Date()
-        for (c, chunk) in chunks.enumerated() {
+        var acc = Accumulator()
+        let scored = try score(model: model, chunks: all, range: all.indices) { c, nlls in
+            for v in nlls { acc.add(v) }
+            progress(c, all.count, acc.ppl, Double((c + 1) * ctx) / Date().timeIntervalSince(start))
+        }
+        return result(ctx: ctx, perChunkNLL: scored, seconds: Date().timeIntervalSince(start))
+    }
+
+    /// Scores the chunks in `range` and returns each one's NLLs, scored positions in order.
+    /// `chunkDone(chunkIndex, nlls)` is called after each chunk.
+    public static func score(
+        model: LanguageModel, chunks: [[Int32]], range: Range<Int>, chunkDone: (Int, [Double]) -> Void = { _, _ in }
+    ) throws -> [[Double]] {
+        guard let ctx = chunks.first?.count else { return [] }
+        let rows = scoredRows(ctx: ctx)
+        var out: [[Double]] = []
+        for c in range {
+            let chunk = chunks[c]
             let logits = try model.logits(tokens: chunk, outputRows: rows)
             let vocab = model.config.vocabSize
-            // Rows scored on every thread, then added in row order (the same sums as one thread).
+            // Rows scored on every thread, then kept in row order (the same sums as one thread).
             var nlls = [Double](repeating: 0, count: rows.count)
             logits.withUnsafeBufferPointer { all in
                 nlls.withUnsafeMutableBufferPointer { out in
@@ -95,13 +115,24 @@ public enum Perplexity {
                     }
                 }
             }
+            out.append(nlls)
+            chunkDone(c, nlls)
+        }
+        return out
+    }
+
+    /// The result from every chunk's NLLs in chunk order: the positions are added one by one in
+    /// that order, so a run cut into shards and merged adds the same numbers in the same order as
+    /// one run and gets the same bits.
+    public static func result(ctx: Int, perChunkNLL: [[Double]], seconds: Double) -> Result {
+        var acc = Accumulator()
+        var perChunk: [Double] = []
+        for nlls in perChunkNLL {
             for v in nlls { acc.add(v) }
             perChunk.append(acc.ppl)
-            let secs = Date().timeIntervalSince(start)
-            progress(c, chunks.count, acc.ppl, Double((c + 1) * ctx) / secs)
         }
         return Result(
             ctx: ctx, chunkPPL: perChunk, ppl: acc.ppl, pplError: acc.pplError, tokensScored: acc.count,
-            tokensEvaluated: chunks.count * ctx, seconds: Date().timeIntervalSince(start))
+            tokensEvaluated: perChunkNLL.count * ctx, seconds: seconds)
     }
 }

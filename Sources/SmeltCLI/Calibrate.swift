@@ -21,17 +21,51 @@ struct CalibrateCommand: ParsableCommand {
 
     @Argument(help: "The model (any format smelt reads).") var model: String
     @OptionGroup var eval: EvalOptions
-    @Option(help: "Where to write the importance matrix (GGUF).") var output: String
+    @Option(help: "Where to write the importance matrix (GGUF).") var output: String?
     @Flag(help: "Replace an existing output.") var force = false
     @Flag(help: "Print a JSON summary.") var json = false
+    @OptionGroup var shard: ShardOptions
+
+    func validate() throws {
+        if shard.partial != nil && output != nil { throw ValidationError("give --output or --partial, not both") }
+        if shard.partial == nil && output == nil { throw ValidationError("give --output FILE") }
+    }
 
     func run() throws {
         try SmeltCLI.run {
-            if !force && Paths.exists(output) { throw OutputError.exists(path: output) }
+            if let output, !force && Paths.exists(output) { throw OutputError.exists(path: output) }
             let started = Date()
             let loaded = try eval.load(model)
             let tokens = try eval.tokens(for: loaded.graph)
             let chunks = try Perplexity.chunks(of: tokens, ctx: eval.ctx, limit: eval.chunks, bos: eval.bosToken(loaded.graph))
+            if let s = try shard.resolved() {
+                let range = try ShardOptions.range(s, total: chunks.count)
+                let progress = Terminal.ChunkProgress(label: "calibrate \(s.k)/\(s.n)")
+                let t0 = Date()
+                let nodes = try Calibrate.importanceNodes(model: loaded.model, chunks: chunks, range: range) { done, total in
+                    progress.update(done: done, total: total, tokensPerSecond: Double(done * eval.ctx) / Date().timeIntervalSince(t0))
+                }
+                progress.finish()
+                var tensors: [(String, [Double])] = []
+                for (node, sums) in nodes {
+                    for name in sums.sums.keys.sorted() {
+                        let prefix = CalibrationPartial.prefix(node)
+                        tensors.append((prefix + name + ImportanceMatrix.sumsSuffix, sums.sums[name]!))
+                        tensors.append((prefix + name + ImportanceMatrix.countsSuffix, [Double(sums.counts[name] ?? 0)]))
+                    }
+                }
+                let partial = PartialFile(
+                    kind: .calibrate, shard: s.k, shards: s.n, chunks: range, totalChunks: chunks.count, ctx: eval.ctx,
+                    fingerprint: try Fingerprint.parts(
+                        kind: "calibrate", models: [("model", model)], tokens: tokens, textPath: eval.text, ctx: eval.ctx,
+                        chunks: chunks.count, bos: eval.bosToken(loaded.graph), eval: eval),
+                    paths: [model], text: eval.text ?? "", seconds: Date().timeIntervalSince(t0), threads: eval.threads,
+                    tensors: tensors)
+                try partial.write(to: shard.partial!)
+                print(partial.summary(written: shard.partial!))
+                return
+            }
+            let output = output!
             let progress = Terminal.ChunkProgress(label: "calibrate")
             let t0 = Date()
             let matrix = try Calibrate.importanceMatrix(model: loaded.model, chunks: chunks, dataset: eval.text ?? "") { done, total in

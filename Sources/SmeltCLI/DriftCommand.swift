@@ -30,6 +30,7 @@ struct DriftCommand: ParsableCommand {
     @Option(help: "Fail (exit 1) when top-1 agreement (percent) is below this.") var minTop1: Double?
     @Option(help: "Write the full report as JSON to this file.") var json: String?
     @Flag(help: "Replace an existing --json report.") var force = false
+    @OptionGroup var shard: ShardOptions
 
     func run() throws {
         var gateFailed = false
@@ -38,24 +39,62 @@ struct DriftCommand: ParsableCommand {
             let b = try eval.load(base)
             let c = try eval.load(candidate)
             let tokens = try eval.tokens(for: b.graph)
+            if let s = try shard.resolved() {
+                let bos = eval.bosToken(b.graph)
+                let chunks = try Perplexity.chunks(of: tokens, ctx: eval.ctx, limit: eval.chunks, bos: bos)
+                let range = try ShardOptions.range(s, total: chunks.count)
+                let progress = Terminal.ChunkProgress(label: "drift \(s.k)/\(s.n)")
+                let t0 = Date()
+                let compared = try Drift.compare(base: b.model, candidate: c.model, chunks: chunks, range: range) { ci in
+                    let done = ci - range.lowerBound + 1
+                    progress.update(done: done, total: range.count, tokensPerSecond: Double(done * eval.ctx * 2) / Date().timeIntervalSince(t0))
+                }
+                progress.finish()
+                let all = Array(compared.joined())
+                let partial = PartialFile(
+                    kind: .drift, shard: s.k, shards: s.n, chunks: range, totalChunks: chunks.count, ctx: eval.ctx,
+                    fingerprint: try Fingerprint.parts(
+                        kind: "drift", models: [("base", base), ("candidate", candidate)], tokens: tokens, textPath: eval.text,
+                        ctx: eval.ctx, chunks: chunks.count, bos: bos, eval: eval),
+                    paths: [base, candidate], text: eval.text ?? "", seconds: Date().timeIntervalSince(t0), threads: eval.threads,
+                    tensors: [
+                        ("chunk_positions", compared.map { Double($0.count) }), ("kld", all.map(\.kld)), ("delta_p", all.map(\.deltaP)),
+                        ("top1_same", all.map { $0.same ? 1 : 0 }), ("nll_base", all.map(\.nllBase)),
+                        ("nll_candidate", all.map(\.nllCandidate)),
+                    ])
+                try partial.write(to: shard.partial!)
+                print(partial.summary(written: shard.partial!))
+                return
+            }
             let progress = Terminal.ChunkProgress(label: "drift")
             let report = try Drift.run(
                 base: b.model, candidate: c.model, tokens: tokens, ctx: eval.ctx, chunks: eval.chunks,
                 bos: eval.bosToken(b.graph)
             ) { i, n, tps in progress.update(done: i + 1, total: n, tokensPerSecond: tps) }
             progress.finish()
-            let gates = DriftGates(maxPPLRatio: maxPplRatio, maxKLD: maxKld, minTop1: minTop1).check(report)
-            print(DriftText.render(report, base: base, candidate: candidate, gates: gates))
-            if let json {
-                let out = try AtomicOutput(path: json, replace: force)
-                var fields = DriftText.json(report, base: base, candidate: candidate, gates: gates).objectEntries ?? []
-                fields.append(("system", SystemReport.json(threads: eval.threads)))
-                try out.write(Array((JSONWriter.write(.object(fields), indent: 2) + "\n").utf8))
-                try out.commit()
-            }
-            gateFailed = gates.contains { !$0.passed }
+            gateFailed = try Self.emit(
+                report, base: base, candidate: candidate, gates: DriftGates(maxPPLRatio: maxPplRatio, maxKLD: maxKld, minTop1: minTop1),
+                json: json, force: force, threads: eval.threads)
         }
         if gateFailed { throw ExitCode(1) }
+    }
+}
+
+extension DriftCommand {
+    /// Prints the report, writes its JSON (atomically) when asked, and says whether a gate failed.
+    static func emit(
+        _ report: Drift.Report, base: String, candidate: String, gates: DriftGates, json: String?, force: Bool, threads: Int
+    ) throws -> Bool {
+        let outcomes = gates.check(report)
+        print(DriftText.render(report, base: base, candidate: candidate, gates: outcomes))
+        if let json {
+            let out = try AtomicOutput(path: json, replace: force)
+            var fields = DriftText.json(report, base: base, candidate: candidate, gates: outcomes).objectEntries ?? []
+            fields.append(("system", SystemReport.json(threads: threads)))
+            try out.write(Array((JSONWriter.write(.object(fields), indent: 2) + "\n").utf8))
+            try out.commit()
+        }
+        return outcomes.contains { !$0.passed }
     }
 }
 

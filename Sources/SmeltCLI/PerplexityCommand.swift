@@ -21,12 +21,34 @@ struct PerplexityCommand: ParsableCommand {
 
     @Argument(help: "The model.") var model: String
     @OptionGroup var eval: EvalOptions
+    @OptionGroup var shard: ShardOptions
     @Flag(help: "Print the result as JSON.") var json = false
 
     func run() throws {
         try SmeltCLI.run {
             let loaded = try eval.load(model)
             let tokens = try eval.tokens(for: loaded.graph)
+            if let s = try shard.resolved() {
+                let chunks = try Perplexity.chunks(of: tokens, ctx: eval.ctx, limit: eval.chunks, bos: eval.bosToken(loaded.graph))
+                let range = try ShardOptions.range(s, total: chunks.count)
+                let progress = Terminal.ChunkProgress(label: "perplexity \(s.k)/\(s.n)")
+                let t0 = Date()
+                let scored = try Perplexity.score(model: loaded.model, chunks: chunks, range: range) { c, _ in
+                    let done = c - range.lowerBound + 1
+                    progress.update(done: done, total: range.count, tokensPerSecond: Double(done * eval.ctx) / Date().timeIntervalSince(t0))
+                }
+                progress.finish()
+                let partial = PartialFile(
+                    kind: .perplexity, shard: s.k, shards: s.n, chunks: range, totalChunks: chunks.count, ctx: eval.ctx,
+                    fingerprint: try Fingerprint.parts(
+                        kind: "perplexity", models: [("model", model)], tokens: tokens, textPath: eval.text, ctx: eval.ctx,
+                        chunks: chunks.count, bos: eval.bosToken(loaded.graph), eval: eval),
+                    paths: [model], text: eval.text ?? "", seconds: Date().timeIntervalSince(t0), threads: eval.threads,
+                    tensors: [("chunk_positions", scored.map { Double($0.count) }), ("nll", Array(scored.joined()))])
+                try partial.write(to: shard.partial!)
+                print(partial.summary(written: shard.partial!))
+                return
+            }
             let progress = Terminal.ChunkProgress(label: "perplexity")
             let bos = eval.bosToken(loaded.graph)
             if !json { print("\(model): \(tokens.count) tokens, ctx \(eval.ctx), threads \(eval.threads)") }
@@ -42,14 +64,7 @@ struct PerplexityCommand: ParsableCommand {
             }
             progress.finish()
             if json {
-                print(JSONWriter.write(.object([
-                    ("model", .string(model)), ("ctx", .int(result.ctx)), ("chunks", .int(result.chunkPPL.count)),
-                    ("ppl", .double(result.ppl)), ("ppl_stderr", .double(result.pplError)),
-                    ("chunk_ppl", .array(result.chunkPPL.map(JSONValue.double))),
-                    ("tokens_scored", .int(result.tokensScored)), ("tokens_evaluated", .int(result.tokensEvaluated)),
-                    ("seconds", .double(result.seconds)), ("tokens_per_second", .double(result.tokensPerSecond)),
-                    ("system", SystemReport.json(threads: eval.threads)),
-                ]), indent: 2))
+                print(JSONWriter.write(Self.json(result, model: model, threads: eval.threads), indent: 2))
             } else {
                 print(line)
                 print(String(format: "Final estimate: PPL = %.4f +/- %.5f", result.ppl, result.pplError))
@@ -57,6 +72,20 @@ struct PerplexityCommand: ParsableCommand {
                              result.chunkPPL.count, result.tokensScored, result.seconds, result.tokensPerSecond))
             }
         }
+    }
+}
+
+extension PerplexityCommand {
+    /// The `--json` report (also what `smelt merge` writes for perplexity partials).
+    static func json(_ result: Perplexity.Result, model: String, threads: Int) -> JSONValue {
+        .object([
+            ("model", .string(model)), ("ctx", .int(result.ctx)), ("chunks", .int(result.chunkPPL.count)),
+            ("ppl", .double(result.ppl)), ("ppl_stderr", .double(result.pplError)),
+            ("chunk_ppl", .array(result.chunkPPL.map(JSONValue.double))),
+            ("tokens_scored", .int(result.tokensScored)), ("tokens_evaluated", .int(result.tokensEvaluated)),
+            ("seconds", .double(result.seconds)), ("tokens_per_second", .double(result.tokensPerSecond)),
+            ("system", SystemReport.json(threads: threads)),
+        ])
     }
 }
 

@@ -15,13 +15,14 @@ struct Smelt: ParsableCommand {
             inspect and verify look at a file; convert moves a model between formats (and casts); \
             quantize rounds weights to Q8_0/Q4_0/Q4_1 (round-to-nearest, importance matrix or GPTQ); \
             calibrate computes an importance matrix; perplexity and drift evaluate a model, and drift \
-            gates a build on how far a candidate strays from its base; tokenize prints token ids. \
+            gates a build on how far a candidate strays from its base; merge combines the partial \
+            results of those three run as shards (--shard K/N) into one run's result; tokenize prints token ids. \
             `smelt help SUBCOMMAND` explains each.
 
             Exit status: 0 success, 1 a failed drift gate, 2 a runtime error (bad input, I/O), 64 a usage error.
             """,
         subcommands: [Inspect.self, Convert.self, Verify.self, Tokenize.self, PerplexityCommand.self, DriftCommand.self,
-            QuantizeCommand.self, CalibrateCommand.self, SystemCommand.self]
+            QuantizeCommand.self, CalibrateCommand.self, MergeCommand.self, SystemCommand.self]
     )
 
     /// Chooses the BLAS kernels first (this may re-execute the process once; see
