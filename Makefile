@@ -16,7 +16,7 @@ RELEASE_BIN := .build/release/smelt
 APT_PKGS    := libzstd-dev libopenblas-dev pkg-config zstd time
 PY_PKGS     := numpy safetensors gguf tokenizers
 
-.PHONY: all deps pydeps build release test demo bench models golden tables clean fuzz
+.PHONY: all deps pydeps build release test demo bench models golden tables clean fuzz slurm-test
 
 all: build
 
@@ -86,6 +86,12 @@ $(GEMMA3):
 # The main job on the real models.
 demo: release models
 	@scripts/demo.sh $(RELEASE_BIN) $(SMOLLM) $(MINILM)
+
+# A 4-shard drift on a one-node Slurm cluster started on this machine (installs slurm-wlm and munge
+# from Debian; needs root), checked against one run. Not part of `make test`.
+SLURM_TEXT ?= ../shared/corpus/wiki.test.raw
+slurm-test: build models
+	@scripts/slurm_test.sh .build/debug/smelt $(SMOLLM) $(SLURM_TEXT)
 
 # Benchmarks: numbers next to a peer tool measured in the same run.
 bench: release pydeps models
