@@ -3,6 +3,7 @@ import Calibration
 import Evaluator
 import Formats
 import Foundation
+import TensorGraph
 
 struct MergeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -64,6 +65,18 @@ struct MergeCommand: ParsableCommand {
                 gateFailed = try DriftCommand.emit(
                     report, base: first.paths[0], candidate: first.paths[1],
                     gates: DriftGates(maxPPLRatio: maxPplRatio, maxKLD: maxKld, minTop1: minTop1), json: output, force: force, threads: first.threads)
+            case .quantize:
+                guard FormatRegistry.outputFormat(for: output) == .gguf else {
+                    throw EvaluatorError.badInput("\(output): merged quantize shards are written as GGUF: give a .gguf output")
+                }
+                // The whole output's metadata (from shard 0, without the partial's own keys) and
+                // every shard's tensors in shard order: the graph one run writes.
+                var metadata = Metadata()
+                for (k, v) in first.graph!.metadata.entries where !k.hasPrefix(PartialFile.keyPrefix) { metadata[k] = v }
+                var graph = try TensorGraph(metadata: metadata)
+                for p in set { for t in p.graph!.tensors { try graph.append(t) } }
+                try GGUFWriter.write(graph, to: output, replace: force)
+                print("merged \(set.count) shards into \(output): \(graph.tensors.count) tensors")
             case .calibrate:
                 var nodes: [ChunkTree.Node: ImportanceSums] = [:]
                 for p in set {

@@ -153,7 +153,9 @@ struct PartialFile {
     static let type = "smelt-partial"
     static let formatVersion = 1
 
-    enum Kind: String { case perplexity, drift, calibrate }
+    /// perplexity, drift, calibrate: chunks and F64 tensors of numbers; quantize: tensors of the
+    /// output model (chunks are tensor indices) and its whole metadata.
+    enum Kind: String { case perplexity, drift, calibrate, quantize }
 
     var kind: Kind
     var shard: Int
@@ -169,6 +171,9 @@ struct PartialFile {
     var threads: Int
     var tensors: [(name: String, values: [Double])]
     var path = ""
+    /// quantize: the partial as read (the output's metadata with the smelt.partial.* keys, and this shard's tensors).
+    var graph: TensorGraph? = nil
+    static let keyPrefix = "smelt.partial."
 
     var fingerprintHash: String {
         Fingerprint.hex(XXHash64.hash(Array(fingerprint.joined(separator: "\n").utf8)))
@@ -177,6 +182,21 @@ struct PartialFile {
     func write(to path: String) throws {
         var m = Metadata()
         m["general.type"] = .string(Self.type)
+        m = metadata(base: m, tensorCount: tensors.count)
+        var graph = try TensorGraph(metadata: m)
+        for t in tensors {
+            var bytes = [UInt8]()
+            bytes.reserveCapacity(t.values.count * 8)
+            for v in t.values { withUnsafeBytes(of: v.bitPattern.littleEndian) { bytes.append(contentsOf: $0) } }
+            try graph.append(Tensor(name: t.name, dtype: .f64, shape: [t.values.count], storage: MemoryStorage(bytes)))
+        }
+        // A rerun of a shard replaces its partial (the way a failed shard is completed).
+        try GGUFWriter.write(graph, to: path, replace: true)
+    }
+
+    /// `base` with the smelt.partial.* keys after it.
+    func metadata(base: Metadata, tensorCount: Int) -> Metadata {
+        var m = base
         m["smelt.partial.version"] = .uint32(UInt32(Self.formatVersion))
         m["smelt.partial.kind"] = .string(kind.rawValue)
         m["smelt.partial.shard"] = .uint32(UInt32(shard))
@@ -191,23 +211,15 @@ struct PartialFile {
         m["smelt.partial.text"] = .string(text)
         m["smelt.partial.seconds"] = .float64(seconds)
         m["smelt.partial.threads"] = .uint32(UInt32(threads))
-        m["smelt.partial.tensor_count"] = .uint64(UInt64(tensors.count))
-        var graph = try TensorGraph(metadata: m)
-        for t in tensors {
-            var bytes = [UInt8]()
-            bytes.reserveCapacity(t.values.count * 8)
-            for v in t.values { withUnsafeBytes(of: v.bitPattern.littleEndian) { bytes.append(contentsOf: $0) } }
-            try graph.append(Tensor(name: t.name, dtype: .f64, shape: [t.values.count], storage: MemoryStorage(bytes)))
-        }
-        // A rerun of a shard replaces its partial (the way a failed shard is completed).
-        try GGUFWriter.write(graph, to: path, replace: true)
+        m["smelt.partial.tensor_count"] = .uint64(UInt64(tensorCount))
+        return m
     }
 
     static func read(_ path: String) throws -> PartialFile {
         func bad(_ why: String) -> EvaluatorError { .badInput("\(path): not a usable partial result: \(why)") }
         let g = try GGUFReader.read(path, mergeSplits: false)
         let m = g.metadata
-        guard m["general.type"]?.stringValue == type else { throw bad("general.type is not '\(type)'") }
+        guard m["smelt.partial.kind"] != nil else { throw bad("it has no smelt.partial.kind") }
         guard m["smelt.partial.version"]?.intValue == formatVersion else { throw bad("partial format version is not \(formatVersion)") }
         func int(_ key: String) throws -> Int {
             guard let v = m["smelt.partial." + key]?.intValue else { throw bad("smelt.partial.\(key) is missing") }
@@ -224,7 +236,7 @@ struct PartialFile {
             throw bad("it lists \(try int("tensor_count")) tensors but holds \(g.tensors.count)")
         }
         var tensors: [(String, [Double])] = []
-        for t in g.tensors {
+        for t in g.tensors where kind != .quantize {
             guard t.dtype == .f64, t.shape.count == 1 else { throw bad("tensor '\(t.name)' is not a 1-D F64 vector") }
             let raw = try t.storage.readAll()
             tensors.append((t.name, raw.withUnsafeBytes { b in
@@ -235,7 +247,7 @@ struct PartialFile {
             kind: kind, shard: try int("shard"), shards: try int("shards"), chunks: first..<end, totalChunks: try int("chunk_total"),
             ctx: try int("ctx"), fingerprint: try strings("fingerprint"), paths: try strings("paths"),
             text: m["smelt.partial.text"]?.stringValue ?? "", seconds: m["smelt.partial.seconds"]?.doubleValue ?? 0,
-            threads: try int("threads"), tensors: tensors, path: path)
+            threads: try int("threads"), tensors: tensors, path: path, graph: kind == .quantize ? g : nil)
     }
 
     func tensor(_ name: String) throws -> [Double] {

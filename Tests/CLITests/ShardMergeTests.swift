@@ -111,6 +111,43 @@ final class ShardMergeTests: XCTestCase {
         }
     }
 
+    func testQuantizeShardsMergeToByteIdenticalGGUF() throws {
+        let imatrix = "\(Self.dir)/q.imatrix.gguf"
+        var r = try smelt(["calibrate", Self.llama, "--text", Self.text, "--output", imatrix] + Self.common)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        for extra in [["--type", "q4_0"], ["--type", "q4_1", "--imatrix", imatrix]] {
+            let single = "\(Self.dir)/single-\(extra[1]).gguf"
+            r = try smelt(["quantize", Self.llama, single] + extra)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let expected = try Data(contentsOf: URL(fileURLWithPath: single))
+            for n in [1, 3, 4] {
+                let partials = try (0..<n).map { k in
+                    let p = "\(Self.dir)/quant-\(extra[1])-\(k)of\(n).partial"
+                    let r = try smelt(["quantize", Self.llama] + extra + ["--shard", "\(k)/\(n)", "--partial", p])
+                    XCTAssertEqual(r.status, 0, r.stderr)
+                    return p
+                }
+                let merged = "\(Self.dir)/merged-\(extra[1])-\(n).gguf"
+                r = try smelt(["merge"] + partials.reversed() + ["--output", merged])
+                XCTAssertEqual(r.status, 0, r.stderr)
+                XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: merged)), expected, "\(extra) in \(n) shards")
+            }
+        }
+        // Shards of another type do not merge; GPTQ does not shard (its layers depend on each other).
+        let other = "\(Self.dir)/quant-other.partial"
+        r = try smelt(["quantize", Self.llama, "--type", "q8_0", "--shard", "1/3", "--partial", other])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let out = "\(Self.dir)/quant-fault.gguf"
+        r = try smelt(["merge", "\(Self.dir)/quant-q4_0-0of3.partial", other, "\(Self.dir)/quant-q4_0-2of3.partial", "--output", out])
+        XCTAssertEqual(r.status, 2)
+        XCTAssertTrue(r.stderr.contains("type=q8_0 vs type=q4_0"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out))
+        r = try smelt(["quantize", Self.llama, "--type", "q4_0", "--method", "gptq", "--calibration-text", Self.text,
+                       "--shard", "0/2", "--partial", other])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("--method rtn"), r.stderr)
+    }
+
     func testShardAutoReadsSlurmAndKubernetesIndices() throws {
         let p = "\(Self.dir)/auto.partial"
         var r = try smelt(driftArgs() + ["--shard", "auto", "--partial", p],
