@@ -202,8 +202,15 @@ final class ShardMergeTests: XCTestCase {
         try refuse([good[0], good[1], ppl[2]], "is a perplexity partial but")
         // Not a partial at all.
         try refuse([good[0], good[1], Self.f16], "\(Self.f16): not a usable partial result")
-        // A rerun of the missing shard completes the set.
-        let r = try smelt(["merge", good[0], good[2], good[1], "--output", out])
+        // A rerun of the missing shard completes the set (and replaces its partial).
+        let rerun = try smelt(driftArgs() + ["--shard", "1/3", "--partial", good[1]])
+        XCTAssertEqual(rerun.status, 0, rerun.stderr)
+        var r = try smelt(["merge", good[0], good[2], good[1], "--output", out])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        // An existing output is replaced only with --force.
+        r = try smelt(["merge", good[0], good[2], good[1], "--output", out])
+        XCTAssertEqual(r.status, 2)
+        r = try smelt(["merge", good[0], good[2], good[1], "--output", out, "--force"])
         XCTAssertEqual(r.status, 0, r.stderr)
     }
 }
