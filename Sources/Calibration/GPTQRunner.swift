@@ -146,7 +146,7 @@ public final class GPTQRunner {
     }
 
     /// Quantizes every weight of a group with the group's Hessian, and overrides its values.
-    private func quantize(_ group: [String], hessian gram: inout Gram) throws {
+    func quantize(_ group: [String], hessian gram: inout Gram, override: Bool = true) throws {
         guard !gram.values.isEmpty else { return }
         let columns = gram.columns
         gram.values.withUnsafeMutableBufferPointer { BLAS.symmetrize($0.baseAddress!, n: columns) }
@@ -173,7 +173,7 @@ public final class GPTQRunner {
                 rtnRelativeErrors[name] = GPTQ.relativeError(original: w, quantized: rtn, rows: rows, cols: columns, hessian: hessian)
             }
             results[name] = blocks
-            try model.overrideWeight(name, values: values)
+            if override { try model.overrideWeight(name, values: values) }
         }
     }
 

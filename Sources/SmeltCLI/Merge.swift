@@ -73,8 +73,28 @@ struct MergeCommand: ParsableCommand {
                 // every shard's tensors in shard order: the graph one run writes.
                 var metadata = Metadata()
                 for (k, v) in first.graph!.metadata.entries where !k.hasPrefix(PartialFile.keyPrefix) { metadata[k] = v }
+                guard case let .array(_, names)? = first.graph!.metadata[PartialFile.keyPrefix + "tensor_names"] else {
+                    throw EvaluatorError.badInput("\(first.path): not a usable partial result: smelt.partial.tensor_names is missing")
+                }
+                var byName: [String: (Tensor, String)] = [:]
+                for p in set {
+                    for t in p.graph!.tensors {
+                        if let other = byName[t.name] {
+                            throw EvaluatorError.badInput("tensor '\(t.name)' is in two partials: \(other.1) and \(p.path)")
+                        }
+                        byName[t.name] = (t, p.path)
+                    }
+                }
                 var graph = try TensorGraph(metadata: metadata)
-                for p in set { for t in p.graph!.tensors { try graph.append(t) } }
+                for name in names.compactMap(\.stringValue) {
+                    guard let t = byName.removeValue(forKey: name) else {
+                        throw EvaluatorError.badInput("no partial holds tensor '\(name)'")
+                    }
+                    try graph.append(t.0)
+                }
+                guard byName.isEmpty else {
+                    throw EvaluatorError.badInput("tensor '\(byName.keys.sorted()[0])' is not in the output's tensor list")
+                }
                 try GGUFWriter.write(graph, to: output, replace: force)
                 print("merged \(set.count) shards into \(output): \(graph.tensors.count) tensors")
             case .calibrate:

@@ -133,7 +133,7 @@ final class ShardMergeTests: XCTestCase {
                 XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: merged)), expected, "\(extra) in \(n) shards")
             }
         }
-        // Shards of another type do not merge; GPTQ does not shard (its layers depend on each other).
+        // Shards of another type do not merge.
         let other = "\(Self.dir)/quant-other.partial"
         r = try smelt(["quantize", Self.llama, "--type", "q8_0", "--shard", "1/3", "--partial", other])
         XCTAssertEqual(r.status, 0, r.stderr)
@@ -142,10 +142,36 @@ final class ShardMergeTests: XCTestCase {
         XCTAssertEqual(r.status, 2)
         XCTAssertTrue(r.stderr.contains("type=q8_0 vs type=q4_0"), r.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: out))
-        r = try smelt(["quantize", Self.llama, "--type", "q4_0", "--method", "gptq", "--calibration-text", Self.text,
-                       "--shard", "0/2", "--partial", other])
+    }
+
+    func testOnePassGPTQShardsMergeToByteIdenticalGGUF() throws {
+        let gptq = ["--type", "q4_0", "--method", "gptq", "--gptq-mode", "one-pass", "--calibration-text", Self.text,
+                    "--ctx", "32", "--chunks", "6", "--threads", "2"]
+        let single = "\(Self.dir)/gptq-single.gguf"
+        var r = try smelt(["quantize", Self.llama, single] + gptq)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let expected = try Data(contentsOf: URL(fileURLWithPath: single))
+        // One-pass is not the sequential mode: the Hessians of later layers differ.
+        let sequential = "\(Self.dir)/gptq-sequential.gguf"
+        r = try smelt(["quantize", Self.llama, sequential] + gptq.filter { $0 != "one-pass" && $0 != "--gptq-mode" })
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertNotEqual(try Data(contentsOf: URL(fileURLWithPath: sequential)), expected)
+        for n in [1, 2, 3] {
+            let partials = try (0..<n).map { k in
+                let p = "\(Self.dir)/gptq-\(k)of\(n).partial"
+                let r = try smelt(["quantize", Self.llama] + gptq + ["--shard", "\(k)/\(n)", "--partial", p])
+                XCTAssertEqual(r.status, 0, r.stderr)
+                return p
+            }
+            let merged = "\(Self.dir)/gptq-merged-\(n).gguf"
+            r = try smelt(["merge"] + partials + ["--output", merged])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: merged)), expected, "one-pass GPTQ in \(n) shards")
+        }
+        r = try smelt(["quantize", Self.llama, "--shard", "0/2", "--partial", "\(Self.dir)/x.partial"]
+            + gptq.filter { $0 != "one-pass" && $0 != "--gptq-mode" })
         XCTAssertNotEqual(r.status, 0)
-        XCTAssertTrue(r.stderr.contains("--method rtn"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("not sequential GPTQ"), r.stderr)
     }
 
     func testShardAutoReadsSlurmAndKubernetesIndices() throws {
