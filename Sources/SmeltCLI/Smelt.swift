@@ -16,7 +16,8 @@ struct Smelt: ParsableCommand {
             quantize rounds weights to Q8_0/Q4_0/Q4_1 (round-to-nearest, importance matrix or GPTQ); \
             calibrate computes an importance matrix; perplexity and drift evaluate a model, and drift \
             gates a build on how far a candidate strays from its base; merge combines the partial \
-            results of those three run as shards (--shard K/N) into one run's result; tokenize prints token ids. \
+            results of those three and of quantize run as shards (--shard K/N) into one run's \
+            result; tokenize prints token ids. \
             `smelt help SUBCOMMAND` explains each.
 
             Exit status: 0 success, 1 a failed drift gate, 2 a runtime error (bad input, I/O), 64 a usage error.
