@@ -35,7 +35,7 @@ export SLURM_CONF=$SLURM_RUN/slurm.conf
 echo "reference: one smelt drift run (ctx $CTX, $CHUNKS chunks, $THREADS thread)"
 t0=$(date +%s.%N)
 "$SMELT" drift --base "$BASE" --candidate "$CANDIDATE" --text "$TEXT" --ctx "$CTX" --chunks "$CHUNKS" \
-    --threads "$THREADS" --json "$WORK/single.json" | sed 's/^/  /'
+    --threads "$THREADS" --json "$WORK/single.json" --force | sed 's/^/  /'
 t1=$(date +%s.%N)
 
 export OUT=$WORK/sharded

@@ -138,11 +138,9 @@ enum Fingerprint {
         }
     }
 
+    /// XXH64 of the running executable (through /proc/self/exe), or "unknown" where that is unreadable.
     static func executableHash() -> String {
-        let path = CommandLine.arguments.first.map { $0.contains("/") ? $0 : "/proc/self/exe" } ?? "/proc/self/exe"
-        guard let data = FileManager.default.contents(atPath: "/proc/self/exe") ?? FileManager.default.contents(atPath: path) else {
-            return "unknown"
-        }
+        guard let data = FileManager.default.contents(atPath: "/proc/self/exe") else { return "unknown" }
         return hex(data.withUnsafeBytes { XXHash64.hash($0) })
     }
 }
