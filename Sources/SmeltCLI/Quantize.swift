@@ -3,6 +3,7 @@ import Calibration
 import Evaluator
 import Formats
 import Foundation
+import Kernels
 import Quantization
 import TensorGraph
 
@@ -41,7 +42,7 @@ struct QuantizeCommand: ParsableCommand {
     )
 
     @Argument(help: "The input model.") var input: String
-    @Argument(help: "The output GGUF (or .ingot).") var output: String
+    @Argument(help: "The output GGUF (or .ingot); not given with --partial.") var output: String?
     @Option(help: "The file type (Q4_K_M, Q6_K, IQ4_XS, Q4_0, … in either case).") var type: String
     @Flag(help: "Quantize every eligible tensor to the type's one block type (no mix).") var pure = false
     @Flag(help: "Reproduce llama-quantize's tensor data byte for byte (its mix, fallbacks and imatrix use).")
@@ -55,6 +56,10 @@ struct QuantizeCommand: ParsableCommand {
     @Option(help: "GPTQ: dampening of the Hessian's diagonal, as a fraction of its mean.") var damp: Float = 0.01
     @Option(help: ArgumentHelp("GPTQ: column order, act (most important blocks first) or natural.", visibility: .hidden))
     var gptqOrder: String = "act"
+    @Option(help: ArgumentHelp(
+        "GPTQ: sequential (each layer's Hessians from the layers before it already quantized) or one-pass (every Hessian from the unquantized model: layers quantize independently, and --shard splits them).",
+        valueName: "sequential|one-pass"))
+    var gptqMode: String = "sequential"
     @Option(help: "Threads for quantization and the calibration forward pass.")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
     @Option(help: "Keep tensors whose GGUF name matches this glob unquantized (F32); repeatable.")
@@ -62,6 +67,7 @@ struct QuantizeCommand: ParsableCommand {
     @Option(help: "A recipe file whose rules come before the built-in recipe's.") var recipe: String?
     @Flag(help: "Replace an existing output.") var force = false
     @Flag(help: "Print a JSON summary instead of text.") var json = false
+    @OptionGroup var shard: ShardOptions
 
     /// The file type named by --type, or a pure mix of a block type smelt encodes.
     var mix: FileTypeMix? {
@@ -85,8 +91,17 @@ struct QuantizeCommand: ParsableCommand {
         guard chunks >= 1 else { throw ValidationError("--chunks must be at least 1") }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         guard damp > 0, damp.isFinite else { throw ValidationError("--damp must be positive") }
-        guard [.gguf, .ingot].contains(FormatRegistry.outputFormat(for: output)) else {
-            throw ValidationError("OUT must end in .gguf (or .ingot)")
+        guard ["sequential", "one-pass"].contains(gptqMode) else { throw ValidationError("--gptq-mode must be sequential or one-pass") }
+        if shard.partial != nil {
+            guard output == nil else { throw ValidationError("give OUT or --partial FILE, not both") }
+            guard m == .rtn || gptqMode == "one-pass" else {
+                throw ValidationError("--shard quantizes parts independently: it takes --method rtn (with or without --imatrix) or --method gptq --gptq-mode one-pass, not sequential GPTQ")
+            }
+        } else {
+            guard let output else { throw ValidationError("give OUT") }
+            guard [.gguf, .ingot].contains(FormatRegistry.outputFormat(for: output)) else {
+                throw ValidationError("OUT must end in .gguf (or .ingot)")
+            }
         }
     }
 
@@ -95,6 +110,8 @@ struct QuantizeCommand: ParsableCommand {
             let mix = self.mix!
             let type = mix.defaultType
             let method = QuantMethod(rawValue: method)!
+            if let s = try shard.resolved() { return try runShard(s, mix: mix) }
+            let output = output!
             if !force && Paths.exists(output) { throw OutputError.exists(path: output) }
             let started = Date()
             let graph = try ModelQuantizer.open(input) { Terminal.printErr("smelt: note: \($0)") }
@@ -120,7 +137,13 @@ struct QuantizeCommand: ParsableCommand {
                     options: GPTQ.Options(damp: damp, scaleSearch: true, actOrder: gptqOrder != "natural", threads: threads))
                 runner.compareWithRTN = true
                 let bar = StepBar(label: "gptq")
-                try runner.run { phase, done, total in bar.update(phase: phase, done: done, total: total) }
+                if gptqMode == "one-pass" {
+                    try runner.runOnePass(units: 0..<GPTQRunner.unitCount(loaded.model)) { phase, done, total in
+                        bar.update(phase: phase, done: done, total: total)
+                    }
+                } else {
+                    try runner.run { phase, done, total in bar.update(phase: phase, done: done, total: total) }
+                }
                 bar.finish()
                 precomputed = runner.results
                 gptqErrors = runner.relativeErrors
@@ -192,6 +215,81 @@ struct QuantizeCommand: ParsableCommand {
                 }
             }
         }
+    }
+}
+
+extension QuantizeCommand {
+    /// The recipe this command line asks for.
+    func quantRecipe() throws -> QuantRecipe {
+        var recipe = QuantRecipe.builtIn()
+        if let path = self.recipe { recipe = recipe.overridden(by: try QuantRecipe.read(path)) }
+        return recipe.keeping(keep)
+    }
+
+    /// `--shard K/N --partial FILE`: the output graph's tensors in shard K's contiguous share of the
+    /// tensor order, with the whole output's metadata, as a GGUF for `smelt merge`.
+    func runShard(_ s: (k: Int, n: Int), mix: FileTypeMix) throws {
+        let started = Date()
+        let type = mix.defaultType
+        let graph = try ModelQuantizer.open(input) { Terminal.printErr("smelt: note: \($0)") }
+        let matrix = try imatrix.map { try ImportanceMatrix.read($0) }
+        let request = ModelQuantizer.Request(mix: mix, pure: pure, exactGGML: exactGGML, hasImatrix: matrix != nil)
+        let plan = ModelQuantizer.plan(graph, recipe: try quantRecipe(), request: request)
+        var fingerprint = ["kind=quantize", "smelt=\(SmeltVersion.string)", "executable=\(Fingerprint.executableHash())"]
+        for (role, path) in [("input", Optional(input)), ("imatrix", imatrix), ("recipe", recipe), ("calibration", calibrationText)] {
+            guard let path else { continue }
+            for (name, size, hash, how) in try Fingerprint.modelFiles(path) {
+                fingerprint.append("\(role).file[\(name)]=\(size) bytes, xxh64-\(how) \(Fingerprint.hex(hash))")
+            }
+        }
+        fingerprint += ["type=\(mix.name)", "pure=\(pure)", "exact_ggml=\(exactGGML)", "keep=\(keep.joined(separator: ","))", "method=\(method)"]
+        var precomputed: [String: [UInt8]] = [:]
+        let units: Int, range: Range<Int>
+        var inShard: (Int, Tensor) -> Bool
+        if method == "gptq" {
+            // One-pass GPTQ: shards take contiguous units (layers, then the output head).
+            let loaded = (model: try LanguageModel(graph: graph, threads: threads), graph: graph)
+            let tokens = try TextTokens.tokenize(file: calibrationText!, graph: loaded.graph)
+            let bos = loaded.graph.tokenizer.addBOS == true ? loaded.graph.tokenizer.bosTokenID.map { Int32($0) } : nil
+            let calibration = try Perplexity.chunks(of: tokens, ctx: ctx, limit: chunks, bos: bos)
+            units = GPTQRunner.unitCount(loaded.model)
+            guard s.n <= units else { throw EvaluatorError.badInput("\(s.n) shards for \(units) layers and the head: every shard needs one") }
+            range = Perplexity.shardRange(s.k, of: s.n, chunks: units)
+            fingerprint += ["gptq=one-pass", "ctx=\(ctx)", "chunks=\(chunks)", "damp=\(damp)", "order=\(gptqOrder)",
+                            "threads=\(threads)", "blas_core=\(BLASLibrary.current.core)", "units=\(units)"]
+            let runner = GPTQRunner(
+                model: loaded.model, targets: ModelQuantizer.gptqTargets(plan, model: loaded.model), chunks: calibration,
+                options: GPTQ.Options(damp: damp, scaleSearch: true, actOrder: gptqOrder != "natural", threads: threads))
+            let bar = StepBar(label: "gptq \(s.k)/\(s.n)")
+            try runner.runOnePass(units: range) { phase, done, total in bar.update(phase: phase, done: done, total: total) }
+            bar.finish()
+            precomputed = runner.results
+            let layers = units - 1
+            inShard = { _, t in range.contains(GPTQRunner.unit(of: t.name, layers: layers)) }
+        } else {
+            units = graph.tensors.count
+            guard s.n <= units else { throw EvaluatorError.badInput("\(s.n) shards for \(units) tensors: every shard needs at least one tensor") }
+            range = Perplexity.shardRange(s.k, of: s.n, chunks: units)
+            fingerprint += ["tensors=\(units)"]
+            inShard = { i, _ in range.contains(i) }
+        }
+        let (quantized, _) = try ModelQuantizer.output(
+            graph, plan: plan, type: type, fileType: mix.fileType, imatrix: matrix, imatrixPath: imatrix,
+            precomputed: precomputed, method: QuantMethod(rawValue: method)!, weighted: request.weightedMethod)
+        let mine = quantized.tensors.enumerated().filter { inShard($0.offset, $0.element) }.map(\.element)
+        var partial = PartialFile(
+            kind: .quantize, shard: s.k, shards: s.n, chunks: range, totalChunks: units, ctx: 0, fingerprint: fingerprint,
+            paths: [input], text: "", seconds: Date().timeIntervalSince(started), threads: threads, tensors: [])
+        var m = partial.metadata(base: quantized.metadata, tensorCount: mine.count)
+        m[PartialFile.keyPrefix + "tensor_names"] = .array(elementType: .string, values: quantized.tensors.map { .string($0.name) })
+        var shardGraph = try TensorGraph(metadata: m)
+        for t in mine { try shardGraph.append(t) }
+        let progress = GroupProgress(label: "quantize \(s.k)/\(s.n)", tensors: mine)
+        try GGUFWriter.write(shardGraph, to: shard.partial!, replace: true, progress: progress.advance)
+        progress.finish()
+        partial.seconds = Date().timeIntervalSince(started)
+        print(partial.summary(written: shard.partial!).replacingOccurrences(of: "chunks", with: method == "gptq" ? "units" : "tensors")
+            + ", \(mine.count) tensors")
     }
 }
 

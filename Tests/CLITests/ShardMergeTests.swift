@@ -115,7 +115,7 @@ final class ShardMergeTests: XCTestCase {
         let imatrix = "\(Self.dir)/q.imatrix.gguf"
         var r = try smelt(["calibrate", Self.llama, "--text", Self.text, "--output", imatrix] + Self.common)
         XCTAssertEqual(r.status, 0, r.stderr)
-        for extra in [["--type", "q4_0"], ["--type", "q4_1", "--imatrix", imatrix]] {
+        for extra in [["--type", "q4_0"], ["--type", "q4_1", "--imatrix", imatrix], ["--type", "Q4_K_M", "--imatrix", imatrix]] {
             let single = "\(Self.dir)/single-\(extra[1]).gguf"
             r = try smelt(["quantize", Self.llama, single] + extra)
             XCTAssertEqual(r.status, 0, r.stderr)
@@ -140,7 +140,7 @@ final class ShardMergeTests: XCTestCase {
         let out = "\(Self.dir)/quant-fault.gguf"
         r = try smelt(["merge", "\(Self.dir)/quant-q4_0-0of3.partial", other, "\(Self.dir)/quant-q4_0-2of3.partial", "--output", out])
         XCTAssertEqual(r.status, 2)
-        XCTAssertTrue(r.stderr.contains("type=q8_0 vs type=q4_0"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("type=Q8_0 vs type=Q4_0"), r.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: out))
     }
 
