@@ -8,7 +8,7 @@ import TensorGraph
 struct MergeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "merge",
-        abstract: "Merge the partial results of a sharded perplexity, drift or calibrate run into one run's result.",
+        abstract: "Merge the partial results of a sharded perplexity, drift, calibrate or quantize run into one run's result.",
         discussion: """
             Each PARTIAL is what `--shard K/N --partial FILE` wrote. They must all be shards of the \
             same run (same fingerprint: model files, text, ctx, chunking, threads, kernels, Smelt \
@@ -17,7 +17,7 @@ struct MergeCommand: ParsableCommand {
             result equals a single run's in every field but elapsed times (the sum of the shards') \
             and paths: perplexity writes the `perplexity --json` report to --output, drift prints \
             its report, writes the `drift --json` report to --output and applies the gates (exit 1 \
-            when one fails), calibrate writes the importance-matrix GGUF.
+            when one fails), calibrate writes the importance-matrix GGUF, quantize the quantized GGUF.
             """
     )
 
