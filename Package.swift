@@ -60,8 +60,8 @@ let package = Package(
         ),
 
         // Helpers shared by the test targets (paths, subprocesses, golden files, the corpus and
-        // the real-model policy). Test targets that run the `smelt` binary depend on SmeltCLI, so
-        // building them (a filtered `swift test` too) relinks the binary they run first.
+        // the real-model policy). Test targets that run the `smelt` binary depend on SmeltCLI; they
+        // run the binary built beside the test bundle, which `swift test` (filtered too) relinks first.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "TensorGraphTests", dependencies: ["TensorGraph", "TestSupport"]),
         .testTarget(name: "CodecsTests", dependencies: ["Codecs"]),
