@@ -54,27 +54,35 @@ let package = Package(
         .executableTarget(
             name: "SmeltCLI",
             dependencies: [
-                "TensorGraph", "Formats", "Quantization", "Architectures", "Evaluator", "Tokenizers", "Calibration", "Kernels",
-                "Codecs", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "TensorGraph", "Codecs", "Formats", "Quantization", "Architectures", "Evaluator", "Tokenizers", "Calibration", "Kernels",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
 
-        // Helpers shared by the test targets (paths, subprocesses, golden files).
+        // Helpers shared by the test targets (paths, subprocesses, golden files, the corpus and
+        // the real-model policy). Test targets that run the `smelt` binary depend on SmeltCLI; they
+        // run the binary built beside the test bundle, which `swift test` (filtered too) relinks first.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "TensorGraphTests", dependencies: ["TensorGraph", "TestSupport"]),
         .testTarget(name: "CodecsTests", dependencies: ["Codecs"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
-        .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "TensorGraph"]),
-        .testTarget(name: "FormatsTests", dependencies: ["Formats", "TensorGraph", "TestSupport"]),
-        .testTarget(name: "ArchitecturesTests", dependencies: ["Architectures", "Formats", "TensorGraph", "TestSupport"]),
-        .testTarget(name: "EvaluatorTests", dependencies: ["Evaluator", "Architectures", "Formats", "TensorGraph", "TestSupport"]),
-        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "Formats", "TensorGraph", "TestSupport"]),
+        .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "TensorGraph", "TestSupport"]),
+        // Throughput benchmarks (with checks of what they time): `make bench` runs them in release,
+        // `make test` skips them.
+        .testTarget(name: "BenchmarkTests", dependencies: ["Quantization", "TensorGraph", "TestSupport"]),
+        .testTarget(name: "FormatsTests", dependencies: ["Formats", "TensorGraph", "TestSupport", "SmeltCLI"]),
+        .testTarget(
+            name: "ArchitecturesTests", dependencies: ["Architectures", "Formats", "TensorGraph", "TestSupport", "SmeltCLI"]),
+        .testTarget(
+            name: "EvaluatorTests",
+            dependencies: ["Evaluator", "Architectures", "Formats", "TensorGraph", "TestSupport", "SmeltCLI"]),
+        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "Formats", "TensorGraph", "TestSupport", "SmeltCLI"]),
         .testTarget(name: "CLITests", dependencies: ["SmeltCLI", "TestSupport"]),
         .testTarget(
             name: "CalibrationTests",
             dependencies: [
                 "Calibration", "Quantization", "Evaluator", "Kernels", "Formats", "TensorGraph", "Architectures", "Tokenizers",
-                "TestSupport",
+                "TestSupport", "SmeltCLI",
             ]),
     ]
 )

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes golden/gemma3/: the token ids llama.cpp's `llama-tokenize` gives for all of
-# ../shared/corpus/wiki.test.raw with Gemma 3 270M's GGUF (SentencePiece, `make models`), as
+# corpus/wiki.test.raw with Gemma 3 270M's GGUF (SentencePiece, `make models`), as
 # llama-perplexity tokenizes (BOS first, special-token text not parsed): every id as
 # little-endian u32, zstd-compressed (wiki.u32.zst).
 #
@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 LLAMA_TOKENIZE=${LLAMA_TOKENIZE:-/work/llama/src/build/bin/llama-tokenize}
 MODEL=${MODEL:-.cache/gemma3/gemma-3-270m-q4_k_m.gguf}
-WIKI=${WIKI:-../shared/corpus/wiki.test.raw}
+WIKI=${WIKI:-corpus/wiki.test.raw}
 OUT=golden/gemma3
 mkdir -p "$OUT"
 "$LLAMA_TOKENIZE" -m "$MODEL" -f "$WIKI" --ids --log-disable --no-escape --no-parse-special 2>/dev/null \

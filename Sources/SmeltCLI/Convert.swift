@@ -1,5 +1,6 @@
 import ArgumentParser
 import Architectures
+import Codecs
 import Formats
 import Foundation
 import TensorGraph
@@ -41,10 +42,20 @@ struct Convert: ParsableCommand {
     @Flag(help: "Replace an existing output.") var force = false
     @Flag(help: "Print a JSON summary instead of text.") var json = false
 
-    /// Usage checks for the GGUF split options (exit status 64 on failure).
+    /// The cast --dtype asks for (validate() has checked the name).
+    var target: DType? { dtype.flatMap { DType(name: $0) } }
+
+    /// Usage checks (exit status 64 on failure), before any file is opened.
     func validate() throws {
-        if let text = splitMaxSize, parseSize(text) == nil {
-            throw ValidationError("--split-max-size: cannot read '\(text)' as a size")
+        if let name = dtype {
+            guard let t = DType(name: name), [.f32, .f16, .bf16].contains(t) else {
+                throw ValidationError("--dtype must be f32, f16 or bf16, not '\(Usage.echo(name))'")
+            }
+        }
+        try Usage.size("--max-shard-size", maxShardSize)
+        try Usage.size("--split-max-size", splitMaxSize)
+        if let level, level == 0 || level < Int(Zstd.minLevel) || level > Int(Zstd.maxLevel) {
+            throw ValidationError("--level must be in \(Zstd.minLevel)...\(Zstd.maxLevel), 0 excluded, not \(level)")
         }
         if let n = splitMaxTensors, n <= 0 { throw ValidationError("--split-max-tensors must be positive, not \(n)") }
         let outputFormat = FormatRegistry.outputFormat(for: output)
@@ -60,16 +71,7 @@ struct Convert: ParsableCommand {
 
     func run() throws {
         try SmeltCLI.run {
-            let target: DType? = try dtype.map { name in
-                guard let t = DType(name: name), [.f32, .f16, .bf16].contains(t) else {
-                    throw ValidationError("--dtype must be f32, f16 or bf16, not '\(name)'")
-                }
-                return t
-            }
-            let shardLimit: Int? = try maxShardSize.map { text in
-                guard let n = parseSize(text) else { throw ValidationError("--max-shard-size: cannot read '\(text)' as a size") }
-                return n
-            }
+            let shardLimit = maxShardSize.flatMap(parseSize)
             let outputFormat = FormatRegistry.outputFormat(for: output)
             let splitLimit = splitMaxSize.flatMap(parseSize)
             if !force && Paths.exists(output) && !(Paths.isDirectory(output) && isEmptyDirectory(output)) {

@@ -32,6 +32,14 @@ struct DriftCommand: ParsableCommand {
     @Flag(help: "Replace an existing --json report.") var force = false
     @OptionGroup var shard: ShardOptions
 
+    /// The gates' limits (the evaluation options are checked by EvalOptions.validate()).
+    func validate() throws {
+        try Usage.number("--max-ppl-ratio", maxPplRatio, in: 0...Double.greatestFiniteMagnitude, what: "a positive ratio")
+        if maxPplRatio == 0 { throw ValidationError("--max-ppl-ratio must be a positive ratio, not 0") }
+        try Usage.number("--max-kld", maxKld, in: 0...Double.greatestFiniteMagnitude, what: "0 or more (nats)")
+        try Usage.number("--min-top1", minTop1, in: 0...100, what: "a percentage from 0 to 100")
+    }
+
     func run() throws {
         var gateFailed = false
         try SmeltCLI.run {

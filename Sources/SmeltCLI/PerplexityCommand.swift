@@ -114,8 +114,8 @@ struct EvalOptions: ParsableArguments {
         guard (text == nil) != (tokenIDs == nil) else { throw ValidationError("give --text FILE") }
         guard ctx >= 4 else { throw ValidationError("--ctx must be at least 4") }
         if let c = chunks, c < 1 { throw ValidationError("--chunks must be at least 1") }
-        guard ["f32", "q8"].contains(activations) else { throw ValidationError("--activations must be f32 or q8") }
-        guard ["f32", "f16"].contains(kv) else { throw ValidationError("--kv must be f32 or f16") }
+        try Usage.oneOf("--activations", activations, ["f32", "q8"])
+        try Usage.oneOf("--kv", kv, ["f32", "f16"])
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
     }
 

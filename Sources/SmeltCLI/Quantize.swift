@@ -78,13 +78,16 @@ struct QuantizeCommand: ParsableCommand {
 
     func validate() throws {
         guard mix != nil else {
-            throw ValidationError("unknown --type '\(type)'; known: \(FileTypeMix.names.joined(separator: ", "))")
+            throw ValidationError("unknown --type '\(Usage.echo(type))'; known: \(FileTypeMix.names.joined(separator: ", "))")
         }
         if exactGGML && pure == false, FileTypeMix.named(type) == nil {
             throw ValidationError("--exact-ggml needs a file type name (\(FileTypeMix.all.map(\.name).joined(separator: ", ")))")
         }
         if exactGGML && method == "gptq" { throw ValidationError("--exact-ggml reproduces llama-quantize, which has no GPTQ: use --method rtn") }
-        guard let m = QuantMethod(rawValue: method) else { throw ValidationError("--method must be rtn or gptq, not '\(method)'") }
+        guard let m = QuantMethod(rawValue: method) else {
+            throw ValidationError("--method must be rtn or gptq, not '\(Usage.echo(method))'")
+        }
+        try Usage.oneOf("--gptq-order", gptqOrder, ["act", "natural"])
         if m == .gptq, calibrationText == nil { throw ValidationError("--method gptq needs --calibration-text FILE") }
         if m == .rtn, calibrationText != nil { throw ValidationError("--calibration-text is for --method gptq") }
         guard ctx >= 16 else { throw ValidationError("--ctx must be at least 16") }

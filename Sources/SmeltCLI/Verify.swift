@@ -19,6 +19,10 @@ struct Verify: ParsableCommand {
     @Option(help: "Threads to decode with (default: all cores).") var threads: Int = 0
     @Flag(help: "Print a JSON report instead of text.") var json = false
 
+    func validate() throws {
+        guard threads >= 0 else { throw ValidationError("--threads must be 0 (all cores) or more, not \(threads)") }
+    }
+
     func run() throws {
         try SmeltCLI.run {
             let started = Date()

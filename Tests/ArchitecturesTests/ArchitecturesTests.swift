@@ -107,7 +107,7 @@ final class TinyModelRoundTripTests: XCTestCase {
         }
 
         // The tokenizer we wrote encodes like the original (Python tokenizers package).
-        r = try TestSupport.python(["golden/check_tokenizer.py", "\(source)/tokenizer.json", "\(back)/tokenizer.json", "../shared/corpus/wiki.test.raw"])
+        r = try TestSupport.python(["golden/check_tokenizer.py", "\(source)/tokenizer.json", "\(back)/tokenizer.json", TestSupport.wikiText])
         XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
 
         // GGUF → HF → GGUF: identical tensor bytes.
@@ -153,7 +153,7 @@ final class TinyModelRoundTripTests: XCTestCase {
     }
 
     func testUnsupportedArchitectureIsKeptAsIsWithANote() throws {
-        guard FileManager.default.fileExists(atPath: TestSupport.miniLM) else { throw XCTSkip("run make models") }
+        try TestSupport.requireModel(TestSupport.miniLMWeights)
         let r = try TestSupport.smelt(["convert", TestSupport.miniLM, "\(dir)/bert.gguf"])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stderr.contains("note: architecture 'bert' has no table in formats/architectures/"), r.stderr)
@@ -164,7 +164,7 @@ final class TinyModelRoundTripTests: XCTestCase {
 /// The real model: SmolLM2-135M-Instruct Q4_1 GGUF → Hugging Face folder → GGUF.
 final class SmolLM2ConversionTests: XCTestCase {
     func testGGUFToHFAndBack() throws {
-        guard FileManager.default.fileExists(atPath: TestSupport.smolLM2) else { throw XCTSkip("run make models") }
+        try TestSupport.requireModel(TestSupport.smolLM2)
         let dir = TestSupport.tempDir("smollm2")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         var r = try TestSupport.smelt(["convert", TestSupport.smolLM2, "\(dir)/hf"])

@@ -8,16 +8,20 @@ final class DriftGateTests: XCTestCase {
     nonisolated(unsafe) static var dir = ""
     nonisolated(unsafe) static var text = ""
     nonisolated(unsafe) static var f16 = ""
+    nonisolated(unsafe) static var q4 = ""
     static let llama = TestSupport.path("golden/tiny/llama")
 
     override class func setUp() {
         dir = TestSupport.tempDir("drift")
         text = "\(dir)/text.txt"
-        let corpus = try! String(contentsOfFile: TestSupport.path("../shared/corpus/wiki.test.raw"), encoding: .utf8)
+        let corpus = try! String(contentsOfFile: TestSupport.wikiText, encoding: .utf8)
         try! String(corpus.prefix(6000)).write(toFile: text, atomically: true, encoding: .utf8)
         f16 = "\(dir)/llama-f16.gguf"
         let r = try! TestSupport.smelt(["convert", llama, f16, "--dtype", "f16"])
         precondition(r.status == 0, r.stderr)
+        q4 = "\(dir)/llama-q4_0.gguf"
+        let q = try! TestSupport.smelt(["quantize", llama, q4, "--type", "q4_0"])
+        precondition(q.status == 0, q.stderr)
     }
 
     override class func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
@@ -58,11 +62,22 @@ final class DriftGateTests: XCTestCase {
         XCTAssertTrue(r.stdout.contains("exceeds limit 0.000000 (over by"), r.stdout)
     }
 
+    /// A Q4_0 candidate changes the top token somewhere: --min-top1 100 fails, with the shortfall
+    /// the JSON report also gives; an impossible limit (over 100 %) is a usage error.
     func testMinTop1GateFails() throws {
-        let r = try drift(["--min-top1", "100.5"])
+        let json = "\(Self.dir)/q4.json"
+        let r = try drift(["--min-top1", "100", "--json", json], candidate: Self.q4)
         XCTAssertEqual(r.status, 1, r.stdout + r.stderr)
         XCTAssertTrue(r.stdout.contains("GATE FAILED: --min-top1: top-1 agreement"), r.stdout)
-        XCTAssertTrue(r.stdout.contains("is below minimum 100.500%"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("is below minimum 100.000%"), r.stdout)
+        let report = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as! [String: Any]
+        let top1 = try XCTUnwrap(report["top1_agreement"] as? Double)
+        XCTAssertLessThan(top1, 1)
+        XCTAssertEqual(report["passed"] as? Bool, false)
+        let gate = try XCTUnwrap((report["gates"] as? [[String: Any]])?.first)
+        XCTAssertEqual(gate["value"] as? Double ?? -1, top1 * 100, accuracy: 1e-9)
+        let usage = try drift(["--min-top1", "100.5"])
+        XCTAssertEqual(usage.status, 64, usage.stderr)
     }
 
     func testMaxPPLRatioGateFails() throws {

@@ -3,7 +3,7 @@ import TestSupport
 import XCTest
 
 /// SmolLM2-135M-Instruct on the first 10 chunks of WikiText-2 (ctx 512), against the external
-/// reference figures in ../shared/corpus/README.md: PyTorch (transformers) 26.6157 and llama.cpp
+/// reference figures in corpus/README.md: PyTorch (transformers) 26.6157 and llama.cpp
 /// 26.6161 on the F32 weights. Ours must agree within 0.05%, from the F32 file and from the Q4_1
 /// file (dequantized weights, f32 activations).
 final class RealModelPerplexityTests: XCTestCase {
@@ -11,7 +11,7 @@ final class RealModelPerplexityTests: XCTestCase {
     static let llamaCppF32 = 26.6161
 
     func perplexity(_ model: String, _ extra: [String] = []) throws -> Double {
-        let r = try TestSupport.smelt(["perplexity", model, "--text", TestSupport.path("../shared/corpus/wiki.test.raw"),
+        let r = try TestSupport.smelt(["perplexity", model, "--text", TestSupport.wikiText,
                                        "--ctx", "512", "--chunks", "10", "--json"] + extra)
         XCTAssertEqual(r.status, 0, r.stderr)
         let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
@@ -20,7 +20,7 @@ final class RealModelPerplexityTests: XCTestCase {
     }
 
     func testAgreesWithPyTorchAndLlamaCppFromF32AndQ4_1() throws {
-        guard FileManager.default.fileExists(atPath: TestSupport.smolLM2) else { throw XCTSkip("run make models") }
+        try TestSupport.requireModel(TestSupport.smolLM2)
         let dir = TestSupport.tempDir("ppl")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let f32 = "\(dir)/smollm2-f32.gguf"

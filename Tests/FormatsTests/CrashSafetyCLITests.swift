@@ -14,11 +14,9 @@ final class CrashSafetyCLITests: XCTestCase {
 
     override func setUpWithError() throws {
         guard FileManager.default.isExecutableFile(atPath: TestSupport.smeltBinary) else {
-            throw XCTSkip("smelt binary not built at \(TestSupport.smeltBinary)")
+            throw TestSupport.MissingInput(message: "smelt binary not built at \(TestSupport.smeltBinary)")
         }
-        guard FileManager.default.fileExists(atPath: TestSupport.smolLM2) else {
-            throw XCTSkip("SmolLM2 not in .cache (make models)")
-        }
+        try TestSupport.requireModel(TestSupport.smolLM2)
         dir = TestSupport.tempDir("crash-safety")
         out = "\(dir)/out"
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: false)

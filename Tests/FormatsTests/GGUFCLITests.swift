@@ -10,9 +10,6 @@ final class GGUFCLITests: XCTestCase {
     let mixed = TestSupport.path("golden/gguf/mixed.gguf")
 
     override func setUpWithError() throws {
-        guard FileManager.default.isExecutableFile(atPath: TestSupport.smeltBinary) else {
-            throw XCTSkip("smelt binary not built at \(TestSupport.smeltBinary)")
-        }
         dir = TestSupport.tempDir("gguf-cli")
     }
 
@@ -86,9 +83,7 @@ final class GGUFCLITests: XCTestCase {
     /// safetensors package, config values as typed GGUF keys.
     func testConvertHFFolderToGGUF() throws {
         let folder = TestSupport.miniLM
-        guard Paths.exists(folder + "/model.safetensors") else {
-            throw XCTSkip("\(folder) is absent: run `make models`")
-        }
+        try TestSupport.requireModel(TestSupport.miniLMWeights)
         let out = "\(dir)/minilm.gguf"
         _ = try smelt(["convert", folder, out])
         let py = try TestSupport.python(["golden/check_gguf.py", "safetensors", out, folder + "/model.safetensors"])

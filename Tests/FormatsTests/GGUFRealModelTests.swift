@@ -11,9 +11,7 @@ final class GGUFRealModelTests: XCTestCase {
     let model = TestSupport.smolLM2
 
     override func setUpWithError() throws {
-        guard Paths.exists(model) else {
-            throw XCTSkip("\(model) is absent: run `make models` (make test always fetches it)")
-        }
+        try TestSupport.requireModel(model)
         dir = TestSupport.tempDir("gguf-real")
     }
 

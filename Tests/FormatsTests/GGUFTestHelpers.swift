@@ -142,7 +142,10 @@ enum GGUFJSON {
     /// Runs `check_gguf.py dump` on a file and parses the description.
     static func pythonDump(_ path: String, hexLimit: Int = 1 << 16) throws -> JSONValue {
         let r = try TestSupport.python(["golden/check_gguf.py", "dump", path, "--hex-limit", String(hexLimit)])
-        guard r.status == 0 else { throw XCTSkip("check_gguf.py dump failed (\(r.status)): \(r.stderr)") }
+        // gguf-py missing or failing is a failure: interop tests must not pass by not running.
+        guard r.status == 0 else {
+            throw TestSupport.MissingInput(message: "golden/check_gguf.py dump \(path) failed (exit \(r.status)); gguf-py is needed (make pydeps): \(r.stderr)")
+        }
         return try JSONParser.parse(r.stdout)
     }
 

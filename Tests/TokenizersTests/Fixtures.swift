@@ -9,14 +9,12 @@ import XCTest
 /// Shared inputs of the tokenizer tests: the real SmolLM2 vocabulary, the wiki text, golden files,
 /// and the Python `tokenizers` reference.
 enum Fixtures {
-    static let wikiPath = TestSupport.path("../shared/corpus/wiki.test.raw")
+    static let wikiPath = TestSupport.wikiText
     static let goldenDir = TestSupport.path("golden/tokenizer")
 
     /// The SmolLM2 GGUF's tokenizer (`make models`), or a skip.
     static func smolLM2() throws -> Tokenizer {
-        guard FileManager.default.fileExists(atPath: TestSupport.smolLM2) else {
-            throw XCTSkip("SmolLM2 GGUF not present (run `make models`)")
-        }
+        try TestSupport.requireModel(TestSupport.smolLM2)
         return try loaded.get()
     }
 
@@ -30,8 +28,8 @@ enum Fixtures {
     }
 
     static func wikiBytes() throws -> [UInt8] {
-        guard let data = FileManager.default.contents(atPath: wikiPath) else {
-            throw XCTSkip("\(wikiPath) not present")
+        guard let data = FileManager.default.contents(atPath: try TestSupport.requireFile(wikiPath)) else {
+            throw TestSupport.MissingInput(message: "cannot read \(wikiPath)")
         }
         return [UInt8](data)
     }
@@ -68,8 +66,7 @@ enum Fixtures {
     static func goldenJSON(_ name: String) throws -> [String: Any] {
         let path = goldenDir + "/" + name
         guard let data = FileManager.default.contents(atPath: path) else {
-            XCTFail("golden file \(path) missing (golden/make_tokenizer_golden.sh)")
-            throw XCTSkip("missing \(path)")
+            throw TestSupport.MissingInput(message: "golden file \(path) missing (golden/make_tokenizer_golden.sh)")
         }
         return try JSONSerialization.jsonObject(with: data) as! [String: Any]
     }

@@ -49,8 +49,7 @@ final class SentencePieceTests: XCTestCase {
     /// Every id of the wiki text with Gemma 3 270M's GGUF, as llama-tokenize gives them
     /// (golden/make_gemma3_golden.sh): BOS first, special-token text not parsed.
     func testGemma3WikiTextMatchesLlamaCppIdForId() throws {
-        let model = TestSupport.path(".cache/gemma3/gemma-3-270m-q4_k_m.gguf")
-        guard FileManager.default.fileExists(atPath: model) else { throw XCTSkip("run make models") }
+        let model = try TestSupport.requireModel(TestSupport.gemma3)
         let g = try GGUFReader.read(model)
         let t = try SentencePieceTokenizer(tokenizer: g.tokenizer, metadata: g.metadata)
         let expected = Fixtures.u32LE(try Fixtures.zstdDecompress(TestSupport.path("golden/gemma3/wiki.u32.zst")))

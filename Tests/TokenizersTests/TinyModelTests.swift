@@ -10,11 +10,9 @@ import XCTest
 /// and compared with the Python package on the wiki text and the tricky strings.
 final class TinyModelTests: XCTestCase {
     static func tinyDir(_ name: String) throws -> String {
-        for root in [TestSupport.path("golden/tiny"), "/work/lead/golden/tiny"] {
-            let d = root + "/" + name
-            if FileManager.default.fileExists(atPath: d + "/tokenizer.json") { return d }
-        }
-        throw XCTSkip("golden/tiny/\(name)/tokenizer.json not present")
+        let d = TestSupport.path("golden/tiny/\(name)")
+        try TestSupport.requireFile(d + "/tokenizer.json")
+        return d
     }
 
     /// A minimal tokenizer.json → Tokenizer reading (vocab, merges, added tokens, the pre-tokenizer

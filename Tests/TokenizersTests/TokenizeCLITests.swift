@@ -5,7 +5,7 @@ import XCTest
 /// `smelt tokenize` end to end on the real model.
 final class TokenizeCLITests: XCTestCase {
     func testTokenizePrintsIdsAndJSON() throws {
-        guard FileManager.default.fileExists(atPath: TestSupport.smolLM2) else { throw XCTSkip("SmolLM2 GGUF not present") }
+        try TestSupport.requireModel(TestSupport.smolLM2)
         let golden = try Fixtures.goldenJSON("strings.json")
         let strings = golden["strings"] as! [String]
         let ids = (golden["ids"] as! [String: [[Int]]])["smollm"]!
