@@ -79,6 +79,7 @@ public enum SgemmBench {
         for i in 0..<(shape.m * shape.k) { a[i] = Float(i % 13) * 0.01 - 0.06 }
         for i in 0..<(bCount * copies) { b[i] = Float(i % 7) * 0.02 - 0.06 }
         var copy = 0
+        BLAS.setThreads(1)  // one BLAS thread per call, as the evaluator runs it
         let run = {
             BLAS.parallelSgemm(m: shape.m, n: shape.n, k: shape.k, a: a, lda: shape.k, b: b + copy * bCount,
                                ldb: shape.transposeB ? shape.k : shape.n, c: c, ldc: shape.n,
