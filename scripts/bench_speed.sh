@@ -48,8 +48,9 @@ run() {
     local label=$1 log=$2; shift 2
     local t; t=$(mktemp)
     /usr/bin/time -f "%e %U %S %M" -o "$t" "$@" >"$t.out" 2>"$t.err" || { echo "$label failed:"; tail -5 "$t.err"; return 1; }
-    local ppl; ppl=$(grep -ho 'PPL = [0-9.]*' "$t.out" "$t.err" | tail -1 | awk '{print $3}')
-    local tps; tps=$(grep -ho '[0-9.]* tokens/s' "$t.out" | tail -1 | awk '{print $1}')
+    local ppl tps  # (llama-perplexity prints no tokens/s line: not a failure)
+    ppl=$(grep -ho 'PPL = [0-9.]*' "$t.out" "$t.err" | tail -1 | awk '{print $3}' || true)
+    tps=$(grep -ho '[0-9.]* tokens/s' "$t.out" | tail -1 | awk '{print $1}' || true)
     echo "$label $(cat "$t") ${ppl:-nan} ${tps:-nan}" >>"$log"
     rm -f "$t" "$t.out" "$t.err"
 }
