@@ -81,7 +81,7 @@ for line in open(log):
     runs.setdefault(label, []).append((float(wall), float(user) + float(sys_), int(rss) / 1024, ppl, tps))
 tokens = chunks * 512
 med = lambda xs: statistics.median(xs)
-print(f"\n| file | smelt tokens/s | llama.cpp tokens/s | smelt / llama.cpp | smelt CPU s | llama.cpp CPU s | smelt RSS MB | llama.cpp RSS MB | smelt PPL | llama.cpp PPL |")
+print(f"\n| file | smelt tokens/s | llama.cpp tokens/s | speed ratio (llama.cpp wall ÷ smelt wall) | smelt CPU s | llama.cpp CPU s | smelt RSS MB | llama.cpp RSS MB | smelt PPL | llama.cpp PPL |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for name in ["F32", "Q8_0", "Q4_0", "Q4_1"]:
     s = runs.get(f"smelt:{name}", []); l = runs.get(f"llama:{name}", [])
