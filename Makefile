@@ -98,7 +98,7 @@ slurm-test: build models
 # Benchmarks: numbers next to a peer tool measured in the same run, and the block decode/encode
 # throughput (BenchmarkTests, in a release build; they also check the values they time).
 bench: release pydeps models
-	$(SWIFT) test -c release --disable-swift-testing --filter BenchmarkTests
+	$(SWIFT) test -c release -Xswiftc -enable-testing --disable-swift-testing --filter BenchmarkTests
 	@scripts/bench.sh $(RELEASE_BIN)
 	@scripts/bench_speed.sh $(RELEASE_BIN) $(SMOLLM)
 	@if [ -x scripts/bench_ingot.sh ]; then scripts/bench_ingot.sh $(RELEASE_BIN); fi
