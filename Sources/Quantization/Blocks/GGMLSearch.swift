@@ -322,3 +322,22 @@ func ggmlSumSquares(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
     for i in 0..<n { s += x[i] * x[i] }
     return s
 }
+
+/// ggml's importance weighting for the legacy 32-value blocks (Q4_0, Q4_1, Q5_0, Q5_1 with an
+/// importance matrix): calls `body(block, x, weights)` for each block of the row, the weights
+/// being qw[j] · √(σ² + x[j]²) with σ² the row's mean square.
+@inline(__always)
+func ggmlWeightedBlocks(
+    _ x: UnsafePointer<Float>, rowLength: Int, importance: UnsafePointer<Float>,
+    _ body: (_ block: Int, _ x: UnsafePointer<Float>, _ weights: UnsafePointer<Float>) -> Void
+) {
+    let sigma2 = ggmlSumSquares(x, rowLength) / Float(rowLength)
+    withUnsafeTemporaryAllocation(of: Float.self, capacity: 32) { weight in
+        let w = weight.baseAddress!
+        for b in 0..<(rowLength / 32) {
+            let xb = x + 32 * b, qw = importance + 32 * b
+            for j in 0..<32 { w[j] = qw[j] * (sigma2 + xb[j] * xb[j]).squareRoot() }
+            body(b, xb, w)
+        }
+    }
+}

@@ -61,19 +61,14 @@ extension Q4_0Block {
     static func encodeWeighted(
         _ x: UnsafePointer<Float>, rowLength: Int, importance: UnsafePointer<Float>, into dst: UnsafeMutableRawPointer
     ) {
-        let sigma2 = ggmlSumSquares(x, rowLength) / Float(rowLength)
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 32) { weight in
-            withUnsafeTemporaryAllocation(of: Int8.self, capacity: 32) { L in
-                let w = weight.baseAddress!, l = L.baseAddress!
-                for b in 0..<(rowLength / 32) {
-                    let xb = x + 32 * b, qw = importance + 32 * b
-                    for j in 0..<32 { w[j] = qw[j] * (sigma2 + xb[j] * xb[j]).squareRoot() }
-                    let d = ggmlQX(32, 8, xb, l, weights: w)
-                    let block = dst + b * bytes
-                    block.storeF16(d, at: dOffset)
-                    for j in 0..<16 {
-                        block.storeU8(UInt8(bitPattern: l[j]) | UInt8(bitPattern: l[j + 16]) << 4, at: qsOffset + j)
-                    }
+        withUnsafeTemporaryAllocation(of: Int8.self, capacity: 32) { L in
+            let l = L.baseAddress!
+            ggmlWeightedBlocks(x, rowLength: rowLength, importance: importance) { b, xb, w in
+                let d = ggmlQX(32, 8, xb, l, weights: w)
+                let block = dst + b * bytes
+                block.storeF16(d, at: dOffset)
+                for j in 0..<16 {
+                    block.storeU8(UInt8(bitPattern: l[j]) | UInt8(bitPattern: l[j + 16]) << 4, at: qsOffset + j)
                 }
             }
         }
@@ -161,20 +156,15 @@ extension Q4_1Block {
     static func encodeWeighted(
         _ x: UnsafePointer<Float>, rowLength: Int, importance: UnsafePointer<Float>, into dst: UnsafeMutableRawPointer
     ) {
-        let sigma2 = ggmlSumSquares(x, rowLength) / Float(rowLength)
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 32) { weight in
-            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { codes in
-                let w = weight.baseAddress!, l = codes.baseAddress!, aux = l + 32
-                for b in 0..<(rowLength / 32) {
-                    let xb = x + 32 * b, qw = importance + 32 * b
-                    for j in 0..<32 { w[j] = qw[j] * (sigma2 + xb[j] * xb[j]).squareRoot() }
-                    var min: Float = 0
-                    let d = ggmlQKX(32, 15, xb, weights: w, l, theMin: &min, aux, rmin: -0.9, rdelta: 0.05, nstep: 36, mad: false)
-                    let block = dst + b * bytes
-                    block.storeF16(d, at: dOffset)
-                    block.storeF16(-min, at: mOffset)
-                    for j in 0..<16 { block.storeU8(l[j] | l[j + 16] << 4, at: qsOffset + j) }
-                }
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { codes in
+            let l = codes.baseAddress!, aux = l + 32
+            ggmlWeightedBlocks(x, rowLength: rowLength, importance: importance) { b, xb, w in
+                var min: Float = 0
+                let d = ggmlQKX(32, 15, xb, weights: w, l, theMin: &min, aux, rmin: -0.9, rdelta: 0.05, nstep: 36, mad: false)
+                let block = dst + b * bytes
+                block.storeF16(d, at: dOffset)
+                block.storeF16(-min, at: mOffset)
+                for j in 0..<16 { block.storeU8(l[j] | l[j + 16] << 4, at: qsOffset + j) }
             }
         }
     }

@@ -67,18 +67,13 @@ enum Q5_0Block: GridBlock {
     static func encodeWeighted(
         _ x: UnsafePointer<Float>, rowLength: Int, importance: UnsafePointer<Float>, into dst: UnsafeMutableRawPointer
     ) {
-        let sigma2 = ggmlSumSquares(x, rowLength) / Float(rowLength)
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 32) { weight in
-            withUnsafeTemporaryAllocation(of: Int8.self, capacity: 32) { L in
-                let w = weight.baseAddress!, l = L.baseAddress!
-                for b in 0..<(rowLength / 32) {
-                    let xb = x + 32 * b, qw = importance + 32 * b
-                    for j in 0..<32 { w[j] = qw[j] * (sigma2 + xb[j] * xb[j]).squareRoot() }
-                    let d = ggmlQX(32, 16, xb, l, weights: w)
-                    let block = dst + b * bytes
-                    block.storeF16(d, at: dOffset)
-                    storeCodes({ UInt8(bitPattern: l[$0]) }, into: block, qhOffset: qhOffset, qsOffset: qsOffset)
-                }
+        withUnsafeTemporaryAllocation(of: Int8.self, capacity: 32) { L in
+            let l = L.baseAddress!
+            ggmlWeightedBlocks(x, rowLength: rowLength, importance: importance) { b, xb, w in
+                let d = ggmlQX(32, 16, xb, l, weights: w)
+                let block = dst + b * bytes
+                block.storeF16(d, at: dOffset)
+                storeCodes({ UInt8(bitPattern: l[$0]) }, into: block, qhOffset: qhOffset, qsOffset: qsOffset)
             }
         }
     }
@@ -160,20 +155,15 @@ enum Q5_1Block: GridBlock {
     static func encodeWeighted(
         _ x: UnsafePointer<Float>, rowLength: Int, importance: UnsafePointer<Float>, into dst: UnsafeMutableRawPointer
     ) {
-        let sigma2 = ggmlSumSquares(x, rowLength) / Float(rowLength)
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 32) { weight in
-            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { codes in
-                let w = weight.baseAddress!, l = codes.baseAddress!, aux = l + 32
-                for b in 0..<(rowLength / 32) {
-                    let xb = x + 32 * b, qw = importance + 32 * b
-                    for j in 0..<32 { w[j] = qw[j] * (sigma2 + xb[j] * xb[j]).squareRoot() }
-                    var min: Float = 0
-                    let d = ggmlQKX(32, 31, xb, weights: w, l, theMin: &min, aux, rmin: -0.9, rdelta: 0.05, nstep: 36, mad: false)
-                    let block = dst + b * bytes
-                    block.storeF16(d, at: dOffset)
-                    block.storeF16(-min, at: mOffset)
-                    Q5_0Block.storeCodes({ l[$0] }, into: block, qhOffset: qhOffset, qsOffset: qsOffset)
-                }
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { codes in
+            let l = codes.baseAddress!, aux = l + 32
+            ggmlWeightedBlocks(x, rowLength: rowLength, importance: importance) { b, xb, w in
+                var min: Float = 0
+                let d = ggmlQKX(32, 31, xb, weights: w, l, theMin: &min, aux, rmin: -0.9, rdelta: 0.05, nstep: 36, mad: false)
+                let block = dst + b * bytes
+                block.storeF16(d, at: dOffset)
+                block.storeF16(-min, at: mOffset)
+                Q5_0Block.storeCodes({ l[$0] }, into: block, qhOffset: qhOffset, qsOffset: qsOffset)
             }
         }
     }
