@@ -22,7 +22,7 @@ let package = Package(
     dependencies: [.package(path: "..")],
     targets: [
         // Input files, golden paths and small checks shared by the targets.
-        .target(name: "FuzzSupport", dependencies: [.product(name: "TensorGraph", package: smelt)]),
+        .target(name: "FuzzSupport", dependencies: [.product(name: "TensorGraph", package: smelt), .product(name: "Quantization", package: smelt)]),
         target("fuzz-gguf", ["TensorGraph", "Formats", "Quantization", "Tokenizers"]),
         target("fuzz-safetensors", ["TensorGraph", "Formats", "Quantization"]),
         target("fuzz-ingot", ["TensorGraph", "Formats", "Codecs"]),

@@ -1,6 +1,22 @@
+import Quantization
+import TensorGraph
+
 #if canImport(Glibc)
 import Glibc
 #endif
+
+/// Reads every tensor of a graph a reader accepted, checks the byte count, and decodes the types
+/// that have a decoder, checking the value count against the shape.
+public func fuzzReadAllTensors(_ graph: TensorGraph) throws {
+    for t in graph.tensors {
+        let bytes = try t.storage.readAll()
+        fuzzCheck(bytes.count == t.storage.byteCount, "tensor \(t.name): read \(bytes.count) of \(t.storage.byteCount)")
+        if Dequantize.isSupported(t.dtype) {
+            let values = try bytes.withUnsafeBytes { try Dequantize.toF32(t.dtype, $0) }
+            fuzzCheck(values.count == t.shape.reduce(1, *), "tensor \(t.name): \(values.count) values for shape \(t.shape)")
+        }
+    }
+}
 
 /// The readers under test take paths, so each input is written to one file per process in
 /// /dev/shm (memory, not disk) and read back from there.

@@ -13,14 +13,7 @@ public func fuzzGGUF(_ input: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let path = FuzzInput.write(data, size, name: "input.gguf")
     do {
         let graph = try GGUFReader.read(path)
-        for t in graph.tensors {
-            let bytes = try t.storage.readAll()
-            fuzzCheck(bytes.count == t.storage.byteCount, "tensor \(t.name): read \(bytes.count) of \(t.storage.byteCount)")
-            if Dequantize.isSupported(t.dtype) {
-                let values = try bytes.withUnsafeBytes { try Dequantize.toF32(t.dtype, $0) }
-                fuzzCheck(values.count == t.shape.reduce(1, *), "tensor \(t.name): \(values.count) values for shape \(t.shape)")
-            }
-        }
+        try fuzzReadAllTensors(graph)
         if !graph.tokenizer.tokens.isEmpty, let bpe = try? BPETokenizer(tokenizer: graph.tokenizer) {
             let ids = bpe.encode("Hello world, 123 ünïcödé <s> </s>\n\t  x")
             _ = bpe.decode(ids)

@@ -11,14 +11,7 @@ public func fuzzSafetensors(_ input: UnsafePointer<UInt8>?, _ size: Int) -> CInt
     let path = FuzzInput.write(data, size, name: "input.safetensors")
     do {
         let graph = try SafetensorsGraph.read(path)
-        for t in graph.tensors {
-            let bytes = try t.storage.readAll()
-            fuzzCheck(bytes.count == t.storage.byteCount, "tensor \(t.name): read \(bytes.count) of \(t.storage.byteCount)")
-            if Dequantize.isSupported(t.dtype) {
-                let values = try bytes.withUnsafeBytes { try Dequantize.toF32(t.dtype, $0) }
-                fuzzCheck(values.count == t.shape.reduce(1, *), "tensor \(t.name): \(values.count) values for shape \(t.shape)")
-            }
-        }
+        try fuzzReadAllTensors(graph)
     } catch {
         checkError(error, path: path)
     }
