@@ -26,6 +26,9 @@ public struct RopeScaling: Sendable, Equatable {
     public var attentionFactor: Double?
     public var betaFast: Double?
     public var betaSlow: Double?
+    /// YaRN: transformers' `truncate` (default true: the correction range rounded to whole
+    /// dimensions; gpt-oss states false). GGUF has no key for it.
+    public var truncate: Bool?
 
     /// Llama 3.1's published values (llama.cpp's converter uses them where a key is absent).
     public static func llama31(factor: Double? = nil, low: Double? = nil, high: Double? = nil, original: Int? = nil) -> RopeScaling {
@@ -56,6 +59,7 @@ public struct RopeScaling: Sendable, Equatable {
                 s.attentionFactor = try r.double("attention_factor") ?? r.double("attn_factor")
                 s.betaFast = try r.double("beta_fast")
                 s.betaSlow = try r.double("beta_slow")
+                s.truncate = try r.bool("truncate")
             }
             return s
         }
@@ -71,6 +75,7 @@ public struct RopeScaling: Sendable, Equatable {
         try w.put("attention_factor", attentionFactor)
         try w.put("beta_fast", betaFast)
         try w.put("beta_slow", betaSlow)
+        if !w.forGGUF { try w.put("truncate", truncate) }
     }
 
     /// Llama 3's per-frequency divisors for heads of `headDim` at `base`, computed in float32 in
