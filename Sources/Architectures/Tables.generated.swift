@@ -92,6 +92,10 @@ enum EmbeddedTables {
      "hf": ["model.layers.{bid}.mlp.experts.gate_up_proj_bias"],
      "gguf": ["blk.{bid}.ffn_gate_exps.bias", "blk.{bid}.ffn_up_exps.bias"]}
   ],
+  "hf_mxfp4_quantization_config": {
+    "quant_method": "mxfp4",
+    "modules_to_not_convert": ["model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"]
+  },
   "config": [
     ["num_hidden_layers", "block_count", "u32"],
     ["max_position_embeddings", "context_length", "u32"],
