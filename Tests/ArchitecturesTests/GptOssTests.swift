@@ -183,3 +183,70 @@ final class GptOssConversionTests: XCTestCase {
         try refused(f, naming: "model.layers.1.mlp.experts.gate_up_proj_blocks", [name])
     }
 }
+
+/// Quantizing gpt-oss: `MXFP4_MOE` as llama-quantize makes it from the tiny model's F32 GGUF
+/// (golden/llamacpp/gptoss-MXFP4_MOE.json, made by golden/make_gptoss_quant_reference.py), and
+/// the other types on 3-D expert tensors (one matrix per expert).
+final class GptOssQuantizeTests: XCTestCase {
+    var dir = ""
+    override func setUp() { dir = TestSupport.tempDir("gptoss-q") }
+    override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
+
+    func f32GGUF() throws -> String {
+        let path = "\(dir)/f32.gguf"
+        let r = try TestSupport.smelt(["convert", TestSupport.path("golden/gptoss/bf16"), path, "--dtype", "f32"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        return path
+    }
+
+    func testMXFP4MOEMatchesLlamaQuantize() throws {
+        let src = try f32GGUF()
+        var r = try TestSupport.smelt(["quantize", src, "\(dir)/q.gguf", "--type", "MXFP4_MOE"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        r = try TestSupport.python(["golden/check_llamacpp_reference.py", "\(dir)/q.gguf", "golden/llamacpp/gptoss-MXFP4_MOE.json"])
+        XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
+        let g = try GGUFReader.read("\(dir)/q.gguf")
+        XCTAssertEqual(g.metadata["general.file_type"]?.intValue, 38)
+        XCTAssertEqual(g.tensors.filter { $0.dtype == .mxfp4 }.count, 9)
+    }
+
+    /// Q8_0, Q4_0 and Q4_K_M (--exact-ggml) as llama-quantize makes them: the 3-D expert tensors
+    /// quantized per expert, and a feed-forward tensor's position counted over the weights only
+    /// (not the 2-D expert biases), as llama-quantize counts it.
+    func testOtherFileTypesMatchLlamaQuantize() throws {
+        let src = try f32GGUF()
+        for type in ["Q8_0", "Q4_0", "Q4_K_M"] {
+            var r = try TestSupport.smelt(["quantize", src, "\(dir)/\(type).gguf", "--type", type, "--exact-ggml"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            r = try TestSupport.python(["golden/check_llamacpp_reference.py", "\(dir)/\(type).gguf", "golden/llamacpp/gptoss-\(type).json"])
+            XCTAssertEqual(r.status, 0, type + ": " + r.stdout + r.stderr)
+        }
+    }
+
+    /// Q8_0, Q4_0, Q4_1 and Q4_K on the expert tensors: each expert's rows encoded as that
+    /// expert's matrix alone would be.
+    func testOtherTypesQuantizeExpertsPerExpert() throws {
+        let src = try f32GGUF()
+        let f32 = try GGUFReader.read(src)
+        for type in ["Q8_0", "Q4_0", "Q4_1", "Q4_K_M"] {
+            let out = "\(dir)/\(type).gguf"
+            let r = try TestSupport.smelt(["quantize", src, out, "--type", type, "--pure"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let g = try GGUFReader.read(out)
+            for name in ["blk.1.ffn_gate_exps.weight", "blk.2.ffn_down_exps.weight"] {
+                let t = try XCTUnwrap(g[name]), source = try XCTUnwrap(f32[name])
+                XCTAssertEqual(t.shape, source.shape, name)
+                XCTAssertTrue(t.dtype.isQuantized, "\(type) \(name): \(t.dtype)")
+                // Expert by expert: the 2-D slice quantized alone gives the same bytes.
+                let bytes = try t.storage.readAll(), values = try source.storage.readAll()
+                let per = bytes.count / source.shape[0], perValues = values.count / source.shape[0]
+                for e in 0..<source.shape[0] {
+                    let slice = try Tensor(name: "e", dtype: .f32, shape: Array(source.shape.dropFirst()),
+                                           storage: MemoryStorage(Array(values[e * perValues..<(e + 1) * perValues])))
+                    let alone = try slice.quantized(to: t.dtype).storage.readAll()
+                    XCTAssertTrue(alone == Array(bytes[e * per..<(e + 1) * per]), "\(type) \(name) expert \(e)")
+                }
+            }
+        }
+    }
+}
