@@ -122,6 +122,36 @@ final class GptOssConversionTests: XCTestCase {
         XCTAssertFalse(config.contains("quantization_config"))
     }
 
+    /// The grouped tensors are produced range by range: any split of a read gives the same bytes.
+    func testGroupedTensorsReadInPieces() throws {
+        func check(_ g: TensorGraph) throws {
+            var checked = 0
+            for t in g.tensors where t.name.contains("exps") || t.name.contains("experts") {
+                let whole = try t.storage.readAll()
+                for piece in [1, 13, 100] {
+                    var parts: [UInt8] = []
+                    var offset = 0
+                    while offset < whole.count {
+                        var b = [UInt8](repeating: 0, count: min(piece, whole.count - offset))
+                        try b.withUnsafeMutableBytes { try t.storage.read(offset: offset, into: $0) }
+                        parts += b
+                        offset += b.count
+                    }
+                    XCTAssertTrue(parts == whole, "\(t.name) in pieces of \(piece)")
+                }
+                checked += 1
+            }
+            XCTAssertGreaterThan(checked, 0)
+        }
+        let gguf = try HFToGGUF.convert(try HFFolder.read(mxfp4))
+        try check(gguf)
+        try check(try HFToGGUF.convert(try HFFolder.read(bf16)))
+        try convert([mxfp4, "\(dir)/a.gguf"])
+        let g = try GGUFReader.read("\(dir)/a.gguf")
+        try check(try GGUFToHF.convert(g))
+        try check(try GGUFToHF.convert(g, dtype: .bf16))
+    }
+
     // MARK: Hostile checkpoints
 
     /// A copy of the MXFP4 checkpoint with `replace` applied to its tensors.
