@@ -35,16 +35,21 @@ final class GptOssConversionTests: XCTestCase {
     }
 
     /// Every tensor's type, shape and bytes and every gpt-oss.* key as convert_hf_to_gguf.py
-    /// writes them (`--outtype f32`; the MXFP4 experts stay MXFP4, moved without an f32 round
-    /// trip).
+    /// writes them (`--outtype f32` and `bf16`; the MXFP4 experts stay MXFP4, moved without an
+    /// f32 round trip).
     func checkAgainstConverter(_ form: String, folder: String) throws {
         try convert([folder, "\(dir)/\(form).gguf", "--dtype", "f32"])
-        let r = try TestSupport.python(["golden/check_llamacpp_reference.py", "\(dir)/\(form).gguf", "golden/llamacpp/gptoss-\(form).json"])
+        var r = try TestSupport.python(["golden/check_llamacpp_reference.py", "\(dir)/\(form).gguf", "golden/llamacpp/gptoss-\(form).json"])
         XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
         let g = try GGUFReader.read("\(dir)/\(form).gguf")
         // general.file_type as the converter sets it: MOSTLY_MXFP4_MOE (38) for MXFP4 experts.
         XCTAssertEqual(g.metadata["general.file_type"]?.intValue, form == "mxfp4" ? 38 : 0)
         XCTAssertEqual(g.tokenizer.preTokenizer, "gpt-4o")
+        // `--outtype bf16`: biases (2-D expert ones too), norms and the router stay f32.
+        try convert([folder, "\(dir)/\(form).bf16.gguf", "--dtype", "bf16"])
+        r = try TestSupport.python(["golden/check_llamacpp_reference.py", "\(dir)/\(form).bf16.gguf", "golden/llamacpp/gptoss-\(form).bf16.json"])
+        XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
+        XCTAssertEqual(try GGUFReader.read("\(dir)/\(form).bf16.gguf").metadata["general.file_type"]?.intValue, form == "mxfp4" ? 38 : 32)
     }
 
     func testHFToGGUFFromMXFP4MatchesConverter() throws { try checkAgainstConverter("mxfp4", folder: mxfp4) }
