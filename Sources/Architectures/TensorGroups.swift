@@ -74,12 +74,30 @@ public enum TensorGroups {
                     let exps = try Span.read(sc, from: first * g, to: (last + 1) * g)
                     var block = [UInt8](repeating: 0, count: 17)
                     codes.withUnsafeBytes { c in
-                        for bi in b0..<b1 {
-                            let local = (hf(bi / g) - first) * g + bi % g
-                            block[0] = exps[local]
-                            ggmlNibbles(from: c.baseAddress! + local * 16, into: &block)
-                            let lo = max(offset, bi * 17), hi = min(offset + buffer.count, bi * 17 + 17)
-                            for p in lo..<hi { buffer[p - offset] = block[p - bi * 17] }
+                        exps.withUnsafeBytes { x in
+                            let out = buffer.baseAddress!
+                            var bi = b0
+                            while bi < b1 {
+                                let row = bi / g, hfRow = hf(row)
+                                let rowEnd = min(b1, (row + 1) * g)
+                                var local = (hfRow - first) * g + bi % g
+                                while bi < rowEnd {
+                                    let start = bi * 17
+                                    if start >= offset && start + 17 <= offset + buffer.count {
+                                        // A whole block: straight into the output.
+                                        let dst = out + (start - offset)
+                                        dst.storeBytes(of: x[local], as: UInt8.self)
+                                        ggmlNibbles(from: c.baseAddress! + local * 16, to: dst + 1)
+                                    } else {
+                                        block[0] = x[local]
+                                        block.withUnsafeMutableBytes { ggmlNibbles(from: c.baseAddress! + local * 16, to: $0.baseAddress! + 1) }
+                                        let lo = max(offset, start), hi = min(offset + buffer.count, start + 17)
+                                        for p in lo..<hi { buffer[p - offset] = block[p - start] }
+                                    }
+                                    bi += 1
+                                    local += 1
+                                }
+                            }
                         }
                     }
                 }
@@ -191,14 +209,19 @@ public enum TensorGroups {
 
     // MARK: Helpers
 
-    /// ggml's block_mxfp4 code bytes from a Hugging Face block's 16 bytes (`out[1...16]`).
+    /// ggml's block_mxfp4 code bytes (16, at `dst`) from a Hugging Face block's 16 bytes. Hugging
+    /// Face byte m holds elements 2m (low) and 2m+1 (high); ggml byte j holds j (low) and j+16
+    /// (high): ggml byte 2m = HF[m] low | HF[8+m] low << 4, byte 2m+1 = HF[m] high | HF[8+m] high.
     @inline(__always)
-    static func ggmlNibbles(from hf: UnsafeRawPointer, into out: inout [UInt8]) {
-        func code(_ i: Int) -> UInt8 {
-            let b = hf.load(fromByteOffset: i >> 1, as: UInt8.self)
-            return i & 1 == 0 ? b & 0x0F : b >> 4
+    static func ggmlNibbles(from hf: UnsafeRawPointer, to dst: UnsafeMutableRawPointer) {
+        let a = hf.loadUnaligned(as: UInt64.self), b = hf.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
+        let m: UInt64 = 0x0F0F_0F0F_0F0F_0F0F
+        let even = (a & m) | (b & m) << 4          // bytes 2m
+        let odd = (a >> 4) & m | (b & ~m)          // bytes 2m+1
+        for i in 0..<8 {
+            dst.storeBytes(of: UInt8(truncatingIfNeeded: even >> (8 * i)), toByteOffset: 2 * i, as: UInt8.self)
+            dst.storeBytes(of: UInt8(truncatingIfNeeded: odd >> (8 * i)), toByteOffset: 2 * i + 1, as: UInt8.self)
         }
-        for j in 0..<16 { out[1 + j] = code(j) | code(j + 16) << 4 }
     }
 
     /// A Hugging Face block's 16 bytes from ggml's code bytes.
@@ -256,9 +279,10 @@ public enum TensorGroups {
         static func read(_ storage: any TensorStorage, from lo: Int, to hi: Int) throws -> [UInt8] {
             guard hi > lo else { return [] }
             if let m = try storage.mappedBytes() { return Array(UnsafeRawBufferPointer(rebasing: m[lo..<hi])) }
-            var out = [UInt8](repeating: 0, count: hi - lo)
-            try out.withUnsafeMutableBytes { try storage.read(offset: lo, into: $0) }
-            return out
+            return try [UInt8](unsafeUninitializedCapacity: hi - lo) { b, n in
+                try storage.read(offset: lo, into: UnsafeMutableRawBufferPointer(b))
+                n = hi - lo
+            }
         }
     }
 }
