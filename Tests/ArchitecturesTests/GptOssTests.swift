@@ -212,6 +212,25 @@ final class GptOssConversionTests: XCTestCase {
         try refused(f, naming: name, ["5 experts", "has 4"])
     }
 
+    /// GGUF → HF: gate and up experts that disagree, or a router for another expert count.
+    func testHostileGGUFIsRefused() throws {
+        try convert([mxfp4, "\(dir)/a.gguf"])
+        let g = try GGUFReader.read("\(dir)/a.gguf")
+        func replaced(_ name: String, shape: [Int]) throws -> TensorGraph {
+            let tensors = try g.tensors.map { t -> Tensor in
+                guard t.name == name else { return t }
+                return try zeros(t, shape: shape)
+            }
+            return try TensorGraph(architecture: g.architecture, hyperparameters: g.hyperparameters, metadata: g.metadata, tokenizer: g.tokenizer, tensors: tensors)
+        }
+        XCTAssertThrowsError(try GGUFToHF.convert(try replaced("blk.1.ffn_up_exps.weight", shape: [4, 16, 64]))) { e in
+            XCTAssertTrue("\(e)".contains("blk.1.ffn_up_exps.weight"), "\(e)")
+        }
+        XCTAssertThrowsError(try GGUFToHF.convert(try replaced("blk.2.ffn_gate_inp.weight", shape: [6, 64]))) { e in
+            XCTAssertTrue("\(e)".contains("blk.2.ffn_gate_inp.weight") && "\(e)".contains("6 experts"), "\(e)")
+        }
+    }
+
     func testBlocksWithoutScalesAreRefused() throws {
         let name = "model.layers.1.mlp.experts.gate_up_proj_scales"
         let f = try hostile("noscales") { t in t.name == name ? nil : t }
