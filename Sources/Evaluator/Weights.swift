@@ -60,6 +60,31 @@ final class Weights: @unchecked Sendable {
         return try body(buffer.baseAddress!)
     }
 
+    /// Expert `expert`'s slice of a tensor whose outermost dimension counts experts
+    /// ([experts, rows, columns] matrices, [experts, n] biases) as f32, decoding only that
+    /// slice's blocks (a cached or pinned tensor is used whole), so a mixture of experts needs
+    /// memory for one expert's matrix at a time. `body` gets the values and their count.
+    func withExpertF32<R>(_ name: String, expert: Int, _ body: (UnsafePointer<Float>, Int) throws -> R) throws -> R {
+        let t = try tensor(name)
+        guard t.shape.count >= 2, expert >= 0, expert < t.shape[0] else {
+            throw EvaluatorError.badShape(tensor: name, shape: t.shape, expected: [expert + 1] + Array(t.shape.dropFirst()))
+        }
+        let per = t.elementCount / t.shape[0]
+        if overrides[name] != nil || cache[name] != nil || cacheDecoded {
+            return try withF32(name) { try body($0 + expert * per, per) }
+        }
+        if t.dtype == .f32, let mapped = try t.storage.mappedBytes(),
+            Int(bitPattern: mapped.baseAddress) % MemoryLayout<Float>.alignment == 0
+        {
+            return try body(mapped.baseAddress!.assumingMemoryBound(to: Float.self) + expert * per, per)
+        }
+        let f = try t.dtype == .f32 ? t : t.dequantized(to: .f32)
+        let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(1, per))
+        defer { buffer.deallocate() }
+        try f.storage.read(offset: expert * per * 4, into: UnsafeMutableRawBufferPointer(start: buffer.baseAddress, count: per * 4))
+        return try body(buffer.baseAddress!, per)
+    }
+
     /// Row `row` of a 2-D tensor as f32 into `out` (for embedding lookups).
     func row(_ name: String, _ row: Int, into out: UnsafeMutablePointer<Float>) throws {
         let t = try tensor(name)
