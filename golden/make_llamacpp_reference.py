@@ -11,6 +11,9 @@ pre-tokenizer name instead; the tokenizer keys are compared separately by the to
 Needs a llama.cpp checkout (its converter and gguf-py) and torch + transformers:
 
     /work/venv/bin/python golden/make_llamacpp_reference.py /work/llama/src qwen2=qwen2 qwen3=qwen2
+
+A model outside golden/tiny/ is named by its path under golden/ (`gptoss/mxfp4=gpt-4o` reads
+golden/gptoss/mxfp4 and writes golden/llamacpp/gptoss-mxfp4.json).
 """
 import json, os, sys, tempfile
 
@@ -32,11 +35,12 @@ def main():
         model, pre = spec.split('=')
         base.TextModel.get_vocab_base_pre = lambda self, tokenizer, pre=pre: pre
         with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, model + '.gguf')
-            sys.argv = ['convert_hf_to_gguf.py', os.path.join(ROOT, 'tiny', model), '--outtype', 'f32', '--outfile', path]
+            path = os.path.join(tmp, model.replace('/', '-') + '.gguf')
+            folder = os.path.join(ROOT, 'tiny', model) if '/' not in model else os.path.join(ROOT, model)
+            sys.argv = ['convert_hf_to_gguf.py', folder, '--outtype', 'f32', '--outfile', path]
             conv.main()
             description = check_llamacpp_reference.describe(path)
-        with open(os.path.join(out_dir, model + '.json'), 'w') as f:
+        with open(os.path.join(out_dir, model.replace('/', '-') + '.json'), 'w') as f:
             json.dump(description, f, indent=1, sort_keys=True)
             f.write('\n')
     import subprocess

@@ -287,6 +287,7 @@ public enum ArchitectureRegistry {
         Qwen2.self,
         Qwen3.self,
         Gemma3.self,
+        GptOss.self,
     ]
 
     /// Every unit's GGUF name, in registry order.

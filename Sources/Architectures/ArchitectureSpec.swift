@@ -30,6 +30,18 @@ public struct ArchitectureSpec: Sendable {
         public let transform: Transform?
     }
 
+    /// Tensors that do not map one for one: several Hugging Face tensors → one GGUF tensor, or one
+    /// → several (`formats/architectures/<name>.json`, `tensor_groups`). The first Hugging Face
+    /// name leads the group (the GGUF tensors are made where it sits); the others are consumed.
+    public struct GroupRule: Sendable {
+        /// Which checkpoint form the group belongs to (`mxfp4`, `float`, `any`): GGUF → Hugging
+        /// Face picks the form by the GGUF tensor's type and the requested dtype.
+        public let form: String
+        public let transform: TensorGroups.Transform
+        public let hf: [NamePattern]
+        public let gguf: [NamePattern]
+    }
+
     public struct ConfigRule: Sendable {
         public let hfKey: String
         /// The GGUF key without the `{arch}.` prefix.
@@ -47,6 +59,7 @@ public struct ArchitectureSpec: Sendable {
     public let hfActivation: String
     public let skipHF: [NamePattern]
     public let tensors: [TensorRule]
+    public let groups: [GroupRule]
     public let config: [ConfigRule]
 
     init(json: JSONValue, file: String) throws {
@@ -80,6 +93,16 @@ public struct ArchitectureSpec: Sendable {
             rules.append(TensorRule(hf: NamePattern(cols[0]), gguf: NamePattern(cols[1]), transform: transform))
         }
         tensors = rules
+        groups = try (json["tensor_groups"]?.arrayValue ?? []).map { row in
+            let hf = row["hf"]?.arrayValue?.compactMap(\.stringValue) ?? []
+            let gguf = row["gguf"]?.arrayValue?.compactMap(\.stringValue) ?? []
+            guard !hf.isEmpty, !gguf.isEmpty, let t = row["transform"]?.stringValue.flatMap(TensorGroups.Transform.init(rawValue:)),
+                let form = row["form"]?.stringValue, ["mxfp4", "float", "any"].contains(form)
+            else {
+                throw ArchitectureError.badTable(file: file, reason: "tensor group \(row) is not {form: mxfp4|float|any, transform, hf: [...], gguf: [...]}")
+            }
+            return GroupRule(form: form, transform: t, hf: hf.map(NamePattern.init), gguf: gguf.map(NamePattern.init))
+        }
         config = try (json["config"]?.arrayValue ?? []).map { row in
             guard let c = row.arrayValue?.compactMap(\.stringValue), c.count == 3, ["u32", "f32", "str"].contains(c[2]) else {
                 throw ArchitectureError.badTable(file: file, reason: "config row \(row) is not [hf_key, gguf_key, u32|f32|str]")
@@ -102,6 +125,24 @@ public struct ArchitectureSpec: Sendable {
             if let bid = rule.gguf.match(name) { return (rule.hf.fill(bid), rule.transform) }
         }
         return nil
+    }
+
+    /// The group a Hugging Face tensor belongs to, its block number and its place among the
+    /// group's Hugging Face names (0: the leader).
+    public func group(forHF name: String) -> (rule: GroupRule, bid: Int, index: Int)? {
+        for rule in groups {
+            for (i, p) in rule.hf.enumerated() { if let bid = p.match(name) { return (rule, bid, i) } }
+        }
+        return nil
+    }
+
+    /// The groups a GGUF tensor belongs to (one per checkpoint form), its block number and its
+    /// place among each group's GGUF names.
+    public func groups(forGGUF name: String) -> [(rule: GroupRule, bid: Int, index: Int)] {
+        groups.compactMap { rule in
+            for (i, p) in rule.gguf.enumerated() { if let bid = p.match(name) { return (rule, bid, i) } }
+            return nil
+        }
     }
 
     public func isSkippedHF(_ name: String) -> Bool { skipHF.contains { $0.match(name) != nil } }

@@ -26,6 +26,29 @@ public enum GGUFToHF {
         for source in gguf.tensors {
             if source.name == "output.weight" && spec.tiedOutput == .duplicate { continue }
             if generated.contains(source.name) { continue }
+            let groups = spec.groups(forGGUF: source.name)
+            if !groups.isEmpty {
+                // Several GGUF tensors → one Hugging Face tensor or pair (tensor_groups): made where
+                // the group's first tensor sits. MXFP4 experts go back to blocks + scales unless a
+                // float dtype is asked for; anything else to the float form.
+                let wantMXFP4 = dtype == nil && source.dtype == .mxfp4
+                let pick = groups.first { $0.rule.form == "any" } ?? groups.first { ($0.rule.form == "mxfp4") == wantMXFP4 }
+                guard let (rule, bid, index) = pick else { throw ArchitectureError.unmappedTensor(name: source.name, architecture: spec.architecture) }
+                let names = rule.gguf.map { $0.fill(bid) }
+                guard index == 0 else {
+                    guard gguf[names[0]] != nil else { throw TensorGroups.GroupError.missingPartner(tensor: source.name, partner: names[0]) }
+                    continue
+                }
+                let sources = try names.map { n -> Tensor in
+                    guard let t = gguf[n] else { throw TensorGroups.GroupError.missingPartner(tensor: source.name, partner: n) }
+                    return t
+                }
+                let prefix = spec.hfWritePrefix ?? ""
+                for t in try TensorGroups.toHF(rule.transform, sources: sources, hfNames: rule.hf.map { prefix + $0.fill(bid) }, dtype: dtype) {
+                    try out.append(t)
+                }
+                continue
+            }
             guard let (hfName, transform) = spec.hfName(forGGUF: source.name) else {
                 throw ArchitectureError.unmappedTensor(name: source.name, architecture: spec.architecture)
             }

@@ -32,6 +32,24 @@ public enum HFToGGUF {
             var hfName = source.name
             if let p = spec.hfStripPrefix, hfName.hasPrefix(p) { hfName.removeFirst(p.count) }
             if spec.isSkippedHF(hfName) { continue }
+            if let (rule, bid, index) = spec.group(forHF: hfName) {
+                // Tensors that map several to one or one to several (tensor_groups): made where
+                // the group's first tensor sits; the others are consumed by it.
+                let prefix = String(source.name.dropLast(hfName.count))
+                let names = rule.hf.map { prefix + $0.fill(bid) }
+                guard index == 0 else {
+                    guard hf[names[0]] != nil else { throw TensorGroups.GroupError.missingPartner(tensor: source.name, partner: names[0]) }
+                    continue
+                }
+                let sources = try names.map { n -> Tensor in
+                    guard let t = hf[n] else { throw TensorGroups.GroupError.missingPartner(tensor: source.name, partner: n) }
+                    return t
+                }
+                for t in try TensorGroups.toGGUF(rule.transform, sources: sources, ggufNames: rule.gguf.map { $0.fill(bid) }) {
+                    try add(try arch.transformToGGUF(t, ggufName: t.name))
+                }
+                continue
+            }
             guard let (ggufName, transform) = spec.ggufName(forHF: hfName) else {
                 throw ArchitectureError.unmappedTensor(name: source.name, architecture: spec.architecture)
             }
@@ -88,8 +106,10 @@ public enum HFToGGUF {
     }
 
     /// `general.file_type` (llama_ftype) from the types of the matrices: ALL_F32 0, MOSTLY_F16 1,
-    /// MOSTLY_BF16 32.
+    /// MOSTLY_BF16 32, MOSTLY_MXFP4_MOE 38.
     static func fileType(_ counts: [DType: Int]) -> UInt32 {
+        // MXFP4 experts (gpt-oss): llama.cpp's converter calls the file MOSTLY_MXFP4_MOE.
+        if counts[.mxfp4, default: 0] > 0 { return 38 }
         let main = counts.max { $0.value < $1.value }?.key ?? .f32
         switch main {
         case .f16: return 1

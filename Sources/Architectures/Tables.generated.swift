@@ -48,6 +48,75 @@ enum EmbeddedTables {
   ]
 }
 """###,
+        "architectures/gpt-oss.json": ###"""
+{
+  "architecture": "gpt-oss",
+  "hf_model_types": ["gpt_oss"],
+  "hf_class": "GptOssForCausalLM",
+  "tied_output": "omit",
+  "hf_act": "silu",
+  "skip_hf": [],
+  "tensors": [
+    ["model.embed_tokens.weight", "token_embd.weight"],
+    ["model.layers.{bid}.input_layernorm.weight", "blk.{bid}.attn_norm.weight"],
+    ["model.layers.{bid}.self_attn.q_proj.weight", "blk.{bid}.attn_q.weight"],
+    ["model.layers.{bid}.self_attn.q_proj.bias", "blk.{bid}.attn_q.bias"],
+    ["model.layers.{bid}.self_attn.k_proj.weight", "blk.{bid}.attn_k.weight"],
+    ["model.layers.{bid}.self_attn.k_proj.bias", "blk.{bid}.attn_k.bias"],
+    ["model.layers.{bid}.self_attn.v_proj.weight", "blk.{bid}.attn_v.weight"],
+    ["model.layers.{bid}.self_attn.v_proj.bias", "blk.{bid}.attn_v.bias"],
+    ["model.layers.{bid}.self_attn.o_proj.weight", "blk.{bid}.attn_output.weight"],
+    ["model.layers.{bid}.self_attn.o_proj.bias", "blk.{bid}.attn_output.bias"],
+    ["model.layers.{bid}.self_attn.sinks", "blk.{bid}.attn_sinks.weight"],
+    ["model.layers.{bid}.post_attention_layernorm.weight", "blk.{bid}.post_attention_norm.weight"],
+    ["model.layers.{bid}.mlp.router.weight", "blk.{bid}.ffn_gate_inp.weight"],
+    ["model.layers.{bid}.mlp.router.bias", "blk.{bid}.ffn_gate_inp.bias"],
+    ["model.layers.{bid}.mlp.experts.down_proj_bias", "blk.{bid}.ffn_down_exps.bias"],
+    ["model.norm.weight", "output_norm.weight"],
+    ["lm_head.weight", "output.weight"]
+  ],
+  "tensor_groups": [
+    {"form": "mxfp4", "transform": "mxfp4_pair",
+     "hf": ["model.layers.{bid}.mlp.experts.gate_up_proj_blocks", "model.layers.{bid}.mlp.experts.gate_up_proj_scales"],
+     "gguf": ["blk.{bid}.ffn_gate_exps.weight", "blk.{bid}.ffn_up_exps.weight"]},
+    {"form": "mxfp4", "transform": "mxfp4_pair",
+     "hf": ["model.layers.{bid}.mlp.experts.down_proj_blocks", "model.layers.{bid}.mlp.experts.down_proj_scales"],
+     "gguf": ["blk.{bid}.ffn_down_exps.weight"]},
+    {"form": "float", "transform": "experts_transposed",
+     "hf": ["model.layers.{bid}.mlp.experts.gate_up_proj"],
+     "gguf": ["blk.{bid}.ffn_gate_exps.weight", "blk.{bid}.ffn_up_exps.weight"]},
+    {"form": "float", "transform": "experts_transposed",
+     "hf": ["model.layers.{bid}.mlp.experts.down_proj"],
+     "gguf": ["blk.{bid}.ffn_down_exps.weight"]},
+    {"form": "any", "transform": "interleaved_last",
+     "hf": ["model.layers.{bid}.mlp.experts.gate_up_proj_bias"],
+     "gguf": ["blk.{bid}.ffn_gate_exps.bias", "blk.{bid}.ffn_up_exps.bias"]}
+  ],
+  "config": [
+    ["num_hidden_layers", "block_count", "u32"],
+    ["max_position_embeddings", "context_length", "u32"],
+    ["hidden_size", "embedding_length", "u32"],
+    ["intermediate_size", "feed_forward_length", "u32"],
+    ["num_attention_heads", "attention.head_count", "u32"],
+    ["num_key_value_heads", "attention.head_count_kv", "u32"],
+    ["rope_scaling.rope_type", "rope.scaling.type", "str"],
+    ["rope_scaling.factor", "rope.scaling.factor", "f32"],
+    ["rope_scaling.original_max_position_embeddings", "rope.scaling.original_context_length", "u32"],
+    ["rope_scaling.extrapolation_factor", "rope.scaling.yarn_ext_factor", "f32"],
+    ["rope_scaling.attention_factor", "rope.scaling.yarn_attn_factor", "f32"],
+    ["rope_scaling.beta_fast", "rope.scaling.yarn_beta_fast", "f32"],
+    ["rope_scaling.beta_slow", "rope.scaling.yarn_beta_slow", "f32"],
+    ["rope_theta", "rope.freq_base", "f32"],
+    ["rms_norm_eps", "attention.layer_norm_rms_epsilon", "f32"],
+    ["num_local_experts", "expert_count", "u32"],
+    ["num_experts_per_tok", "expert_used_count", "u32"],
+    ["head_dim", "attention.key_length", "u32"],
+    ["head_dim", "attention.value_length", "u32"],
+    ["sliding_window", "attention.sliding_window", "u32"],
+    ["intermediate_size", "expert_feed_forward_length", "u32"]
+  ]
+}
+"""###,
         "architectures/gpt2.json": ###"""
 {
   "architecture": "gpt2",
@@ -262,6 +331,15 @@ enum EmbeddedTables {
         {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true}
       ]},
       "regexes": ["\\p{N}", "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)"]
+    },
+    {
+      "pre": "gpt-4o",
+      "aliases": [],
+      "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"Regex": "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"}, "behavior": "Isolated", "invert": false},
+        {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false}
+      ]},
+      "regexes": ["[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"]
     }
   ]
 }

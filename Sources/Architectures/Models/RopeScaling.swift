@@ -26,8 +26,8 @@ public struct RopeScaling: Sendable, Equatable {
     public var attentionFactor: Double?
     public var betaFast: Double?
     public var betaSlow: Double?
-    /// YaRN: `truncate` (transformers; absent means true): whether the correction range is
-    /// rounded out to whole dimensions. gpt-oss sets false; llama.cpp always rounds.
+    /// YaRN: transformers' `truncate` (default true: the correction range rounded to whole
+    /// dimensions; gpt-oss states false). GGUF has no key for it.
     public var truncate: Bool?
 
     /// Llama 3.1's published values (llama.cpp's converter uses them where a key is absent).
@@ -75,7 +75,7 @@ public struct RopeScaling: Sendable, Equatable {
         try w.put("attention_factor", attentionFactor)
         try w.put("beta_fast", betaFast)
         try w.put("beta_slow", betaSlow)
-        try w.put("truncate", truncate)
+        if !w.forGGUF { try w.put("truncate", truncate) }
     }
 
     /// Llama 3's per-frequency divisors for heads of `headDim` at `base`, computed in float32 in
