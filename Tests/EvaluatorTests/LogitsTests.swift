@@ -13,7 +13,7 @@ final class LogitsTests: XCTestCase {
     }
 
     func reference(_ arch: String) throws -> Reference {
-        let dir = TestSupport.path("golden/tiny/\(arch)")
+        let dir = TestSupport.path(arch.contains("/") ? "golden/\(arch)" : "golden/tiny/\(arch)")
         let meta = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/logits.json"))) as! [String: Any]
         let ids = (meta["ids"] as! [Int]).map(Int32.init)
         let shape = meta["shape"] as! [Int]
@@ -45,8 +45,8 @@ final class LogitsTests: XCTestCase {
 
     func ggufOf(_ arch: String) throws -> String {
         let dir = TestSupport.tempDir("logits")
-        let out = "\(dir)/\(arch).gguf"
-        let r = try TestSupport.smelt(["convert", TestSupport.path("golden/tiny/\(arch)"), out])
+        let out = "\(dir)/\(arch.replacingOccurrences(of: "/", with: "-")).gguf"
+        let r = try TestSupport.smelt(["convert", TestSupport.path(arch.contains("/") ? "golden/\(arch)" : "golden/tiny/\(arch)"), out])
         XCTAssertEqual(r.status, 0, r.stderr)
         return out
     }
@@ -72,4 +72,26 @@ final class LogitsTests: XCTestCase {
     // global one, soft-capped logits.
     func testGemma3FromFolder() throws { try check("gemma3", path: TestSupport.path("golden/tiny/gemma3")) }
     func testGemma3FromGGUF() throws { try check("gemma3", path: try ggufOf("gemma3")) }
+    // gpt-oss (golden/gptoss, made by golden/make_gptoss_tiny.py): attention sinks, Q/K/V/O
+    // biases, sliding window 8 on layers 0 and 2 of a 30-token text, YaRN factor 4 with
+    // truncate false, 4 experts top-2 with router and expert biases, the clamped SwiGLU hit by
+    // 15% of gate values; the MXFP4 checkpoint form and the bf16 form of the same weights.
+    func testGptOssMXFP4FromFolder() throws { try check("gptoss/mxfp4", path: TestSupport.path("golden/gptoss/mxfp4")) }
+    func testGptOssBF16FromFolder() throws { try check("gptoss/bf16", path: TestSupport.path("golden/gptoss/bf16")) }
+    func testGptOssMXFP4FromGGUF() throws { try check("gptoss/mxfp4", path: try ggufOf("gptoss/mxfp4")) }
+    func testGptOssBF16FromGGUF() throws { try check("gptoss/bf16", path: try ggufOf("gptoss/bf16")) }
+    /// llama.cpp's YaRN (correction range always rounded) is a different model from the
+    /// configuration's (truncate false): with the option, the logits are transformers' for
+    /// `truncate: true` (golden/gptoss/yarn-rounded, golden/make_gptoss_logits.py), which moves
+    /// them by 0.94 of the largest logit on this tiny model.
+    func testGptOssYarnRoundedAsLlamaCpp() throws {
+        let ref = try reference("gptoss/yarn-rounded")
+        for path in [TestSupport.path("golden/gptoss/mxfp4"), try ggufOf("gptoss/mxfp4")] {
+            let (model, _) = try ModelLoader.load(path, threads: 2)
+            model.yarnAlwaysRound = true
+            let err = relativeError(try model.logits(tokens: ref.ids, outputRows: 0..<ref.ids.count), ref.logits)
+            print("logits gptoss/mxfp4 from \(path), YaRN range rounded: max error relative to the largest logit \(err)")
+            XCTAssertLessThan(err, 1e-4, path)
+        }
+    }
 }
