@@ -72,6 +72,10 @@ final class LogitsTests: XCTestCase {
     // global one, soft-capped logits.
     func testGemma3FromFolder() throws { try check("gemma3", path: TestSupport.path("golden/tiny/gemma3")) }
     func testGemma3FromGGUF() throws { try check("gemma3", path: try ggufOf("gemma3")) }
+    // Qwen3-MoE: the same MoE block as gpt-oss with softmax routing renormalized over the top 2
+    // of 4 experts, SwiGLU experts without biases, per-expert checkpoint tensors.
+    func testQwen3MoeFromFolder() throws { try check("qwen3moe", path: TestSupport.path("golden/tiny/qwen3moe")) }
+    func testQwen3MoeFromGGUF() throws { try check("qwen3moe", path: try ggufOf("qwen3moe")) }
     // gpt-oss (golden/gptoss, made by golden/make_gptoss_tiny.py): attention sinks, Q/K/V/O
     // biases, sliding window 8 on layers 0 and 2 of a 30-token text, YaRN factor 4 with
     // truncate false, 4 experts top-2 with router and expert biases, the clamped SwiGLU hit by
