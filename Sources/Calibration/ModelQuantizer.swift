@@ -139,6 +139,10 @@ public enum ModelQuantizer {
                 if let blocks = precomputed[t.name] {
                     return try Tensor(name: t.name, dtype: p.target, shape: t.shape, storage: MemoryStorage(blocks))
                 }
+                if let imp = imatrix?.importance(for: t.name), ExpertQuantize.applies(t, importance: imp) {
+                    used += 1
+                    return try ExpertQuantize.quantized(t, to: p.target, importance: imp, method: weighted)
+                }
                 if let imp = imatrix?.importance(for: t.name), imp.count == t.shape.last {
                     used += 1
                     return try t.quantized(to: p.target, importance: imp, method: weighted)

@@ -18,8 +18,9 @@ public final class LanguageModel: @unchecked Sendable {
     public var linearInputObserver: ((_ weight: String, _ x: UnsafePointer<Float>, _ rows: Int, _ columns: Int) -> Void)?
 
     /// Sees the input of each expert's products in a mixture of experts: the weight's GGUF name
-    /// (`blk.N.ffn_up_exps.weight`, …), the expert, and the rows routed to it ([rows × columns]).
-    public var expertInputObserver: ((_ weight: String, _ expert: Int, _ x: UnsafePointer<Float>, _ rows: Int, _ columns: Int) -> Void)?
+    /// (`blk.N.ffn_up_exps.weight`, …), the expert, the tensor's expert count, and the rows
+    /// routed to that expert ([rows × columns]). Experts no token is routed to are not called.
+    public var expertInputObserver: ((_ weight: String, _ expert: Int, _ experts: Int, _ x: UnsafePointer<Float>, _ rows: Int, _ columns: Int) -> Void)?
 
     /// YaRN's correction range rounded to whole dimensions whatever the configuration's
     /// `truncate` says, as llama.cpp computes it (off: as transformers does).

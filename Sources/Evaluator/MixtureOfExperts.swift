@@ -91,7 +91,7 @@ extension LanguageModel {
     func expertLinear(_ x: UnsafePointer<Float>, rows: Int, weight: String, expert: Int, out: UnsafeMutablePointer<Float>) throws {
         let w = try weights.tensor(weight)
         let (outDim, inDim) = (w.shape[1], w.shape[2])
-        expertInputObserver?(weight, expert, x, rows, inDim)
+        expertInputObserver?(weight, expert, w.shape[0], x, rows, inDim)
         var rounded: Buffer?
         if quantizeActivations, let scheme = ActivationRounding.scheme(for: w.dtype) {
             let b = Buffer(rows * inDim)
