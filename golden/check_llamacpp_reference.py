@@ -5,7 +5,7 @@ sha256 of the bytes) and the same keys outside `tokenizer.*` and `general.*` (ty
 
     python3 golden/check_llamacpp_reference.py FILE.gguf golden/llamacpp/MODEL.json
 
-Exit status 0 when they agree, 1 with the differences on stdout when not.
+`smelt.*` keys (Smelt's own provenance, e.g. smelt.quantize.method) are not compared. Exit status 0 when they agree, 1 with the differences on stdout when not.
 """
 import hashlib, json, sys
 
@@ -15,7 +15,7 @@ def describe(path):
     r = gguf.GGUFReader(path)
     keys = {}
     for f in r.fields.values():
-        if f.name.startswith(('tokenizer.', 'general.', 'GGUF.')):
+        if f.name.startswith(('tokenizer.', 'general.', 'GGUF.', 'smelt.')):
             continue
         keys[f.name] = {'type': f.types[0].name, 'value': f.contents()}
     tensors = {}

@@ -63,6 +63,9 @@ public struct ArchitectureSpec: Sendable {
     /// Experts one tensor each in the checkpoint ↔ one stacked GGUF tensor (`expert_stacks`:
     /// rows of [hf with {bid} and {xid}, gguf with {bid}]).
     public let expertStacks: [ExpertStacks.Rule]
+    /// config.json's `quantization_config` for a folder whose tensors take an `mxfp4` group's
+    /// form (blocks + scales), as transformers reads them.
+    public let hfMXFP4QuantizationConfig: JSONValue?
     public let config: [ConfigRule]
 
     init(json: JSONValue, file: String) throws {
@@ -96,6 +99,7 @@ public struct ArchitectureSpec: Sendable {
             rules.append(TensorRule(hf: NamePattern(cols[0]), gguf: NamePattern(cols[1]), transform: transform))
         }
         tensors = rules
+        hfMXFP4QuantizationConfig = json["hf_mxfp4_quantization_config"]
         groups = try (json["tensor_groups"]?.arrayValue ?? []).map { row in
             let hf = row["hf"]?.arrayValue?.compactMap(\.stringValue) ?? []
             let gguf = row["gguf"]?.arrayValue?.compactMap(\.stringValue) ?? []

@@ -21,6 +21,7 @@ public enum GGUFToHF {
         let tied = spec.tiedOutput == .duplicate ? true : !hasOutput
 
         var out = try TensorGraph()
+        var mxfp4Form = false
         out.architecture = spec.hfModelTypes.first
         out.hyperparameters = gguf.hyperparameters
         for source in gguf.tensors {
@@ -41,6 +42,7 @@ public enum GGUFToHF {
                 let pick = groups.first { $0.rule.form == "any" } ?? groups.first { ($0.rule.form == "mxfp4") == wantMXFP4 }
                 guard let (rule, bid, index) = pick else { throw ArchitectureError.unmappedTensor(name: source.name, architecture: spec.architecture) }
                 let names = rule.gguf.map { $0.fill(bid) }
+                if rule.form == "mxfp4" { mxfp4Form = true }
                 guard index == 0 else {
                     guard gguf[names[0]] != nil else { throw TensorGroups.GroupError.missingPartner(tensor: source.name, partner: names[0]) }
                     continue
@@ -93,6 +95,7 @@ public enum GGUFToHF {
             config.append(("vocab_size", .int(gguf.tokenizer.tokens.count)))
         }
         config.append(("tie_word_embeddings", .bool(tied)))
+        if mxfp4Form, let q = spec.hfMXFP4QuantizationConfig { config.append(("quantization_config", q)) }
         if let b = gguf.tokenizer.bosTokenID { config.append(("bos_token_id", .int(b))) }
         if let e = gguf.tokenizer.eosTokenID { config.append(("eos_token_id", .int(e))) }
         let mainType = out.tensors.filter { $0.shape.count >= 2 }.first?.dtype ?? .f32

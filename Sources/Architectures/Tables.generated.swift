@@ -92,6 +92,10 @@ enum EmbeddedTables {
      "hf": ["model.layers.{bid}.mlp.experts.gate_up_proj_bias"],
      "gguf": ["blk.{bid}.ffn_gate_exps.bias", "blk.{bid}.ffn_up_exps.bias"]}
   ],
+  "hf_mxfp4_quantization_config": {
+    "quant_method": "mxfp4",
+    "modules_to_not_convert": ["model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"]
+  },
   "config": [
     ["num_hidden_layers", "block_count", "u32"],
     ["max_position_embeddings", "context_length", "u32"],
@@ -414,6 +418,9 @@ enum EmbeddedTables {
     {"pattern": "blk.*.ffn_gate.weight", "dims": 2, "type": "requested", "why": "MLP gate"},
     {"pattern": "blk.*.ffn_up.weight", "dims": 2, "type": "requested", "why": "MLP up"},
     {"pattern": "blk.*.ffn_down.weight", "dims": 2, "type": "requested", "why": "MLP down"},
+    {"pattern": "blk.*.ffn_gate_exps.weight", "dims": 3, "type": "requested", "why": "experts' gates (one matrix per expert)"},
+    {"pattern": "blk.*.ffn_up_exps.weight", "dims": 3, "type": "requested", "why": "experts' up projections"},
+    {"pattern": "blk.*.ffn_down_exps.weight", "dims": 3, "type": "requested", "why": "experts' down projections"},
     {"pattern": "*", "type": "f32", "why": "anything else (position embeddings, unknown tensors) stays unquantized"}
   ]
 }
@@ -485,6 +492,20 @@ enum EmbeddedTables {
    "type": "q5_K",
    "why": "first eighth of the feed-forward down projections, without an importance matrix"
   }
+ ]
+}
+"""###,
+        "recipes/MXFP4_MOE.json": ###"""
+{
+ "about": "llama-quantize's MXFP4_MOE (llama_ftype 38): tensors holding several experts (3-D, more than one along the experts axis) MXFP4, every other quantized weight (output head and token embedding included) Q8_0; norms, biases, attention sinks and the router (ffn_gate_inp) stay as they are, as for every file type.",
+ "name": "MXFP4_MOE",
+ "file_type": 38,
+ "type": "q8_0",
+ "mix_by_default": true,
+ "rules": [
+  {"role": "ffn_gate", "experts": true, "type": "mxfp4", "why": "experts' gates: MXFP4"},
+  {"role": "ffn_up", "experts": true, "type": "mxfp4", "why": "experts' up projections: MXFP4"},
+  {"role": "ffn_down", "experts": true, "type": "mxfp4", "why": "experts' down projections: MXFP4"}
  ]
 }
 """###,

@@ -71,6 +71,9 @@ public struct FileTypeMix: Sendable {
         public var gqaAtLeast: Int?
         /// Whether an importance matrix must (true) or must not (false) be in use.
         public var imatrix: Bool?
+        /// Whether the tensor must (true) or must not (false) hold several experts (3-D with more
+        /// than one along the outermost dimension: llama-quantize's `ne[2] > 1`).
+        public var experts: Bool? = nil
         public var type: DType
         public var why: String?
     }
@@ -116,10 +119,12 @@ public struct FileTypeMix: Sendable {
     public let about: String?
 
     /// The type this mix gives a tensor of `role` at position `index` among that role's tensors,
-    /// with rows of `rowLength`, and the rule that decided (nil: the default type).
-    public func decide(role: Role?, index: Int, rowLength: Int, context: Context) -> (DType, Rule?) {
+    /// with rows of `rowLength` (`experts`: it holds several experts), and the rule that decided
+    /// (nil: the default type).
+    public func decide(role: Role?, index: Int, rowLength: Int, experts: Bool = false, context: Context) -> (DType, Rule?) {
         guard let role else { return (defaultType, nil) }
         for r in rules where r.role == role {
+            if let e = r.experts, e != experts { continue }
             if let l = r.layers, !l.contains(index, context.count(role)) { continue }
             if let f = r.rowFitsDefault, (rowLength % defaultType.blockSize == 0) != f { continue }
             if let g = r.gqaAtLeast, context.gqa < g { continue }
@@ -201,13 +206,13 @@ public struct FileTypeMix: Sendable {
                 }
             }
             for key in item.objectEntries?.map(\.0) ?? []
-            where !["role", "type", "layers", "row_fits_default", "gqa_at_least", "imatrix", "why"].contains(key) {
+            where !["role", "type", "layers", "row_fits_default", "gqa_at_least", "imatrix", "experts", "why"].contains(key) {
                 throw bad("rule \(i) (\(roleName)): unknown key \"\(key)\"")
             }
             rules.append(Rule(
                 role: role, layers: layers, rowFitsDefault: item["row_fits_default"]?.boolValue,
-                gqaAtLeast: item["gqa_at_least"]?.intValue, imatrix: item["imatrix"]?.boolValue, type: t,
-                why: item["why"]?.stringValue))
+                gqaAtLeast: item["gqa_at_least"]?.intValue, imatrix: item["imatrix"]?.boolValue,
+                experts: item["experts"]?.boolValue, type: t, why: item["why"]?.stringValue))
         }
         return FileTypeMix(
             name: name.uppercased(), aliases: (json["aliases"]?.arrayValue ?? []).compactMap { $0.stringValue?.uppercased() },

@@ -78,8 +78,8 @@ public enum ModelQuantizer {
 
     /// The recipe's decision for every tensor of `graph`, the tensors it leaves to the requested
     /// type getting the file type's mix. A tensor's position among its role's tensors is counted
-    /// as llama-quantize counts it: over the 2-D (and larger) tensors of that role ordered by
-    /// layer number (`blk.N.`; other tensors first), then by name.
+    /// as llama-quantize counts it: over the 2-D (and larger) weights of that role (not biases or
+    /// the MoE router) ordered by layer number (`blk.N.`; other tensors first), then by name.
     public static func plan(_ graph: TensorGraph, recipe: QuantRecipe, request: Request) -> [Entry] {
         let context = FileTypeMix.Context(
             tensors: graph.tensors, hyperparameters: graph.hyperparameters, hasImatrix: request.hasImatrix)
@@ -91,7 +91,11 @@ public enum ModelQuantizer {
             return la != lb ? la < lb : graph.tensors[a].name < graph.tensors[b].name
         }
         for i in llamaOrder {
-            guard let role = roles[i], graph.tensors[i].shape.count >= 2 else { continue }
+            // llama-quantize counts only the tensors it quantizes: weights, not biases (a MoE's
+            // 2-D expert biases) nor the router (ffn_gate_inp).
+            let name = graph.tensors[i].name
+            guard let role = roles[i], graph.tensors[i].shape.count >= 2, name.hasSuffix("weight"),
+                  !name.contains("ffn_gate_inp.weight") else { continue }
             position[i] = seen[role, default: 0]
             seen[role, default: 0] += 1
         }
@@ -99,7 +103,9 @@ public enum ModelQuantizer {
             let role = roles[i]
             let d = recipe.decide(t, exactGGML: request.exactGGML) { t in
                 guard request.appliesMix else { return (request.mix.defaultType, nil) }
-                let (type, rule) = request.mix.decide(role: role, index: position[i], rowLength: t.shape.last ?? 0, context: context)
+                let experts = t.shape.count == 3 && t.shape[0] > 1
+                let (type, rule) = request.mix.decide(
+                    role: role, index: position[i], rowLength: t.shape.last ?? 0, experts: experts, context: context)
                 return (type, rule.map { "\(request.mix.name): \($0.why ?? $0.role.rawValue)" })
             }
             return Entry(

@@ -21,7 +21,8 @@ struct QuantizeCommand: ParsableCommand {
 
             --type names a file type (either case): Q2_K, Q3_K_S, Q3_K_M (or Q3_K), Q3_K_L, Q4_K_S, \
             Q4_K_M (or Q4_K), Q5_K_S, Q5_K_M (or Q5_K), Q6_K, IQ4_NL, IQ4_XS, Q4_0, Q4_1, Q5_0, Q5_1, \
-            Q8_0. Each is formats/recipes/NAME.json: the default block type and llama-quantize's \
+            Q8_0, MXFP4_MOE (mixtures of experts: expert tensors MXFP4, other weights Q8_0). Each is \
+            formats/recipes/NAME.json: the default block type and llama-quantize's \
             exceptions (output head, attention values, feed-forward down projections by layer). Rows \
             that do not divide into a type's blocks take its fallback (Q4_K→Q5_0, Q5_K→Q5_1, \
             Q6_K→Q8_0, Q2_K/Q3_K→Q4_0, IQ4_XS→IQ4_NL; F32 when none fits, F16 with --exact-ggml), \

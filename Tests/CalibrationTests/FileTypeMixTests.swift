@@ -12,9 +12,9 @@ final class FileTypeMixTests: XCTestCase {
         XCTAssertEqual(
             FileTypeMix.all.map(\.name),
             ["Q4_0", "Q4_1", "Q8_0", "Q5_0", "Q5_1", "Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_K_S", "Q4_K_M", "Q5_K_S",
-             "Q5_K_M", "Q6_K", "IQ4_NL", "IQ4_XS"])
+             "Q5_K_M", "Q6_K", "IQ4_NL", "IQ4_XS", "MXFP4_MOE"])
         // llama_ftype numbers (llama.h).
-        XCTAssertEqual(FileTypeMix.all.map(\.fileType), [2, 3, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 25, 30])
+        XCTAssertEqual(FileTypeMix.all.map(\.fileType), [2, 3, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 25, 30, 38])
         XCTAssertEqual(FileTypeMix.named("q4_k_m")?.name, "Q4_K_M")
         XCTAssertEqual(FileTypeMix.named("Q4_K")?.name, "Q4_K_M")
         XCTAssertEqual(FileTypeMix.named("q3_k")?.name, "Q3_K_M")

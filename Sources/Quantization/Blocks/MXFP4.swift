@@ -1,3 +1,4 @@
+import Foundation
 import TensorGraph
 
 /// The 16 E2M1 (fp4) values, doubled so they are integers (ggml's `kvalues_mxfp4`); the block
@@ -38,6 +39,45 @@ enum MXFP4Block: QuantBlock {
                 }
             }
         }
+    }
+}
+
+/// ggml's `quantize_row_mxfp4_ref` (llama-quantize ignores an importance matrix for MXFP4):
+/// e = floor(log2 max|x|) − 2 + 127 (0 for an all-zero block), then each value to the level whose
+/// `level × 2^(e − 128) − x` is smallest in magnitude, the first on ties.
+extension MXFP4Block: QuantEncodable {
+    static func encode(_ src: UnsafePointer<Float>, into dst: UnsafeMutableRawPointer, count: Int) {
+        fp4Levels.withUnsafeBufferPointer { levels in
+            let k = levels.baseAddress!
+            for b in 0..<count {
+                let x = src + b &* elements
+                let block = dst + b &* bytes
+                var amax: Float = 0
+                for j in 0..<32 where amax < abs(x[j]) { amax = abs(x[j]) }
+                // C's (uint8_t) of the float: through a 32-bit integer, low byte kept.
+                let e: UInt8 = amax > 0 ? UInt8(truncatingIfNeeded: Int32(floorf(log2f(amax)) - 2 + 127)) : 0
+                let d = halfScale(e)
+                block.storeBytes(of: e, toByteOffset: eOffset, as: UInt8.self)
+                @inline(__always) func best(_ v: Float) -> UInt8 {
+                    var index = 0
+                    var err = abs(k[0] * d - v)
+                    for i in 1..<16 {
+                        let e = abs(k[i] * d - v)
+                        if e < err { index = i; err = e }
+                    }
+                    return UInt8(index)
+                }
+                for j in 0..<16 {
+                    block.storeBytes(of: best(x[j]) | best(x[j &+ 16]) << 4, toByteOffset: qsOffset &+ j, as: UInt8.self)
+                }
+            }
+        }
+    }
+
+    static func encodeWeighted(
+        _ x: UnsafePointer<Float>, rowLength: Int, importance: UnsafePointer<Float>, into dst: UnsafeMutableRawPointer
+    ) {
+        encode(x, into: dst, count: rowLength / elements)
     }
 }
 
