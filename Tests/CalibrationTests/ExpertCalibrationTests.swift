@@ -47,6 +47,43 @@ final class ExpertCalibrationTests: XCTestCase {
         XCTAssertEqual(experts, 6)
     }
 
+    /// `smelt quantize --exact-ggml --imatrix` of the tiny gpt-oss (F32) with llama-imatrix's
+    /// per-expert matrix is byte for byte what `llama-quantize --imatrix` makes
+    /// (golden/imatrix-moe/gptoss-q4_0-imatrix.json), and the expert tensors differ from the
+    /// unweighted quantization: each expert's rows were weighted by that expert's importances.
+    func testExpertImportanceQuantizesAsLlamaQuantize() throws {
+        let dir = TestSupport.tempDir("moe-quant")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let imatrix = TestSupport.path("golden/imatrix-moe/gptoss.imatrix.gguf")
+        var r = try TestSupport.smelt(["convert", TestSupport.path("golden/gptoss/bf16"), "\(dir)/f32.gguf", "--dtype", "f32"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        r = try TestSupport.smelt(["quantize", "\(dir)/f32.gguf", "\(dir)/q.gguf", "--type", "Q4_0", "--exact-ggml", "--imatrix", imatrix])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        r = try TestSupport.smelt(["quantize", "\(dir)/f32.gguf", "\(dir)/plain.gguf", "--type", "Q4_0", "--exact-ggml"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let py = try TestSupport.python(["-c", """
+            import hashlib, json, sys
+            from gguf import GGUFReader
+            want = json.load(open(sys.argv[1]))['tensors']
+            ours = {t.name: t for t in GGUFReader(sys.argv[2]).tensors}
+            plain = {t.name: t for t in GGUFReader(sys.argv[3]).tensors}
+            bad = []
+            for name, w in want.items():
+                t = ours[name]
+                got = {'type': t.tensor_type.name, 'shape': [int(x) for x in reversed(t.shape)], 'sha256': hashlib.sha256(bytes(t.data.tobytes())).hexdigest()}
+                if got != w: bad.append(name)
+            assert set(ours) == set(want), sorted(set(ours) ^ set(want))
+            exps = [n for n in want if '_exps.weight' in n]
+            same = [n for n in exps if bytes(ours[n].data.tobytes()) == bytes(plain[n].data.tobytes())]
+            print(json.dumps({'differ': bad, 'experts': len(exps), 'experts_as_unweighted': same}))
+            """, imatrix.replacingOccurrences(of: "gptoss.imatrix.gguf", with: "gptoss-q4_0-imatrix.json"), "\(dir)/q.gguf", "\(dir)/plain.gguf"])
+        XCTAssertEqual(py.status, 0, py.stdout + py.stderr)
+        let out = try JSONSerialization.jsonObject(with: Data(py.stdout.utf8)) as! [String: Any]
+        XCTAssertEqual(out["differ"] as? [String], [], "tensors that differ from llama-quantize's")
+        XCTAssertEqual(out["experts"] as? Int, 9)
+        XCTAssertEqual(out["experts_as_unweighted"] as? [String], [], "expert tensors the importance matrix did not change")
+    }
+
     /// An expert no token was routed to keeps its zero count in the file, and its importance is
     /// a neutral 1 per column, so the tensor's entry is kept and the routed experts' importances
     /// still apply.
