@@ -141,6 +141,31 @@ final class TinyModelRoundTripTests: XCTestCase {
         XCTAssertEqual(g["blk.1.ffn_down_exps.weight"]?.shape, [4, 32, 24])
     }
 
+    /// Per-expert checkpoint tensors that cannot stack are refused, naming the tensor: a gap in
+    /// the expert numbers, an expert of another shape, fewer experts than the configuration.
+    func testQwen3MoeBadExpertsAreRefused() throws {
+        let hf = try HFFolder.read(tiny("qwen3moe"))
+        func converting(_ edit: (Tensor) throws -> Tensor?) throws -> String {
+            var kept: [Tensor] = []
+            for t in hf.tensors { if let u = try edit(t) { kept.append(u) } }
+            let g = try TensorGraph(architecture: hf.architecture, hyperparameters: hf.hyperparameters, metadata: hf.metadata,
+                                    tokenizer: hf.tokenizer, tensors: kept)
+            do {
+                _ = try HFToGGUF.convert(g)
+                return "converted"
+            } catch { return "\(error)" }
+        }
+        let gap = try converting { $0.name.contains("layers.0.mlp.experts.2.") ? nil : $0 }
+        XCTAssertTrue(gap.contains("model.layers.0.mlp.experts.3.") && gap.contains("experts.2."), gap)
+        let shape = try converting { t in
+            guard t.name == "model.layers.1.mlp.experts.1.up_proj.weight" else { return t }
+            return try Tensor(name: t.name, dtype: .f32, shape: [12, 32], storage: MemoryStorage([UInt8](repeating: 0, count: 12 * 32 * 4)))
+        }
+        XCTAssertTrue(shape.contains("model.layers.1.mlp.experts.1.up_proj.weight") && shape.contains("[12, 32]"), shape)
+        let count = try converting { $0.name.contains("mlp.experts.3.") ? nil : $0 }
+        XCTAssertTrue(count.contains("3 experts") && count.contains("4"), count)
+    }
+
     func testGGUFLayoutMatchesLlamaCppConventions() throws {
         let r = try TestSupport.smelt(["convert", tiny("gpt2"), "\(dir)/g.gguf"])
         XCTAssertEqual(r.status, 0, r.stderr)
