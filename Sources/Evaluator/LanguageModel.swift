@@ -173,12 +173,29 @@ public final class LanguageModel: @unchecked Sendable {
             rounded = b
         }
         let x = UnsafePointer(rounded?.p) ?? x
-        try Profile.measure("weights") {
-            try weights.withF32(weight) { wp in
-                Profile.measure("sgemm") {
-                    // Tiles of the output over the threads, each a single-threaded sgemm.
-                    BLAS.parallelSgemm(m: rows, n: outDim, k: inDim, a: x, lda: inDim, b: wp, ldb: inDim,
-                                       c: out, ldc: outDim, transposeB: true, threads: threads)
+        if weights.decodesInTiles(weight, bytes: outDim * inDim * 4) {
+            // A large matrix that must be decoded (a big-vocabulary output head in bf16, say):
+            // a block of its rows at a time, each product writing those output columns.
+            let tile = max(64, Weights.tileBytes / (inDim * 4))
+            for o0 in stride(from: 0, to: outDim, by: tile) {
+                let o1 = min(outDim, o0 + tile)
+                try Profile.measure("weights") {
+                    try weights.withRowsF32(weight, rows: o0..<o1) { wp in
+                        Profile.measure("sgemm") {
+                            BLAS.parallelSgemm(m: rows, n: o1 - o0, k: inDim, a: x, lda: inDim, b: wp, ldb: inDim,
+                                               c: out + o0, ldc: outDim, transposeB: true, threads: threads)
+                        }
+                    }
+                }
+            }
+        } else {
+            try Profile.measure("weights") {
+                try weights.withF32(weight) { wp in
+                    Profile.measure("sgemm") {
+                        // Tiles of the output over the threads, each a single-threaded sgemm.
+                        BLAS.parallelSgemm(m: rows, n: outDim, k: inDim, a: x, lda: inDim, b: wp, ldb: inDim,
+                                           c: out, ldc: outDim, transposeB: true, threads: threads)
+                    }
                 }
             }
         }

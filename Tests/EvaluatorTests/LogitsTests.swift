@@ -84,6 +84,21 @@ final class LogitsTests: XCTestCase {
     func testGptOssBF16FromFolder() throws { try check("gptoss/bf16", path: TestSupport.path("golden/gptoss/bf16")) }
     func testGptOssMXFP4FromGGUF() throws { try check("gptoss/mxfp4", path: try ggufOf("gptoss/mxfp4")) }
     func testGptOssBF16FromGGUF() throws { try check("gptoss/bf16", path: try ggufOf("gptoss/bf16")) }
+    /// Large matrices stored in another type than f32 are decoded and multiplied a block of rows
+    /// at a time: forced here on the bf16 gpt-oss (64-row tiles), the logits stay the same.
+    func testRowTilesGiveTheSameLogits() throws {
+        let ref = try reference("gptoss/bf16")
+        let (model, _) = try ModelLoader.load(TestSupport.path("golden/gptoss/bf16"), threads: 2)
+        let whole = try model.logits(tokens: ref.ids, outputRows: 0..<ref.ids.count)
+        let saved = Weights.tileBytes
+        Weights.tileBytes = 1024
+        defer { Weights.tileBytes = saved }
+        let tiled = try model.logits(tokens: ref.ids, outputRows: 0..<ref.ids.count)
+        // Narrower products may take other sgemm kernels (another summation order): not bit for bit.
+        XCTAssertLessThan(relativeError(tiled, whole), 1e-5)
+        XCTAssertLessThan(relativeError(tiled, ref.logits), 1e-4)
+    }
+
     /// llama.cpp's YaRN (correction range always rounded) is a different model from the
     /// configuration's (truncate false): with the option, the logits are transformers' for
     /// `truncate: true` (golden/gptoss/yarn-rounded, golden/make_gptoss_logits.py), which moves
