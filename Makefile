@@ -103,6 +103,7 @@ bench: release pydeps models
 	@scripts/bench_speed.sh $(RELEASE_BIN) $(SMOLLM)
 	@if [ -x scripts/bench_ingot.sh ]; then scripts/bench_ingot.sh $(RELEASE_BIN); fi
 	@if [ -x scripts/bench_quantize.sh ]; then scripts/bench_quantize.sh $(RELEASE_BIN); fi
+	@if [ -x scripts/bench_gptoss.sh ]; then PYTHON=$(PYTHON) scripts/bench_gptoss.sh $(RELEASE_BIN); fi
 
 # Re-make the golden files (needs pydeps); the manifest records each file's sha256.
 # (golden/make_tiny_models.py needs torch and transformers; see its docstring.)

@@ -13,7 +13,8 @@ Needs a llama.cpp checkout (its converter and gguf-py) and torch + transformers:
     /work/venv/bin/python golden/make_llamacpp_reference.py /work/llama/src qwen2=qwen2 qwen3=qwen2
 
 A model outside golden/tiny/ is named by its path under golden/ (`gptoss/mxfp4=gpt-4o` reads
-golden/gptoss/mxfp4 and writes golden/llamacpp/gptoss-mxfp4.json).
+golden/gptoss/mxfp4 and writes golden/llamacpp/gptoss-mxfp4.json); `:TYPE` after the pre-tokenizer
+converts with `--outtype TYPE` instead of f32 (`gptoss/bf16=gpt-4o:bf16` writes gptoss-bf16.bf16.json).
 """
 import json, os, sys, tempfile
 
@@ -33,14 +34,16 @@ def main():
     os.makedirs(out_dir, exist_ok=True)
     for spec in sys.argv[2:]:
         model, pre = spec.split('=')
+        pre, _, outtype = pre.partition(':')
+        label = model.replace('/', '-') + ('.' + outtype if outtype else '')
         base.TextModel.get_vocab_base_pre = lambda self, tokenizer, pre=pre: pre
         with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, model.replace('/', '-') + '.gguf')
+            path = os.path.join(tmp, label + '.gguf')
             folder = os.path.join(ROOT, 'tiny', model) if '/' not in model else os.path.join(ROOT, model)
-            sys.argv = ['convert_hf_to_gguf.py', folder, '--outtype', 'f32', '--outfile', path]
+            sys.argv = ['convert_hf_to_gguf.py', folder, '--outtype', outtype or 'f32', '--outfile', path]
             conv.main()
             description = check_llamacpp_reference.describe(path)
-        with open(os.path.join(out_dir, model.replace('/', '-') + '.json'), 'w') as f:
+        with open(os.path.join(out_dir, label + '.json'), 'w') as f:
             json.dump(description, f, indent=1, sort_keys=True)
             f.write('\n')
     import subprocess

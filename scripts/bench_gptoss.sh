@@ -28,6 +28,14 @@ fi
 mkdir -p "$WORK"
 trap 'rm -rf "$WORK"' EXIT
 
+# The checkpoint (~13.8 GB at 24 layers) plus one output at a time.
+NEED_KB=$(( LAYERS * 960000 + 4800000 ))
+FREE_KB=$(df -Pk "$WORK" | awk 'NR == 2 { print $4 }')
+if (( FREE_KB < NEED_KB )); then
+  echo "bench_gptoss: skipped, $(( FREE_KB / 1000000 )) GB free in $WORK, about $(( NEED_KB / 1000000 )) GB needed (set BENCH_DIR or GPTOSS_LAYERS)" >&2
+  exit 0
+fi
+
 echo "gpt-oss scale bench: generating a $LAYERS-layer gpt-oss-20b-shaped MXFP4 checkpoint in $WORK" >&2
 "$PYTHON" "$ROOT/scripts/gen_gptoss.py" "$WORK/hf" "$LAYERS" >&2
 SRC="$WORK/hf/model.safetensors"

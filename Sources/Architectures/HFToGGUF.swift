@@ -6,8 +6,8 @@ import TensorGraph
 /// hyperparameters, `general.*` keys and the tokenizer as `tokenizer.ggml.*`. Lazy: tensors are
 /// transformed as the writer streams them.
 public enum HFToGGUF {
-    /// `dtype` (f32, f16 or bf16) applies to tensors of two or more dimensions; 1-D tensors
-    /// (norms, biases) become f32 as llama.cpp keeps them. `nil` keeps each tensor's own type.
+    /// `dtype` (f32, f16 or bf16) applies to tensors of two or more dimensions; 1-D tensors,
+    /// norms, biases and the MoE router become f32 as llama.cpp's converter keeps them. `nil` keeps each tensor's own type.
     public static func convert(_ hf: TensorGraph, dtype: DType? = nil, name: String? = nil) throws -> TensorGraph {
         let unit = try ArchitectureRegistry.unit(hfModelType: hf.architecture)
         let spec = unit.table
@@ -25,7 +25,7 @@ public enum HFToGGUF {
         var types: [DType: Int] = [:]
         func add(_ t: Tensor) throws {
             let t = try cast(t, to: dtype)
-            types[t.dtype, default: 0] += t.shape.count >= 2 ? 1 : 0
+            types[t.dtype, default: 0] += keepsF32(t) ? 0 : 1
             try out.append(t)
         }
         for source in hf.tensors {
@@ -112,9 +112,15 @@ public enum HFToGGUF {
 
     static func cast(_ t: Tensor, to dtype: DType?) throws -> Tensor {
         guard Tensor.castableTypes.contains(t.dtype) else { return t }
-        if t.shape.count <= 1 { return try t.cast(to: .f32) }
+        if keepsF32(t) { return try t.cast(to: .f32) }
         if let dtype { return try t.cast(to: dtype) }
         return t.dtype == .f64 ? try t.cast(to: .f32) : t
+    }
+
+    /// Tensors llama.cpp's converter always writes as f32: vectors, norms, biases of any rank
+    /// (a MoE's 2-D expert biases) and the MoE router (`ffn_gate_inp`).
+    static func keepsF32(_ t: Tensor) -> Bool {
+        t.shape.count <= 1 || !t.name.hasSuffix(".weight") || t.name.hasSuffix("_norm.weight") || t.name.contains(".ffn_gate_inp")
     }
 
     /// `general.file_type` (llama_ftype) from the types of the matrices: ALL_F32 0, MOSTLY_F16 1,

@@ -1,4 +1,3 @@
-import Foundation
 import Formats
 import Quantization
 import TensorGraph
@@ -61,25 +60,43 @@ public enum TensorGroups {
             guard r % n == 0 else {
                 throw GroupError.badShape(tensor: blocks.name, shape: blocks.shape, reason: "\(r) rows do not split into \(n) interleaved tensors")
             }
-            let src = Source(blocks.storage), sc = Source(scales.storage)
+            let src = blocks.storage, sc = scales.storage
             return try (0..<n).map { k in
                 let outRows = r / n
+                // Output row q (over all experts) is Hugging Face row hf(q); rows increase with q.
+                @Sendable func hf(_ q: Int) -> Int { (q / outRows) * r + (q % outRows) * n + k }
                 let produced = ProducedStorage(byteCount: e * outRows * g * 17) { offset, buffer in
-                    try src.withBytes { b in
-                        try sc.withBytes { s in
-                            var done = 0
-                            var block = [UInt8](repeating: 0, count: 17)
-                            while done < buffer.count {
-                                let pos = offset + done
-                                let bi = pos / 17, within = pos % 17
-                                let row = bi / g, gi = bi % g
-                                let hfRow = (row / outRows) * r + (row % outRows) * n + k
-                                let at = hfRow * g + gi
-                                block[0] = s[at]
-                                ggmlNibbles(from: b.baseAddress! + at * 16, into: &block)
-                                let m = min(17 - within, buffer.count - done)
-                                for i in 0..<m { buffer[done + i] = block[within + i] }
-                                done += m
+                    guard buffer.count > 0 else { return }
+                    let b0 = offset / 17, b1 = (offset + buffer.count - 1) / 17 + 1
+                    let first = hf(b0 / g), last = hf((b1 - 1) / g)
+                    // The Hugging Face rows between the first and the last needed, read once.
+                    let codes = try Span.read(src, from: first * g * 16, to: (last + 1) * g * 16)
+                    let exps = try Span.read(sc, from: first * g, to: (last + 1) * g)
+                    var block = [UInt8](repeating: 0, count: 17)
+                    codes.withUnsafeBytes { c in
+                        exps.withUnsafeBytes { x in
+                            let out = buffer.baseAddress!
+                            var bi = b0
+                            while bi < b1 {
+                                let row = bi / g, hfRow = hf(row)
+                                let rowEnd = min(b1, (row + 1) * g)
+                                var local = (hfRow - first) * g + bi % g
+                                while bi < rowEnd {
+                                    let start = bi * 17
+                                    if start >= offset && start + 17 <= offset + buffer.count {
+                                        // A whole block: straight into the output.
+                                        let dst = out + (start - offset)
+                                        dst.storeBytes(of: x[local], as: UInt8.self)
+                                        ggmlNibbles(from: c.baseAddress! + local * 16, to: dst + 1)
+                                    } else {
+                                        block[0] = x[local]
+                                        block.withUnsafeMutableBytes { ggmlNibbles(from: c.baseAddress! + local * 16, to: $0.baseAddress! + 1) }
+                                        let lo = max(offset, start), hi = min(offset + buffer.count, start + 17)
+                                        for p in lo..<hi { buffer[p - offset] = block[p - start] }
+                                    }
+                                    bi += 1
+                                    local += 1
+                                }
                             }
                         }
                     }
@@ -133,30 +150,37 @@ public enum TensorGroups {
             }
             let (e, rows, g) = (first.shape[0], first.shape[1], first.shape[2] / 32)
             let r = rows * n
-            let srcs = sources.map { Source($0.storage) }
-            @Sendable func locate(_ hfBlock: Int) -> (k: Int, at: Int) {
-                // hfBlock = (ex · r + hfRow) · g + gi
-                let gi = hfBlock % g, rowAll = hfBlock / g
-                let ex = rowAll / r, hfRow = rowAll % r
-                return (hfRow % n, (ex * rows + hfRow / n) * g + gi)
+            let srcs = sources.map(\.storage)
+            // Hugging Face row (over all experts) → its source k and row there; source rows increase with it.
+            @Sendable func source(_ hfRow: Int) -> (k: Int, row: Int) {
+                let ex = hfRow / r, within = hfRow % r
+                return (within % n, ex * rows + within / n)
+            }
+            /// For Hugging Face rows lo..<hi: each source's rows from the first to the last needed.
+            @Sendable func spans(_ lo: Int, _ hi: Int) throws -> (first: Int, bytes: [[UInt8]]) {
+                let first = source(lo).row, last = source(hi - 1).row
+                return (first, try srcs.map { try Span.read($0, from: first * g * 17, to: (last + 1) * g * 17) })
             }
             let blocks = ProducedStorage(byteCount: e * r * g * 16) { offset, buffer in
-                var done = 0
+                guard buffer.count > 0 else { return }
+                let h0 = offset / 16, h1 = (offset + buffer.count - 1) / 16 + 1
+                let (first, bytes) = try spans(h0 / g, (h1 - 1) / g + 1)
                 var out = [UInt8](repeating: 0, count: 16)
-                while done < buffer.count {
-                    let pos = offset + done
-                    let hb = pos / 16, within = pos % 16
-                    let (k, at) = locate(hb)
-                    try srcs[k].withBytes { b in hfNibbles(from: b.baseAddress! + at * 17 + 1, into: &out) }
-                    let m = min(16 - within, buffer.count - done)
-                    for i in 0..<m { buffer[done + i] = out[within + i] }
-                    done += m
+                for hb in h0..<h1 {
+                    let (k, row) = source(hb / g)
+                    let at = (row - first) * g + hb % g
+                    bytes[k].withUnsafeBytes { hfNibbles(from: $0.baseAddress! + at * 17 + 1, into: &out) }
+                    let lo = max(offset, hb * 16), hi = min(offset + buffer.count, hb * 16 + 16)
+                    for p in lo..<hi { buffer[p - offset] = out[p - hb * 16] }
                 }
             }
             let scales = ProducedStorage(byteCount: e * r * g) { offset, buffer in
+                guard buffer.count > 0 else { return }
+                let (first, bytes) = try spans(offset / g, (offset + buffer.count - 1) / g + 1)
                 for i in 0..<buffer.count {
-                    let (k, at) = locate(offset + i)
-                    buffer[i] = try srcs[k].withBytes { $0[at * 17] }
+                    let hb = offset + i
+                    let (k, row) = source(hb / g)
+                    buffer[i] = bytes[k][((row - first) * g + hb % g) * 17]
                 }
             }
             return [try Tensor(name: hfNames[0], dtype: .u8, shape: [e, r, g, 16], storage: blocks),
@@ -185,14 +209,19 @@ public enum TensorGroups {
 
     // MARK: Helpers
 
-    /// ggml's block_mxfp4 code bytes from a Hugging Face block's 16 bytes (`out[1...16]`).
+    /// ggml's block_mxfp4 code bytes (16, at `dst`) from a Hugging Face block's 16 bytes. Hugging
+    /// Face byte m holds elements 2m (low) and 2m+1 (high); ggml byte j holds j (low) and j+16
+    /// (high): ggml byte 2m = HF[m] low | HF[8+m] low << 4, byte 2m+1 = HF[m] high | HF[8+m] high.
     @inline(__always)
-    static func ggmlNibbles(from hf: UnsafeRawPointer, into out: inout [UInt8]) {
-        func code(_ i: Int) -> UInt8 {
-            let b = hf.load(fromByteOffset: i >> 1, as: UInt8.self)
-            return i & 1 == 0 ? b & 0x0F : b >> 4
+    static func ggmlNibbles(from hf: UnsafeRawPointer, to dst: UnsafeMutableRawPointer) {
+        let a = hf.loadUnaligned(as: UInt64.self), b = hf.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
+        let m: UInt64 = 0x0F0F_0F0F_0F0F_0F0F
+        let even = (a & m) | (b & m) << 4          // bytes 2m
+        let odd = (a >> 4) & m | (b & ~m)          // bytes 2m+1
+        for i in 0..<8 {
+            dst.storeBytes(of: UInt8(truncatingIfNeeded: even >> (8 * i)), toByteOffset: 2 * i, as: UInt8.self)
+            dst.storeBytes(of: UInt8(truncatingIfNeeded: odd >> (8 * i)), toByteOffset: 2 * i + 1, as: UInt8.self)
         }
-        for j in 0..<16 { out[1 + j] = code(j) | code(j + 16) << 4 }
     }
 
     /// A Hugging Face block's 16 bytes from ggml's code bytes.
@@ -220,45 +249,40 @@ public enum TensorGroups {
     /// A tensor of `shape` whose element `i` is element `at` of source `k`, `(k, at) = pick(i)`.
     static func gatheredMany(_ ts: [Tensor], name: String, shape: [Int], pick: @escaping @Sendable (Int) -> (Int, Int)) throws -> Tensor {
         let size = ts[0].dtype.bytesPerBlock
-        let srcs = ts.map { Source($0.storage) }
+        let srcs = ts.map(\.storage)
         let count = shape.reduce(1, *)
         let produced = ProducedStorage(byteCount: count * size) { offset, buffer in
-            var done = 0
-            while done < buffer.count {
-                let pos = offset + done
-                let e = pos / size, within = pos % size
-                let (k, at) = pick(e)
-                let m = min(size - within, buffer.count - done)
-                try srcs[k].withBytes { src in
-                    (buffer.baseAddress! + done).copyMemory(from: src.baseAddress! + at * size + within, byteCount: m)
-                }
-                done += m
+            guard buffer.count > 0 else { return }
+            let e0 = offset / size, e1 = (offset + buffer.count - 1) / size + 1
+            // First pass: the source elements the range needs, per source; then one read each.
+            var lo = [Int](repeating: Int.max, count: srcs.count), hi = [Int](repeating: -1, count: srcs.count)
+            for i in e0..<e1 {
+                let (k, at) = pick(i)
+                lo[k] = min(lo[k], at)
+                hi[k] = max(hi[k], at)
+            }
+            let spans = try srcs.indices.map { k in hi[k] < 0 ? [] : try Span.read(srcs[k], from: lo[k] * size, to: (hi[k] + 1) * size) }
+            for i in e0..<e1 {
+                let (k, at) = pick(i)
+                let start = max(offset, i * size), end = min(offset + buffer.count, i * size + size)
+                let from = (at - lo[k]) * size + (start - i * size)
+                for p in 0..<(end - start) { buffer[start - offset + p] = spans[k][from + p] }
             }
         }
         return try Tensor(name: name, dtype: ts[0].dtype, shape: shape, storage: produced)
     }
 
-    /// Source bytes: the mapped region, or a copy made on first use.
-    final class Source: @unchecked Sendable {
-        let storage: any TensorStorage
-        private var copy: [UInt8]?
-        private let lock = NSLock()
-
-        init(_ storage: any TensorStorage) { self.storage = storage }
-
-        func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
-            if let mapped = try storage.mappedBytes() { return try body(mapped) }
-            lock.lock()
-            let bytes: [UInt8]
-            do {
-                if copy == nil { copy = try storage.readAll() }
-                bytes = copy!
-                lock.unlock()
-            } catch {
-                lock.unlock()
-                throw error
+    /// Bytes lo..<hi of a tensor's storage: copied from the mapping when the file is mapped,
+    /// read otherwise. Each producer reads only the span its output range needs, so memory stays
+    /// near the writer's buffer whatever the model's size.
+    enum Span {
+        static func read(_ storage: any TensorStorage, from lo: Int, to hi: Int) throws -> [UInt8] {
+            guard hi > lo else { return [] }
+            if let m = try storage.mappedBytes() { return Array(UnsafeRawBufferPointer(rebasing: m[lo..<hi])) }
+            return try [UInt8](unsafeUninitializedCapacity: hi - lo) { b, n in
+                try storage.read(offset: lo, into: UnsafeMutableRawBufferPointer(b))
+                n = hi - lo
             }
-            return try bytes.withUnsafeBytes { try body($0) }
         }
     }
 }

@@ -40,6 +40,11 @@ void smelt_start_writeback(int fd, long long offset, long long count) {
     sync_file_range(fd, offset, count, SYNC_FILE_RANGE_WRITE);
 }
 
+void smelt_finish_writeback(int fd, long long offset, long long count) {
+    sync_file_range(fd, offset, count, SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+    posix_fadvise(fd, offset, count, POSIX_FADV_DONTNEED);
+}
+
 // The registry: fixed slots, so the handler never allocates. A slot's state goes 0 (free) →
 // 1 (being filled) → 2 (live) → 0; the handler only reads live slots.
 enum { SLOTS = 256, PATH_BYTES = 4096 };

@@ -35,16 +35,21 @@ final class GptOssConversionTests: XCTestCase {
     }
 
     /// Every tensor's type, shape and bytes and every gpt-oss.* key as convert_hf_to_gguf.py
-    /// writes them (`--outtype f32`; the MXFP4 experts stay MXFP4, moved without an f32 round
-    /// trip).
+    /// writes them (`--outtype f32` and `bf16`; the MXFP4 experts stay MXFP4, moved without an
+    /// f32 round trip).
     func checkAgainstConverter(_ form: String, folder: String) throws {
         try convert([folder, "\(dir)/\(form).gguf", "--dtype", "f32"])
-        let r = try TestSupport.python(["golden/check_llamacpp_reference.py", "\(dir)/\(form).gguf", "golden/llamacpp/gptoss-\(form).json"])
+        var r = try TestSupport.python(["golden/check_llamacpp_reference.py", "\(dir)/\(form).gguf", "golden/llamacpp/gptoss-\(form).json"])
         XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
         let g = try GGUFReader.read("\(dir)/\(form).gguf")
         // general.file_type as the converter sets it: MOSTLY_MXFP4_MOE (38) for MXFP4 experts.
         XCTAssertEqual(g.metadata["general.file_type"]?.intValue, form == "mxfp4" ? 38 : 0)
         XCTAssertEqual(g.tokenizer.preTokenizer, "gpt-4o")
+        // `--outtype bf16`: biases (2-D expert ones too), norms and the router stay f32.
+        try convert([folder, "\(dir)/\(form).bf16.gguf", "--dtype", "bf16"])
+        r = try TestSupport.python(["golden/check_llamacpp_reference.py", "\(dir)/\(form).bf16.gguf", "golden/llamacpp/gptoss-\(form).bf16.json"])
+        XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
+        XCTAssertEqual(try GGUFReader.read("\(dir)/\(form).bf16.gguf").metadata["general.file_type"]?.intValue, form == "mxfp4" ? 38 : 32)
     }
 
     func testHFToGGUFFromMXFP4MatchesConverter() throws { try checkAgainstConverter("mxfp4", folder: mxfp4) }
@@ -120,6 +125,36 @@ final class GptOssConversionTests: XCTestCase {
         }
         let config = try String(contentsOfFile: "\(dir)/back/config.json", encoding: .utf8)
         XCTAssertFalse(config.contains("quantization_config"))
+    }
+
+    /// The grouped tensors are produced range by range: any split of a read gives the same bytes.
+    func testGroupedTensorsReadInPieces() throws {
+        func check(_ g: TensorGraph) throws {
+            var checked = 0
+            for t in g.tensors where t.name.contains("exps") || t.name.contains("experts") {
+                let whole = try t.storage.readAll()
+                for piece in [1, 13, 100] {
+                    var parts: [UInt8] = []
+                    var offset = 0
+                    while offset < whole.count {
+                        var b = [UInt8](repeating: 0, count: min(piece, whole.count - offset))
+                        try b.withUnsafeMutableBytes { try t.storage.read(offset: offset, into: $0) }
+                        parts += b
+                        offset += b.count
+                    }
+                    XCTAssertTrue(parts == whole, "\(t.name) in pieces of \(piece)")
+                }
+                checked += 1
+            }
+            XCTAssertGreaterThan(checked, 0)
+        }
+        let gguf = try HFToGGUF.convert(try HFFolder.read(mxfp4))
+        try check(gguf)
+        try check(try HFToGGUF.convert(try HFFolder.read(bf16)))
+        try convert([mxfp4, "\(dir)/a.gguf"])
+        let g = try GGUFReader.read("\(dir)/a.gguf")
+        try check(try GGUFToHF.convert(g))
+        try check(try GGUFToHF.convert(g, dtype: .bf16))
     }
 
     // MARK: Hostile checkpoints

@@ -15,6 +15,12 @@ int smelt_rename_exchange(const char *a, const char *b);
 /// the fsync before publishing has little left to flush. Errors are ignored (a hint only).
 void smelt_start_writeback(int fd, long long offset, long long count);
 
+/// Waits until a range whose writeback was started is on disk and drops its pages from the page
+/// cache (sync_file_range with WAIT_BEFORE | WRITE | WAIT_AFTER, then POSIX_FADV_DONTNEED), so a
+/// large output does not fill memory with dirty pages the kernel then throttles on. Errors are
+/// ignored (a hint only; the fsync before publishing is what makes the file durable).
+void smelt_finish_writeback(int fd, long long offset, long long count);
+
 /// Registers a temporary path the signal handler removes (a folder: its entries, then itself).
 /// Returns a slot number, or -1 when the table is full or the path too long.
 int smelt_cleanup_add(const char *path, int is_directory);

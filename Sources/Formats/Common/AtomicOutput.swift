@@ -55,14 +55,22 @@ public final class AtomicOutput {
         bytesWritten += bytes.count
         if bytesWritten - writebackStart >= Self.writebackStep {
             smelt_start_writeback(fd, Int64(writebackStart), Int64(bytesWritten - writebackStart))
+            // The window before it: wait for it on disk and drop its pages (write-behind), so
+            // dirty pages never pile up to where the kernel throttles every write.
+            if writebackStart > previousWindowStart {
+                smelt_finish_writeback(fd, Int64(previousWindowStart), Int64(writebackStart - previousWindowStart))
+            }
+            previousWindowStart = writebackStart
             writebackStart = bytesWritten
         }
     }
 
     /// Writeback of what is written is started every this many bytes, so that the fsync before
-    /// publishing overlaps with the work instead of following it.
+    /// publishing overlaps with the work instead of following it; the window before is then
+    /// waited for and dropped from the page cache.
     static let writebackStep = 16 << 20
     private var writebackStart = 0
+    private var previousWindowStart = 0
 
     public func write(_ bytes: [UInt8]) throws(OutputError) {
         let r = bytes.withUnsafeBytes { b in Result { () throws(OutputError) in try write(b) } }
