@@ -5,8 +5,9 @@ import Architectures
 /// projection or three, biases when the model has them), optional per-head Q/K RMSNorm, rotary
 /// positions (interleaved or NeoX pairs), grouped-query causal attention, the output projection,
 /// a second norm and a gated or plain MLP or a mixture of experts (`MixtureOfExperts.swift`);
-/// attention sinks and sliding-window layers where the plan says; then the final norm and the output head (tied to the
-/// embedding when the model has no `output.weight`). Weights are in GGUF layout and names.
+/// attention sinks and sliding-window layers where the plan says; then the final norm and the
+/// output head (tied to the embedding when the model has no `output.weight`). Weights are in GGUF
+/// layout and names.
 struct TransformerForward: ForwardPass {
     let plan: ForwardPlan
 
