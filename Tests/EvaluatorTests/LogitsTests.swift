@@ -1,4 +1,5 @@
 @testable import Evaluator
+import Formats
 import Foundation
 import TestSupport
 import XCTest
@@ -76,6 +77,16 @@ final class LogitsTests: XCTestCase {
     // of 4 experts, SwiGLU experts without biases, per-expert checkpoint tensors.
     func testQwen3MoeFromFolder() throws { try check("qwen3moe", path: TestSupport.path("golden/tiny/qwen3moe")) }
     func testQwen3MoeFromGGUF() throws { try check("qwen3moe", path: try ggufOf("qwen3moe")) }
+    /// A configuration whose expert count the tensors do not have is refused, naming the tensor.
+    func testExpertCountMismatchIsRefused() throws {
+        var graph = try GGUFReader.read(try ggufOf("qwen3moe"))
+        graph.metadata["qwen3moe.expert_count"] = .uint32(5)
+        let model = try LanguageModel(graph: graph, threads: 2)
+        XCTAssertThrowsError(try model.logits(tokens: [1, 2, 3], outputRows: 0..<3)) { e in
+            XCTAssertTrue("\(e)".contains("blk.0.ffn_gate_inp.weight") && "\(e)".contains("[4, 32]"), "\(e)")
+        }
+    }
+
     // gpt-oss (golden/gptoss, made by golden/make_gptoss_tiny.py): attention sinks, Q/K/V/O
     // biases, sliding window 8 on layers 0 and 2 of a 30-token text, YaRN factor 4 with
     // truncate false, 4 experts top-2 with router and expert biases, the clamped SwiGLU hit by
