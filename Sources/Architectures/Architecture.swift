@@ -286,6 +286,7 @@ public enum ArchitectureRegistry {
         Llama.self,
         Qwen2.self,
         Qwen3.self,
+        Qwen3Moe.self,
         Gemma3.self,
         GptOss.self,
     ]

@@ -60,6 +60,9 @@ public struct ArchitectureSpec: Sendable {
     public let skipHF: [NamePattern]
     public let tensors: [TensorRule]
     public let groups: [GroupRule]
+    /// Experts one tensor each in the checkpoint ↔ one stacked GGUF tensor (`expert_stacks`:
+    /// rows of [hf with {bid} and {xid}, gguf with {bid}]).
+    public let expertStacks: [ExpertStacks.Rule]
     /// config.json's `quantization_config` for a folder whose tensors take an `mxfp4` group's
     /// form (blocks + scales), as transformers reads them.
     public let hfMXFP4QuantizationConfig: JSONValue?
@@ -107,6 +110,12 @@ public struct ArchitectureSpec: Sendable {
             }
             return GroupRule(form: form, transform: t, hf: hf.map(NamePattern.init), gguf: gguf.map(NamePattern.init))
         }
+        expertStacks = try (json["expert_stacks"]?.arrayValue ?? []).map { row in
+            guard let c = row.arrayValue?.compactMap(\.stringValue), c.count == 2, let hf = ExpertStacks.Pattern(c[0]) else {
+                throw ArchitectureError.badTable(file: file, reason: "expert stack row \(row) is not [hf with {bid} and {xid}, gguf with {bid}]")
+            }
+            return ExpertStacks.Rule(hf: hf, gguf: NamePattern(c[1]))
+        }
         config = try (json["config"]?.arrayValue ?? []).map { row in
             guard let c = row.arrayValue?.compactMap(\.stringValue), c.count == 3, ["u32", "f32", "str"].contains(c[2]) else {
                 throw ArchitectureError.badTable(file: file, reason: "config row \(row) is not [hf_key, gguf_key, u32|f32|str]")
@@ -147,6 +156,18 @@ public struct ArchitectureSpec: Sendable {
             for (i, p) in rule.gguf.enumerated() { if let bid = p.match(name) { return (rule, bid, i) } }
             return nil
         }
+    }
+
+    /// The expert stack a Hugging Face tensor belongs to, with its block and expert numbers.
+    public func expertStack(forHF name: String) -> (rule: ExpertStacks.Rule, bid: Int, xid: Int)? {
+        for rule in expertStacks { if let (b, x) = rule.hf.match(name) { return (rule, b, x) } }
+        return nil
+    }
+
+    /// The expert stack a GGUF tensor is, with its block number.
+    public func expertStack(forGGUF name: String) -> (rule: ExpertStacks.Rule, bid: Int)? {
+        for rule in expertStacks { if let b = rule.gguf.match(name) { return (rule, b) } }
+        return nil
     }
 
     public func isSkippedHF(_ name: String) -> Bool { skipHF.contains { $0.match(name) != nil } }

@@ -76,6 +76,44 @@ public struct ForwardPlan: Sendable, Equatable {
     public var gatedMLP = true
     public var activation: Activation = .silu
 
+    /// The norm before the feed-forward block (`blk.N.<name>.weight`): `ffn_norm`, or
+    /// `post_attention_norm` where llama.cpp names it so (gpt-oss).
+    public var ffnNorm = "ffn_norm"
+    /// Per-head attention sinks (`attn_sinks.weight`, one logit per head) that enter only the
+    /// softmax denominator.
+    public var attentionSinks = false
+    /// A mixture of experts instead of the dense MLP (every layer), or nil.
+    public var experts: MixtureOfExperts?
+
+    /// A mixture-of-experts feed-forward block: a router (`ffn_gate_inp.weight`, `.bias` when
+    /// present) scores every expert per token, the top `used` are chosen, their weights come from
+    /// a softmax, and each chosen expert (`ffn_gate_exps`, `ffn_up_exps`, `ffn_down_exps`:
+    /// [experts, rows, columns], biases [experts, rows] when present) runs its gated MLP; the
+    /// outputs are summed with those weights.
+    public struct MixtureOfExperts: Sendable, Equatable {
+        public enum Activation: Sendable, Equatable {
+            /// silu(gate) · up.
+            case swiglu
+            /// gpt-oss: g = min(gate, limit), u = clamp(up, ±limit), g · σ(alpha · g) · (u + 1).
+            case clampedSwiGLU(alpha: Float, limit: Float)
+        }
+
+        public var experts: Int
+        public var used: Int
+        /// true: softmax over the chosen experts' logits (gpt-oss; Mixtral and Qwen3-MoE with
+        /// `norm_topk_prob`, which renormalize the chosen probabilities: the same values); false:
+        /// the chosen experts' probabilities of the softmax over all experts.
+        public var normalizeChosen = true
+        public var activation: Activation = .swiglu
+
+        public init(experts: Int, used: Int, normalizeChosen: Bool = true, activation: Activation = .swiglu) {
+            self.experts = experts
+            self.used = used
+            self.normalizeChosen = normalizeChosen
+            self.activation = activation
+        }
+    }
+
     public init(
         embedding: Int, layers: Int, heads: Int, kvHeads: Int, headDim: Int, valueDim: Int, contextLength: Int, norm: Norm,
         normEps: Float
@@ -104,6 +142,9 @@ public struct ForwardPlan: Sendable, Equatable {
         }
         if fusedQKV, headDim != valueDim {
             throw ArchitectureError.badConfig(key: key("headDim"), reason: "a fused QKV projection needs equal key and value head sizes")
+        }
+        if let e = experts, e.used < 1 || e.used > e.experts {
+            throw ArchitectureError.badConfig(key: key("expertsUsed"), reason: "\(e.used) experts per token out of \(e.experts)")
         }
         return self
     }

@@ -27,6 +27,12 @@ public enum GGUFToHF {
         for source in gguf.tensors {
             if source.name == "output.weight" && spec.tiedOutput == .duplicate { continue }
             if generated.contains(source.name) { continue }
+            if let (rule, bid) = spec.expertStack(forGGUF: source.name) {
+                for t in try ExpertStacks.unstacked(source, rule: rule, bid: bid, prefix: spec.hfWritePrefix ?? "", dtype: dtype) {
+                    try out.append(t)
+                }
+                continue
+            }
             let groups = spec.groups(forGGUF: source.name)
             if !groups.isEmpty {
                 // Several GGUF tensors → one Hugging Face tensor or pair (tensor_groups): made where

@@ -32,6 +32,18 @@ public enum HFToGGUF {
             var hfName = source.name
             if let p = spec.hfStripPrefix, hfName.hasPrefix(p) { hfName.removeFirst(p.count) }
             if spec.isSkippedHF(hfName) { continue }
+            if let (rule, bid, xid) = spec.expertStack(forHF: hfName) {
+                // One tensor per expert → one stacked tensor, made where expert 0 sits.
+                let prefix = String(source.name.dropLast(hfName.count))
+                guard xid == 0 else {
+                    let first = prefix + rule.hf.fill(bid, 0)
+                    guard hf[first] != nil else { throw ExpertStacks.StackError.missingExpert(tensor: source.name, missing: first) }
+                    continue
+                }
+                let t = try ExpertStacks.stacked(hf, rule: rule, bid: bid, prefix: prefix, expected: plan.experts?.experts)
+                try add(try arch.transformToGGUF(t, ggufName: t.name))
+                continue
+            }
             if let (rule, bid, index) = spec.group(forHF: hfName) {
                 // Tensors that map several to one or one to several (tensor_groups): made where
                 // the group's first tensor sits; the others are consumed by it.

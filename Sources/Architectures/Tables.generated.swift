@@ -298,6 +298,60 @@ enum EmbeddedTables {
   ]
 }
 """###,
+        "architectures/qwen3moe.json": ###"""
+{
+  "architecture": "qwen3moe",
+  "hf_model_types": ["qwen3_moe"],
+  "hf_class": "Qwen3MoeForCausalLM",
+  "tied_output": "omit",
+  "hf_act": "silu",
+  "skip_hf": ["model.layers.{bid}.self_attn.rotary_emb.inv_freq"],
+  "tensors": [
+    ["model.embed_tokens.weight", "token_embd.weight"],
+    ["model.layers.{bid}.input_layernorm.weight", "blk.{bid}.attn_norm.weight"],
+    ["model.layers.{bid}.self_attn.q_proj.weight", "blk.{bid}.attn_q.weight"],
+    ["model.layers.{bid}.self_attn.q_proj.bias", "blk.{bid}.attn_q.bias"],
+    ["model.layers.{bid}.self_attn.q_norm.weight", "blk.{bid}.attn_q_norm.weight"],
+    ["model.layers.{bid}.self_attn.k_proj.weight", "blk.{bid}.attn_k.weight"],
+    ["model.layers.{bid}.self_attn.k_proj.bias", "blk.{bid}.attn_k.bias"],
+    ["model.layers.{bid}.self_attn.k_norm.weight", "blk.{bid}.attn_k_norm.weight"],
+    ["model.layers.{bid}.self_attn.v_proj.weight", "blk.{bid}.attn_v.weight"],
+    ["model.layers.{bid}.self_attn.v_proj.bias", "blk.{bid}.attn_v.bias"],
+    ["model.layers.{bid}.self_attn.o_proj.weight", "blk.{bid}.attn_output.weight"],
+    ["model.layers.{bid}.post_attention_layernorm.weight", "blk.{bid}.ffn_norm.weight"],
+    ["model.layers.{bid}.mlp.gate.weight", "blk.{bid}.ffn_gate_inp.weight"],
+    ["model.norm.weight", "output_norm.weight"],
+    ["lm_head.weight", "output.weight"]
+  ],
+  "expert_stacks": [
+    ["model.layers.{bid}.mlp.experts.{xid}.gate_proj.weight", "blk.{bid}.ffn_gate_exps.weight"],
+    ["model.layers.{bid}.mlp.experts.{xid}.up_proj.weight", "blk.{bid}.ffn_up_exps.weight"],
+    ["model.layers.{bid}.mlp.experts.{xid}.down_proj.weight", "blk.{bid}.ffn_down_exps.weight"]
+  ],
+  "config": [
+    ["max_position_embeddings", "context_length", "u32"],
+    ["hidden_size", "embedding_length", "u32"],
+    ["num_hidden_layers", "block_count", "u32"],
+    ["intermediate_size", "feed_forward_length", "u32"],
+    ["num_attention_heads", "attention.head_count", "u32"],
+    ["num_key_value_heads", "attention.head_count_kv", "u32"],
+    ["rope_theta", "rope.freq_base", "f32"],
+    ["rope_scaling.rope_type", "rope.scaling.type", "str"],
+    ["rope_scaling.factor", "rope.scaling.factor", "f32"],
+    ["rope_scaling.original_max_position_embeddings", "rope.scaling.original_context_length", "u32"],
+    ["rope_scaling.extrapolation_factor", "rope.scaling.yarn_ext_factor", "f32"],
+    ["rope_scaling.attention_factor", "rope.scaling.yarn_attn_factor", "f32"],
+    ["rope_scaling.beta_fast", "rope.scaling.yarn_beta_fast", "f32"],
+    ["rope_scaling.beta_slow", "rope.scaling.yarn_beta_slow", "f32"],
+    ["rms_norm_eps", "attention.layer_norm_rms_epsilon", "f32"],
+    ["num_experts_per_tok", "expert_used_count", "u32"],
+    ["num_experts", "expert_count", "u32"],
+    ["head_dim", "attention.key_length", "u32"],
+    ["head_dim", "attention.value_length", "u32"],
+    ["moe_intermediate_size", "expert_feed_forward_length", "u32"]
+  ]
+}
+"""###,
         "tokenizer-pre.json": ###"""
 {
   "_doc": "Pre-tokenizer kinds: the GGUF tokenizer.ggml.pre name, the tokenizer.json pre_tokenizer that carries it, and the split regexes applied in order before byte-level BPE (as llama.cpp applies them). Matching from tokenizer.json compares the pre_tokenizer object with these, ignoring key order.",

@@ -9,6 +9,9 @@ import TensorGraph
 public final class ImportanceCollector: @unchecked Sendable {
     public private(set) var sums: [String: [Double]] = [:]
     public private(set) var counts: [String: Int] = [:]
+    /// Expert weights ([experts, rows, columns]): tokens routed to each expert; their `sums`
+    /// hold each expert's columns one after another.
+    public private(set) var expertCounts: [String: [Int]] = [:]
     /// Weight names in the order first seen.
     public private(set) var order: [String] = []
 
@@ -41,40 +44,79 @@ public final class ImportanceCollector: @unchecked Sendable {
         counts[weight]! += rows
     }
 
+    /// Adds the rows routed to expert `expert` of an expert weight with `experts` experts, as
+    /// llama-imatrix does for `*_exps` tensors: Σ x² into that expert's columns, the rows into its
+    /// count. Experts never routed to keep a zero count (quantization then gives them a neutral
+    /// importance of 1 rather than dropping the tensor's entry).
+    public func addExpert(_ weight: String, expert: Int, experts: Int, _ x: UnsafePointer<Float>, rows: Int, columns: Int) {
+        if sums[weight] == nil {
+            sums[weight] = [Double](repeating: 0, count: experts * columns)
+            expertCounts[weight] = [Int](repeating: 0, count: experts)
+            order.append(weight)
+        }
+        guard sums[weight]!.count == experts * columns, expert >= 0, expert < experts else { return }
+        sums[weight]!.withUnsafeMutableBufferPointer { all in
+            let s = UnsafeMutableBufferPointer(rebasing: all[(expert * columns)..<((expert + 1) * columns)])
+            Self.accumulate(x, rows: rows, columns: columns, into: s)
+        }
+        expertCounts[weight]![expert] += rows
+    }
+
+    static func accumulate(_ x: UnsafePointer<Float>, rows: Int, columns: Int, into s: UnsafeMutableBufferPointer<Double>) {
+        let part = UnsafeMutablePointer<Float>.allocate(capacity: columns)
+        defer { part.deallocate() }
+        var r = 0
+        while r < rows {
+            let end = min(rows, r + 64)
+            part.initialize(repeating: 0, count: columns)
+            for i in r..<end {
+                let row = x + i * columns
+                for c in 0..<columns { part[c] += row[c] * row[c] }
+            }
+            for c in 0..<columns { s[c] += Double(part[c]) }
+            r = end
+        }
+    }
+
     /// The sums and counts so far, and a fresh start from zero.
     public func take() -> ImportanceSums {
-        let out = ImportanceSums(sums: sums, counts: counts)
+        let out = ImportanceSums(sums: sums, counts: counts, expertCounts: expertCounts)
         sums = [:]
         counts = [:]
+        expertCounts = [:]
         order = []
         return out
     }
 
-    /// Installs the collector on `model` (replacing any observer).
+    /// Installs the collector on `model` (replacing any observers).
     public func install(on model: LanguageModel) {
         model.linearInputObserver = { [unowned self] name, x, rows, cols in self.add(name, x, rows: rows, columns: cols) }
+        model.expertInputObserver = { [unowned self] name, e, n, x, rows, cols in
+            self.addExpert(name, expert: e, experts: n, x, rows: rows, columns: cols)
+        }
     }
 
     /// The importance matrix collected so far.
     public func matrix(datasets: [String], chunkCount: Int, chunkSize: Int) -> ImportanceMatrix {
-        var m = ImportanceMatrix(datasets: datasets, chunkCount: chunkCount, chunkSize: chunkSize)
-        for (name, s) in sums {
-            m.entries[name] = .init(sums: s.map { Float($0) }, counts: [Float(counts[name] ?? 0)])
-        }
-        return m
+        ImportanceSums(sums: sums, counts: counts, expertCounts: expertCounts).matrix(datasets: datasets, chunkCount: chunkCount, chunkSize: chunkSize)
     }
 }
 
 /// Per weight, the double-precision sums of squared activations and the tokens seen, over a set
-/// of chunks.
+/// of chunks; expert weights have one count per expert (`expertCounts`) instead.
 public struct ImportanceSums: Sendable, Equatable {
     public var sums: [String: [Double]]
     public var counts: [String: Int]
+    public var expertCounts: [String: [Int]]
 
-    public init(sums: [String: [Double]] = [:], counts: [String: Int] = [:]) {
+    public init(sums: [String: [Double]] = [:], counts: [String: Int] = [:], expertCounts: [String: [Int]] = [:]) {
         self.sums = sums
         self.counts = counts
+        self.expertCounts = expertCounts
     }
+
+    /// The counts of a weight as the imatrix stores them: one per expert, or one.
+    public func countsOf(_ name: String) -> [Int] { expertCounts[name] ?? [counts[name] ?? 0] }
 
     /// Element-wise `self + other` (self's values first, so the order of additions is fixed).
     public func adding(_ other: ImportanceSums) -> ImportanceSums {
@@ -85,7 +127,15 @@ public struct ImportanceSums: Sendable, Equatable {
             } else if out.sums[name] == nil {
                 out.sums[name] = b
             }
-            out.counts[name, default: 0] += other.counts[name] ?? 0
+            if let b = other.expertCounts[name] {
+                if let a = out.expertCounts[name], a.count == b.count {
+                    out.expertCounts[name] = zip(a, b).map { $0 + $1 }
+                } else if out.expertCounts[name] == nil {
+                    out.expertCounts[name] = b
+                }
+            } else {
+                out.counts[name, default: 0] += other.counts[name] ?? 0
+            }
         }
         return out
     }
@@ -93,7 +143,7 @@ public struct ImportanceSums: Sendable, Equatable {
     public func matrix(datasets: [String], chunkCount: Int, chunkSize: Int) -> ImportanceMatrix {
         var m = ImportanceMatrix(datasets: datasets, chunkCount: chunkCount, chunkSize: chunkSize)
         for (name, s) in sums {
-            m.entries[name] = .init(sums: s.map { Float($0) }, counts: [Float(counts[name] ?? 0)])
+            m.entries[name] = .init(sums: s.map { Float($0) }, counts: countsOf(name).map { Float($0) })
         }
         return m
     }

@@ -45,6 +45,16 @@ extension GPTQRunner {
             // The group's Hessian is added once per call of its first wanted member.
             if members[key]!.first == name { grams[key, default: Gram()].add(x, rows: rows, cols: cols) }
         }
+        // Expert weights: one Gram per expert of each group's first weight (`GPTQExperts.swift`).
+        let previousExpert = model.expertInputObserver
+        defer { model.expertInputObserver = previousExpert }
+        let moeGroups = (0..<layers).filter { units.contains($0) }.flatMap { self.expertGroups("blk.\($0).") }
+        var moeGrams: [String: [Gram]] = Dictionary(uniqueKeysWithValues: moeGroups.map { ($0[0], self.expertGrams($0[0])) })
+        if !moeGroups.isEmpty {
+            model.expertInputObserver = { name, e, _, x, rows, cols in
+                if moeGrams[name] != nil, e < moeGrams[name]!.count { moeGrams[name]![e].add(x, rows: rows, cols: cols) }
+            }
+        }
         let needsHead = units.contains(layers) && wanted.contains { Self.unit(of: $0, layers: layers) == layers }
         let lastLayer = min(units.upperBound, layers)
         for (c, chunk) in chunks.enumerated() {
@@ -58,6 +68,13 @@ extension GPTQRunner {
             }
         }
         model.linearInputObserver = previous
+        model.expertInputObserver = previousExpert
+        for group in moeGroups {
+            progress("quantize \(group.map(Self.short).joined(separator: "+"))", chunks.count, chunks.count + 1)
+            guard var g = moeGrams[group[0]] else { continue }
+            try quantizeExperts(group, grams: &g, override: false)
+            moeGrams[group[0]] = nil
+        }
         for key in order {
             progress("quantize \(Self.short(key))", chunks.count, chunks.count + 1)
             guard var g = grams[key] else { continue }

@@ -10,7 +10,8 @@ import TensorGraph
 /// order the forward pass runs them (Llama: q/k/v, output, gate/up, down): one pass of the layer
 /// over the chunks gathers H = XᵀX of a group, the group is quantized (`GPTQ.quantize`) and its
 /// weights replaced by their decoded values (`LanguageModel.overrideWeight`), and the next pass
-/// sees them. A last pass advances the stream. After the last layer, the output head (the tied
+/// sees them. Expert weights (a mixture of experts) follow, one Hessian per expert
+/// (`GPTQExperts.swift`). A last pass advances the stream. After the last layer, the output head (the tied
 /// token embedding, or `output.weight`) is quantized from the final norm's outputs.
 ///
 /// Memory: the residual stream of the chunks (chunks × ctx × embedding floats) and one group's
@@ -42,6 +43,14 @@ public final class GPTQRunner {
         self.options = options
     }
 
+    /// Records a weight's measured errors (expert weights: `GPTQExperts.swift`).
+    func recordError(_ name: String, gptq: Double, rtn: Double?) {
+        relativeErrors[name] = gptq
+        if let rtn { rtnRelativeErrors[name] = rtn }
+    }
+
+    func storeResult(_ name: String, blocks: [UInt8]) throws { results[name] = blocks }
+
     public func run(progress: Progress = { _, _, _ in }) throws {
         let previous = model.linearInputObserver
         defer { model.linearInputObserver = previous }
@@ -51,11 +60,17 @@ public final class GPTQRunner {
             let prefix = "blk.\(l)."
             var groups: [[String]]? = nil
             var g = 0
+            var expertsDone = false
             while true {
                 // One pass of layer l over the chunks: the first also finds the groups (and gathers
                 // the first group's Hessian); then one per group; the last advances the stream.
                 let discovering = groups == nil
                 let advancing = !discovering && g >= groups!.count
+                // Before the stream advances: the layer's expert weights, one Hessian per expert.
+                if advancing && !expertsDone {
+                    try runExperts(layer: l, streams: streams, progress: progress)
+                    expertsDone = true
+                }
                 let target: String? = discovering || advancing ? nil : groups![g].first
                 var recording = discovering
                 var sequence: [(String, UnsafePointer<Float>)] = []

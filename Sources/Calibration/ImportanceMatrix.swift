@@ -13,6 +13,9 @@ import TensorGraph
 ///     <weight>.in_sum2     F32 [columns]   Σ x² per input column
 ///     <weight>.counts      F32 [1]         tokens seen
 ///
+/// An expert weight ([experts, rows, columns]) has `in_sum2` [experts, columns] and `counts`
+/// [experts, 1]: each expert's sums and the tokens routed to it, as llama-imatrix writes them.
+///
 /// entries sorted by weight name. The legacy `.dat` layout (an int32 entry count; per entry the
 /// name, the call count and the values already divided by the token count and multiplied by the
 /// call count; then the chunk count and dataset name) is read too.
@@ -29,7 +32,8 @@ public struct ImportanceMatrix: Sendable, Equatable {
         }
 
         /// The mean square of each column (sums / count), what quantizers weigh errors by; a
-        /// matrix that saw no token gets 1 everywhere, as llama-quantize does.
+        /// matrix (an expert calibration never routed to) that saw no token gets 1 everywhere, a
+        /// neutral prior, so the tensor keeps its other experts' importances.
         public var meanSquares: [Float] {
             let n = max(1, counts.count)
             let per = sums.count / n
@@ -75,7 +79,8 @@ public struct ImportanceMatrix: Sendable, Equatable {
             let e = entries[name]!
             let n = max(1, e.counts.count)
             let sumsShape = n == 1 ? [e.sums.count] : [n, e.sums.count / n]
-            let countsShape = n == 1 ? [1] : [n]
+            // llama-imatrix: counts ne = (1, n), i.e. [n, 1] for an expert weight.
+            let countsShape = n == 1 ? [1] : [n, 1]
             try graph.append(Tensor(name: name + Self.sumsSuffix, dtype: .f32, shape: sumsShape, storage: MemoryStorage(Self.bytes(e.sums))))
             try graph.append(Tensor(name: name + Self.countsSuffix, dtype: .f32, shape: countsShape, storage: MemoryStorage(Self.bytes(e.counts))))
         }

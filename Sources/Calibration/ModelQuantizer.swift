@@ -145,6 +145,10 @@ public enum ModelQuantizer {
                 if let blocks = precomputed[t.name] {
                     return try Tensor(name: t.name, dtype: p.target, shape: t.shape, storage: MemoryStorage(blocks))
                 }
+                if let imp = imatrix?.importance(for: t.name), ExpertQuantize.applies(t, importance: imp) {
+                    used += 1
+                    return try ExpertQuantize.quantized(t, to: p.target, importance: imp, method: weighted)
+                }
                 if let imp = imatrix?.importance(for: t.name), imp.count == t.shape.last {
                     used += 1
                     return try t.quantized(to: p.target, importance: imp, method: weighted)
@@ -172,7 +176,8 @@ public enum ModelQuantizer {
     public static func gptqTargets(_ plan: [Entry], model: LanguageModel) -> [String: DType] {
         var out: [String: DType] = [:]
         let head = model.graph["output.weight"] != nil ? "output.weight" : "token_embd.weight"
-        for p in plan where BlockGrid.isSupported(p.target) && p.shape.count == 2 {
+        // 2-D weights, and the 3-D expert weights of a mixture of experts (one Hessian per expert).
+        for p in plan where BlockGrid.isSupported(p.target) && (p.shape.count == 2 || (p.shape.count == 3 && p.name.hasSuffix("_exps.weight"))) {
             if p.name.hasPrefix("blk.") || p.name == head { out[p.name] = p.target }
         }
         return out

@@ -17,6 +17,15 @@ public final class LanguageModel: @unchecked Sendable {
     /// GPTQ Hessians) installs one; `nil` costs nothing.
     public var linearInputObserver: ((_ weight: String, _ x: UnsafePointer<Float>, _ rows: Int, _ columns: Int) -> Void)?
 
+    /// Sees the input of each expert's products in a mixture of experts: the weight's GGUF name
+    /// (`blk.N.ffn_up_exps.weight`, …), the expert, the tensor's expert count, and the rows
+    /// routed to that expert ([rows × columns]). Experts no token is routed to are not called.
+    public var expertInputObserver: ((_ weight: String, _ expert: Int, _ experts: Int, _ x: UnsafePointer<Float>, _ rows: Int, _ columns: Int) -> Void)?
+
+    /// YaRN's correction range rounded to whole dimensions whatever the configuration's
+    /// `truncate` says, as llama.cpp computes it (off: as transformers does).
+    public var yarnAlwaysRound = false
+
     /// Replaces a weight's values for later forward passes (GPTQ feeds each layer the outputs of
     /// the already-quantized layers before it). `values` are f32, row-major, the tensor's shape.
     public func overrideWeight(_ name: String, values: [Float]) throws {
@@ -164,12 +173,29 @@ public final class LanguageModel: @unchecked Sendable {
             rounded = b
         }
         let x = UnsafePointer(rounded?.p) ?? x
-        try Profile.measure("weights") {
-            try weights.withF32(weight) { wp in
-                Profile.measure("sgemm") {
-                    // Tiles of the output over the threads, each a single-threaded sgemm.
-                    BLAS.parallelSgemm(m: rows, n: outDim, k: inDim, a: x, lda: inDim, b: wp, ldb: inDim,
-                                       c: out, ldc: outDim, transposeB: true, threads: threads)
+        if weights.decodesInTiles(weight, bytes: outDim * inDim * 4) {
+            // A large matrix that must be decoded (a big-vocabulary output head in bf16, say):
+            // a block of its rows at a time, each product writing those output columns.
+            let tile = max(64, Weights.tileBytes / (inDim * 4))
+            for o0 in stride(from: 0, to: outDim, by: tile) {
+                let o1 = min(outDim, o0 + tile)
+                try Profile.measure("weights") {
+                    try weights.withRowsF32(weight, rows: o0..<o1) { wp in
+                        Profile.measure("sgemm") {
+                            BLAS.parallelSgemm(m: rows, n: o1 - o0, k: inDim, a: x, lda: inDim, b: wp, ldb: inDim,
+                                               c: out + o0, ldc: outDim, transposeB: true, threads: threads)
+                        }
+                    }
+                }
+            }
+        } else {
+            try Profile.measure("weights") {
+                try weights.withF32(weight) { wp in
+                    Profile.measure("sgemm") {
+                        // Tiles of the output over the threads, each a single-threaded sgemm.
+                        BLAS.parallelSgemm(m: rows, n: outDim, k: inDim, a: x, lda: inDim, b: wp, ldb: inDim,
+                                           c: out, ldc: outDim, transposeB: true, threads: threads)
+                    }
                 }
             }
         }
@@ -182,10 +208,12 @@ public final class LanguageModel: @unchecked Sendable {
     /// k rows `kStride`, v rows `vStride`; head h reads key/value head h / (heads / kvHeads).
     /// Query/key heads have `headDim` values, value heads `valueDim`. The result for head h goes
     /// to columns h·valueDim of `out` (rows of `outStride`). Scores are scaled by `scale`
-    /// (1/√headDim by default); with a `window` a query sees only the last `window` positions.
+    /// (1/√headDim by default); with a `window` a query sees only the last `window` positions;
+    /// `sinks` (one logit per head) join each softmax's denominator.
     func attention(q: UnsafePointer<Float>, qStride: Int, k: UnsafePointer<Float>, kStride: Int, v: UnsafePointer<Float>,
                    vStride: Int, rows: Int, heads: Int, kvHeads: Int, headDim: Int, valueDim: Int,
-                   out: UnsafeMutablePointer<Float>, outStride: Int, scale: Float? = nil, window: Int? = nil) {
+                   out: UnsafeMutablePointer<Float>, outStride: Int, scale: Float? = nil, window: Int? = nil,
+                   sinks: UnsafePointer<Float>? = nil) {
         let group = heads / kvHeads
         let scale = scale ?? 1 / Float(headDim).squareRoot()
         Profile.measure("attention") {
@@ -204,7 +232,7 @@ public final class LanguageModel: @unchecked Sendable {
                 let scores = scratch.buffer(worker)
                 BLAS.sgemm(m: m, n: r1, k: headDim, a: q + r0 * qStride + h * headDim, lda: qStride,
                            b: k + g * headDim, ldb: kStride, c: scores, ldc: r1, transposeB: true)
-                Ops.causalSoftmax(scores, rows: m, cols: r1, firstRow: r0, scale: scale, window: window)
+                Ops.causalSoftmax(scores, rows: m, cols: r1, firstRow: r0, scale: scale, window: window, sink: sinks?[h])
                 BLAS.sgemm(m: m, n: valueDim, k: r1, a: scores, lda: r1, b: v + g * valueDim, ldb: vStride,
                            c: out + r0 * outStride + h * valueDim, ldc: outStride, transposeB: false)
             }

@@ -117,20 +117,23 @@ enum Ops {
 
     /// In-place causal softmax of `rows` rows of `cols` scores: row i is query position
     /// `firstRow + i` and sees keys 0...firstRow+i (only the last `window` of them when a window
-    /// is set); the rest of the row is set to 0.
-    static func causalSoftmax(_ s: UnsafeMutablePointer<Float>, rows: Int, cols: Int, firstRow: Int, scale: Float, window: Int? = nil) {
+    /// is set); the rest of the row is set to 0. A `sink` logit (unscaled) joins each row's
+    /// denominator only.
+    static func causalSoftmax(_ s: UnsafeMutablePointer<Float>, rows: Int, cols: Int, firstRow: Int, scale: Float, window: Int? = nil,
+                              sink: Float? = nil) {
         for r in 0..<rows {
             let row = s + r * cols
             let n = firstRow + r + 1
             let j0 = window.map { max(0, n - $0) } ?? 0
             if j0 > 0 { row.update(repeating: 0, count: j0) }
-            softmax(row + j0, count: n - j0, scale: scale)
+            softmax(row + j0, count: n - j0, scale: scale, sink: sink)
             if n < cols { (row + n).update(repeating: 0, count: cols - n) }
         }
     }
 
-    /// x ← softmax(scale · x) over `count` values, 16 lanes at a time.
-    static func softmax(_ x: UnsafeMutablePointer<Float>, count n: Int, scale: Float) {
+    /// x ← softmax(scale · x) over `count` values, 16 lanes at a time; a `sink` is one more logit
+    /// in the denominator (attention sinks), with no output of its own.
+    static func softmax(_ x: UnsafeMutablePointer<Float>, count n: Int, scale: Float, sink: Float? = nil) {
         typealias V = SIMD16<Float>
         let full = n / 16 * 16
         let raw = UnsafeMutableRawPointer(x)
@@ -144,6 +147,7 @@ enum Ops {
         }
         var mx = mx16.max()
         for i in full..<n { x[i] *= scale; mx = max(mx, x[i]) }
+        if let sink { mx = max(mx, sink) }
         var sum16 = V(repeating: 0)
         j = 0
         while j < full {
@@ -154,6 +158,7 @@ enum Ops {
         }
         var sum = sum16.sum()
         for i in full..<n { let e = FastMath.exp(x[i] - mx); x[i] = e; sum += e }
+        if let sink { sum += FastMath.exp(sink - mx) }
         let inv = 1 / sum
         j = 0
         while j < full {

@@ -4,8 +4,10 @@ import Architectures
 /// from the shared blocks: embeddings (plus learned positions), per layer a norm, Q/K/V (one fused
 /// projection or three, biases when the model has them), optional per-head Q/K RMSNorm, rotary
 /// positions (interleaved or NeoX pairs), grouped-query causal attention, the output projection,
-/// a second norm and a gated or plain MLP; then the final norm and the output head (tied to the
-/// embedding when the model has no `output.weight`). Weights are in GGUF layout and names.
+/// a second norm and a gated or plain MLP or a mixture of experts (`MixtureOfExperts.swift`);
+/// attention sinks and sliding-window layers where the plan says; then the final norm and the
+/// output head (tied to the embedding when the model has no `output.weight`). Weights are in GGUF
+/// layout and names.
 struct TransformerForward: ForwardPass {
     let plan: ForwardPlan
 
@@ -19,7 +21,8 @@ struct TransformerForward: ForwardPass {
         }
         let qDim = p.heads * p.headDim, kDim = p.kvHeads * p.headDim, vDim = p.kvHeads * p.valueDim
         let attDim = p.heads * p.valueDim
-        let ffn = try m.weights.tensor("blk.0.ffn_up.weight").shape[0]
+        // A mixture of experts sizes its own buffers per expert.
+        let ffn = p.experts == nil ? try m.weights.tensor("blk.0.ffn_up.weight").shape[0] : 0
 
         let x = Buffer(T * E), xn = Buffer(T * E), att = Buffer(T * attDim), o = Buffer(T * E), up = Buffer(T * ffn)
         let gate = p.gatedMLP ? Buffer(T * ffn) : nil
@@ -37,7 +40,7 @@ struct TransformerForward: ForwardPass {
             guard t.elementCount == p.ropeDims / 2 else { throw EvaluatorError.badShape(tensor: name, shape: t.shape, expected: [p.ropeDims / 2]) }
             divisors = try m.weights.withF32(name) { Array(UnsafeBufferPointer(start: $0, count: p.ropeDims / 2)) }
         }
-        let yarn = p.ropeYarn?.yarnFrequencies(headDim: p.ropeDims, base: p.ropeBase)
+        let yarn = p.ropeYarn?.yarnFrequencies(headDim: p.ropeDims, base: p.ropeBase, alwaysRound: m.yarnAlwaysRound)
         let globalRope = p.rope.map { _ in
             RopeCache(positions: T, nRot: p.ropeDims, base: p.ropeBase, divisors: divisors, linearFactor: p.ropeLinearFactor,
                       invFreqs: yarn?.invFreq, scale: yarn?.attentionFactor ?? 1)
@@ -82,15 +85,19 @@ struct TransformerForward: ForwardPass {
                 m.roundToF16(k, count: T * kDim)
                 m.roundToF16(v, count: T * vDim)
             }
-            m.attention(q: q, qStride: qStride, k: k, kStride: kStride, v: v, vStride: vStride, rows: T, heads: p.heads,
-                        kvHeads: p.kvHeads, headDim: p.headDim, valueDim: p.valueDim, out: att.p, outStride: attDim,
-                        scale: p.attentionScale, window: sliding ? p.slidingWindow : nil)
+            try withSinks(m, b + "attn_sinks.weight") { sinks in
+                m.attention(q: q, qStride: qStride, k: k, kStride: kStride, v: v, vStride: vStride, rows: T, heads: p.heads,
+                            kvHeads: p.kvHeads, headDim: p.headDim, valueDim: p.valueDim, out: att.p, outStride: attDim,
+                            scale: p.attentionScale, window: sliding ? p.slidingWindow : nil, sinks: sinks)
+            }
             try m.linear(att.p, rows: T, weight: b + "attn_output.weight", bias: b + "attn_output.bias", out: o.p)
             if p.sandwichNorms { try norm(m, b + "post_attention_norm", o.p, o.p, rows: T) }
             Ops.add(x.p, o.p, count: T * E)
 
-            try norm(m, b + "ffn_norm", x.p, xn.p, rows: T)
-            if let gate {
+            try norm(m, b + p.ffnNorm, x.p, xn.p, rows: T)
+            if let moe = p.experts {
+                try experts(m, moe, layer: l, xn.p, rows: T, out: o.p)
+            } else if let gate {
                 try m.linear(xn.p, rows: T, weight: b + "ffn_gate.weight", out: gate.p)
                 try m.linear(xn.p, rows: T, weight: b + "ffn_up.weight", out: up.p)
                 switch p.activation {
@@ -133,6 +140,14 @@ struct TransformerForward: ForwardPass {
                 }
             }
         }
+    }
+
+    /// Calls `body` with the layer's attention sinks (one per head) when the plan has them.
+    private func withSinks(_ m: LanguageModel, _ name: String, _ body: (UnsafePointer<Float>?) throws -> Void) throws {
+        guard plan.attentionSinks else { return try body(nil) }
+        let t = try m.weights.tensor(name)
+        guard t.elementCount == plan.heads else { throw EvaluatorError.badShape(tensor: name, shape: t.shape, expected: [plan.heads]) }
+        try m.weights.withF32(name) { try body($0) }
     }
 
     /// RMSNorm over each head of `heads` × headDim in rows of `stride` floats, in place.

@@ -4,7 +4,8 @@ import TensorGraph
 /// A model's weights in GGUF layout, handed to the forward pass as f32 one matrix at a time:
 /// f32 tensors in a mapped file are used in place; anything else (f16, bf16, block types, lazily
 /// permuted tensors) is decoded into a buffer that lives only while the caller uses it, so memory
-/// stays near the stored model size plus one matrix.
+/// stays near the stored model size plus one matrix (large matrices: one tile of rows at a time,
+/// `LanguageModel.linear`; expert tensors: one expert at a time).
 final class Weights: @unchecked Sendable {
     let graph: TensorGraph
     /// Keep decoded matrices between chunks (trades memory for speed when asked).
@@ -60,6 +61,30 @@ final class Weights: @unchecked Sendable {
         return try body(buffer.baseAddress!)
     }
 
+    /// Expert `expert`'s slice of a tensor whose outermost dimension counts experts
+    /// ([experts, rows, columns] matrices, [experts, n] biases) as f32, decoding only that
+    /// slice's blocks (a cached or pinned tensor is used whole), so a mixture of experts needs
+    /// memory for one expert's matrix at a time. `body` gets the values and their count.
+    func withExpertF32<R>(_ name: String, expert: Int, _ body: (UnsafePointer<Float>, Int) throws -> R) throws -> R {
+        let t = try tensor(name)
+        guard t.shape.count >= 2, expert >= 0, expert < t.shape[0] else {
+            throw EvaluatorError.badShape(tensor: name, shape: t.shape, expected: [expert + 1] + Array(t.shape.dropFirst()))
+        }
+        let per = t.elementCount / t.shape[0]
+        if overrides[name] != nil || cache[name] != nil || cacheDecoded {
+            return try withF32(name) { try body($0 + expert * per, per) }
+        }
+        if t.dtype == .f32, let mapped = try t.storage.mappedBytes(),
+            Int(bitPattern: mapped.baseAddress) % MemoryLayout<Float>.alignment == 0
+        {
+            return try body(mapped.baseAddress!.assumingMemoryBound(to: Float.self) + expert * per, per)
+        }
+        let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(1, per))
+        defer { buffer.deallocate() }
+        try read(t, offset: expert * per, into: buffer.baseAddress!, count: per)
+        return try body(buffer.baseAddress!, per)
+    }
+
     /// Row `row` of a 2-D tensor as f32 into `out` (for embedding lookups).
     func row(_ name: String, _ row: Int, into out: UnsafeMutablePointer<Float>) throws {
         let t = try tensor(name)
@@ -73,15 +98,49 @@ final class Weights: @unchecked Sendable {
     }
 
     private func decode(_ t: Tensor) throws -> UnsafeMutableBufferPointer<Float> {
-        let f = try t.dtype == .f32 ? t : t.dequantized(to: .f32)
         let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(1, t.elementCount))
         do {
-            try f.storage.read(offset: 0, into: UnsafeMutableRawBufferPointer(start: buffer.baseAddress, count: t.elementCount * 4))
+            try read(t, offset: 0, into: buffer.baseAddress!, count: t.elementCount)
         } catch {
             buffer.deallocate()
             throw error
         }
         return buffer
+    }
+
+    /// Values `offset..<offset + count` of a tensor as f32, read in pieces of at most
+    /// `decodePiece` values so a cast's or decoder's temporaries stay small whatever the tensor's
+    /// size (a whole-tensor read would hold its source bytes and its f32 values twice over).
+    func read(_ t: Tensor, offset: Int, into out: UnsafeMutablePointer<Float>, count: Int) throws {
+        let f = try t.dtype == .f32 ? t : t.dequantized(to: .f32)
+        var done = 0
+        while done < count {
+            let n = min(Self.decodePiece, count - done)
+            try f.storage.read(offset: (offset + done) * 4, into: UnsafeMutableRawBufferPointer(start: out + done, count: n * 4))
+            done += n
+        }
+    }
+
+    static let decodePiece = 1 << 22
+
+    /// Whether a matrix is better multiplied a block of rows at a time: large, stored in another
+    /// type than f32 (so it must be decoded), and not kept decoded or pinned.
+    func decodesInTiles(_ name: String, bytes f32Bytes: Int) -> Bool {
+        guard f32Bytes > Self.tileBytes, overrides[name] == nil, cache[name] == nil, !cacheDecoded, let t = graph[name] else { return false }
+        return t.dtype != .f32
+    }
+
+    /// The f32 bytes of one tile of rows (`decodesInTiles`).
+    nonisolated(unsafe) static var tileBytes = 64 << 20
+
+    /// Rows `rows` of a 2-D tensor as f32, decoded into a buffer that lives while `body` runs.
+    func withRowsF32<R>(_ name: String, rows: Range<Int>, _ body: (UnsafePointer<Float>) throws -> R) throws -> R {
+        let t = try tensor(name)
+        let cols = t.shape.last ?? 0
+        let buffer = UnsafeMutablePointer<Float>.allocate(capacity: max(1, rows.count * cols))
+        defer { buffer.deallocate() }
+        try read(t, offset: rows.lowerBound * cols, into: buffer, count: rows.count * cols)
+        return try body(buffer)
     }
 }
 

@@ -51,7 +51,7 @@ struct CalibrateCommand: ParsableCommand {
                     for name in sums.sums.keys.sorted() {
                         let prefix = CalibrationPartial.prefix(node)
                         tensors.append((prefix + name + ImportanceMatrix.sumsSuffix, sums.sums[name]!))
-                        tensors.append((prefix + name + ImportanceMatrix.countsSuffix, [Double(sums.counts[name] ?? 0)]))
+                        tensors.append((prefix + name + ImportanceMatrix.countsSuffix, sums.countsOf(name).map(Double.init)))
                     }
                 }
                 let partial = PartialFile(

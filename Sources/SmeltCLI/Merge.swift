@@ -213,11 +213,14 @@ enum CalibrationPartial {
                 out[node, default: ImportanceSums()].sums[String(rest.dropLast(ImportanceMatrix.sumsSuffix.count))] = values
             } else if rest.hasSuffix(ImportanceMatrix.countsSuffix), values.count == 1 {
                 out[node, default: ImportanceSums()].counts[String(rest.dropLast(ImportanceMatrix.countsSuffix.count))] = Int(values[0])
+            } else if rest.hasSuffix(ImportanceMatrix.countsSuffix), values.count > 1 {
+                // An expert weight: one count per expert.
+                out[node, default: ImportanceSums()].expertCounts[String(rest.dropLast(ImportanceMatrix.countsSuffix.count))] = values.map { Int($0) }
             } else {
                 throw bad("unexpected tensor '\(name)'")
             }
         }
-        for (node, s) in out where Set(s.sums.keys) != Set(s.counts.keys) {
+        for (node, s) in out where Set(s.sums.keys) != Set(s.counts.keys).union(s.expertCounts.keys) {
             throw bad("node \(prefix(node)) has sums and counts for different weights")
         }
         return out

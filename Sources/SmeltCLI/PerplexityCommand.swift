@@ -107,6 +107,10 @@ struct EvalOptions: ParsableArguments {
         "Keys and values in attention: f32 (exact) or f16 (rounded as llama.cpp's default KV cache stores them).",
         valueName: "f32|f16"))
     var kv: String = "f32"
+    @Option(name: .customLong("yarn-range"), help: ArgumentHelp(
+        "YaRN's correction range: config (as transformers: rounded to whole dimensions unless the configuration sets truncate false) or rounded (always, as llama.cpp does).",
+        valueName: "config|rounded"))
+    var yarnRange: String = "config"
     @Flag(help: "Print the processor, the BLAS kernels in use and who chose them to stderr before running.")
     var verbose = false
 
@@ -116,6 +120,7 @@ struct EvalOptions: ParsableArguments {
         if let c = chunks, c < 1 { throw ValidationError("--chunks must be at least 1") }
         try Usage.oneOf("--activations", activations, ["f32", "q8"])
         try Usage.oneOf("--kv", kv, ["f32", "f16"])
+        try Usage.oneOf("--yarn-range", yarnRange, ["config", "rounded"])
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
     }
 
@@ -130,6 +135,7 @@ struct EvalOptions: ParsableArguments {
         for t in loaded.graph.tensors { (t.storage as? FileRegion)?.file.permitMapping() }
         loaded.model.quantizeActivations = activations == "q8"
         loaded.model.roundKVToF16 = kv == "f16"
+        loaded.model.yarnAlwaysRound = yarnRange == "rounded"
         return loaded
     }
 

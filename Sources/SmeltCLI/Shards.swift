@@ -73,7 +73,7 @@ struct ShardOptions: ParsableArguments {
 /// that of a sample: the first 16 MiB (headers, metadata, tokenizer), 64 windows of 64 KiB spread
 /// evenly through the file, and the last 64 KiB. The text: XXH64 of its token ids (after the
 /// model's tokenizer, so the text file and the tokenizer both count) and of the text file itself.
-/// Then ctx, the number of chunks, BOS, --activations, --kv, --threads and the BLAS kernel core
+/// Then ctx, the number of chunks, BOS, --activations, --kv, --yarn-range (when not the default), --threads and the BLAS kernel core
 /// (both can change the last bits of a product), the Smelt version and the executable's XXH64.
 enum Fingerprint {
     static let fullLimit = 64 << 20
@@ -98,6 +98,8 @@ enum Fingerprint {
             "activations=\(eval.activations)", "kv=\(eval.kv)", "threads=\(eval.threads)",
             "blas_core=\(BLASLibrary.current.core)",
         ]
+        // Only when set, so fingerprints of runs without it stay as they were.
+        if eval.yarnRange != "config" { out.append("yarn_range=\(eval.yarnRange)") }
         return out
     }
 

@@ -1,5 +1,5 @@
 /// The character classes the pre-tokenizer patterns use, per Unicode scalar: `\p{L}` (general
-/// category L*), `\p{N}` (Nd, Nl, No), `\p{P}` (P*) and `\s`. `\s` is Unicode's White_Space set
+/// category L*, and which of Lu/Lt, Ll, Lm/Lo), `\p{M}`, `\p{N}` (Nd, Nl, No), `\p{P}` (P*) and `\s`. `\s` is Unicode's White_Space set
 /// (the 25 scalars llama.cpp's `unicode_set_whitespace` and Oniguruma's `\s` both use), fixed
 /// here rather than read from the running Swift's tables. Categories are Swift's, as of Unicode
 /// 15.1: scalars assigned later count as unassigned, so that the classes stay those of
@@ -11,6 +11,12 @@ struct CharacterClass: OptionSet, Sendable {
     static let number = CharacterClass(rawValue: 2)
     static let whitespace = CharacterClass(rawValue: 4)
     static let punctuation = CharacterClass(rawValue: 8)
+    /// Letter subcategories and marks, for patterns that tell cases apart (o200k): Lu and Lt,
+    /// Ll, Lm and Lo, and M (Mn, Mc, Me; not part of `.letter`).
+    static let upperOrTitle = CharacterClass(rawValue: 16)
+    static let lowercase = CharacterClass(rawValue: 32)
+    static let modifierOrOther = CharacterClass(rawValue: 64)
+    static let mark = CharacterClass(rawValue: 128)
 
     /// Classes of the Basic Multilingual Plane, computed once; other planes are looked up.
     private static let bmp: [CharacterClass] = (0..<0x10000).map { compute(UInt32($0)) }
@@ -34,8 +40,14 @@ struct CharacterClass: OptionSet, Sendable {
         guard let age = scalar.properties.age, (age.major, age.minor) <= unicodeVersion else { return [] }
         var c: CharacterClass = whitespaceScalars.contains(v) ? .whitespace : []
         switch scalar.properties.generalCategory {
-        case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter:
-            c.insert(.letter)
+        case .uppercaseLetter, .titlecaseLetter:
+            c.formUnion([.letter, .upperOrTitle])
+        case .lowercaseLetter:
+            c.formUnion([.letter, .lowercase])
+        case .modifierLetter, .otherLetter:
+            c.formUnion([.letter, .modifierOrOther])
+        case .nonspacingMark, .spacingMark, .enclosingMark:
+            c.insert(.mark)
         case .decimalNumber, .letterNumber, .otherNumber:
             c.insert(.number)
         case .connectorPunctuation, .dashPunctuation, .openPunctuation, .closePunctuation,

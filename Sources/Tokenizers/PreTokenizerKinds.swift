@@ -33,6 +33,12 @@ public struct PreTokenizerKind: Sendable, Equatable {
         PreTokenizerKind(
             name: "smollm", aliases: ["starcoder", "refact", "command-r", "codeshell", "exaone", "minerva-7b"],
             patterns: [.numbers, .gpt2], ignoreMerges: false, defaultAddBOS: false),
+        // o200k (GPT-4o, gpt-oss). llama.cpp splits it with an ASCII approximation of the case
+        // classes (`[^a-z]` / `[^A-Z]` among letters, marks not attached): this follows the
+        // pattern as Hugging Face `tokenizers` runs it, which differs for non-ASCII cased letters
+        // and combining marks.
+        PreTokenizerKind(
+            name: "gpt-4o", aliases: ["minimax-m2"], patterns: [.o200k], ignoreMerges: false, defaultAddBOS: false),
         // llama.cpp's fallback for a BPE model without (or with `default` as) its pre-tokenizer name.
         PreTokenizerKind(
             name: "default", aliases: [],

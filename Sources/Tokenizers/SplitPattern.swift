@@ -10,6 +10,10 @@ public enum SplitPattern: String, Sendable, CaseIterable {
     case llama3
     /// Qwen 2: as Llama 3 with `\p{N}` (one number at a time) for `\p{N}{1,3}`.
     case qwen2
+    /// o200k (GPT-4o, gpt-oss): `[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|…)?`,
+    /// the same with `+` and `*` swapped, `\p{N}{1,3}`, ` ?[^\s\p{L}\p{N}]+[\r\n/]*`, then the
+    /// whitespace alternatives; as Hugging Face `tokenizers` (Oniguruma) matches it.
+    case o200k
     /// `\p{N}`: every number scalar alone (Hugging Face's `Digits(individual_digits=True)`).
     case numbers
     /// `\p{N}+`: runs of numbers.
@@ -27,6 +31,8 @@ public enum SplitPattern: String, Sendable, CaseIterable {
             return #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
         case .qwen2:
             return #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+        case .o200k:
+            return #"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
         case .numbers: return #"\p{N}"#
         case .numberRuns: return #"\p{N}+"#
         case .punctuationRuns: return #"[\p{P}\$\+<=>\^~\|]+"#
@@ -52,6 +58,7 @@ public enum SplitPattern: String, Sendable, CaseIterable {
         case .gpt2: Self.gpt2(s, start, end, &out)
         case .llama3: Self.llama3(s, start, end, maxDigits: 3, &out)
         case .qwen2: Self.llama3(s, start, end, maxDigits: 1, &out)
+        case .o200k: Self.o200k(s, start, end, &out)
         case .numbers:
             Self.runs(s, start, end, &out, single: true) { CharacterClass.of($0).contains(.number) }
         case .numberRuns:
@@ -177,6 +184,79 @@ public enum SplitPattern: String, Sendable, CaseIterable {
                 p = afterNewline
             } else {
                 // `\s+(?!\S)|\s+`
+                p = r - p > 1 && r < end ? r - 1 : r
+            }
+            out.append(Int32(p))
+        }
+    }
+
+    static func o200k(_ s: UnsafeBufferPointer<UInt32>, _ start: Int, _ end: Int, _ out: inout [Int32]) {
+        // A = [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}], B = [\p{Ll}\p{Lm}\p{Lo}\p{M}] (they share Lm, Lo, M).
+        let upperish: CharacterClass = [.upperOrTitle, .modifierOrOther, .mark]
+        let lowerish: CharacterClass = [.lowercase, .modifierOrOther, .mark]
+        func isA(_ i: Int) -> Bool { !CharacterClass.of(s[i]).isDisjoint(with: upperish) }
+        func isB(_ i: Int) -> Bool { !CharacterClass.of(s[i]).isDisjoint(with: lowerish) }
+        // `A* B+ C?` at q: greedy A* gives back scalars until B+ can start, so B+ starts at the
+        // last position of the A run (or the one after it) that is in B.
+        func aStarBPlus(_ q: Int) -> Int? {
+            var a = q
+            while a < end && isA(a) { a += 1 }
+            var i = a
+            while i >= q {
+                if i < end && isB(i) {
+                    var r = i + 1
+                    while r < end && isB(r) { r += 1 }
+                    return r < end ? r + contraction(s, r, end, foldCase: true) : r
+                }
+                i -= 1
+            }
+            return nil
+        }
+        // `A+ B* C?` at q.
+        func aPlusBStar(_ q: Int) -> Int? {
+            guard q < end, isA(q) else { return nil }
+            var r = q + 1
+            while r < end && isA(r) { r += 1 }
+            while r < end && isB(r) { r += 1 }
+            return r < end ? r + contraction(s, r, end, foldCase: true) : r
+        }
+        var p = start
+        while p < end {
+            let c = s[p]
+            let k = CharacterClass.of(c)
+            // `[^\r\n\p{L}\p{N}]?`: tried consumed first, then not.
+            let optional = c != cr && c != lf && !k.contains(.letter) && !k.contains(.number) && p + 1 < end
+            let starts = optional ? [p + 1, p] : [p]
+            if let r = starts.lazy.compactMap(aStarBPlus).first ?? starts.lazy.compactMap(aPlusBStar).first {
+                p = r
+                out.append(Int32(p))
+                continue
+            }
+            // `\p{N}{1,3}`
+            if k.contains(.number) {
+                p = runEnd(s, p + 1, min(end, p + 3)) { $0.contains(.number) }
+                out.append(Int32(p))
+                continue
+            }
+            // ` ?[^\s\p{L}\p{N}]+[\r\n/]*`
+            let q = c == space && p + 1 < end ? p + 1 : p
+            if isOther(CharacterClass.of(s[q])) {
+                var r = runEnd(s, q + 1, end, isOther)
+                while r < end && (s[r] == cr || s[r] == lf || s[r] == 0x2F) { r += 1 }
+                p = r
+                out.append(Int32(p))
+                continue
+            }
+            // `\s*[\r\n]+`, `\s+(?!\S)`, `\s+`, as in `llama3`.
+            var r = p
+            var afterNewline = -1
+            while r < end && CharacterClass.of(s[r]).contains(.whitespace) {
+                if s[r] == cr || s[r] == lf { afterNewline = r + 1 }
+                r += 1
+            }
+            if afterNewline > 0 {
+                p = afterNewline
+            } else {
                 p = r - p > 1 && r < end ? r - 1 : r
             }
             out.append(Int32(p))

@@ -111,6 +111,23 @@ final class ShardMergeTests: XCTestCase {
         }
     }
 
+    /// A mixture of experts: the per-expert sums and counts travel through partials too.
+    func testCalibrateShardsOfExpertsMergeToByteIdenticalImatrix() throws {
+        let moe = TestSupport.path("golden/tiny/qwen3moe")
+        let single = "\(Self.dir)/moe-single.imatrix.gguf"
+        let args = ["calibrate", moe, "--text", Self.text] + Self.common
+        let one = try smelt(args + ["--output", single])
+        XCTAssertEqual(one.status, 0, one.stderr)
+        let expected = try Data(contentsOf: URL(fileURLWithPath: single))
+        for n in [3] {
+            let partials = try shards(n, "moe-cal") { _ in args }
+            let merged = "\(Self.dir)/moe-merged-\(n).imatrix.gguf"
+            let r = try smelt(["merge"] + partials.shuffled() + ["--output", merged])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: merged)), expected, "\(n) shards")
+        }
+    }
+
     func testQuantizeShardsMergeToByteIdenticalGGUF() throws {
         let imatrix = "\(Self.dir)/q.imatrix.gguf"
         var r = try smelt(["calibrate", Self.llama, "--text", Self.text, "--output", imatrix] + Self.common)

@@ -1,4 +1,5 @@
 @testable import Evaluator
+import Formats
 import Foundation
 import TestSupport
 import XCTest
@@ -13,7 +14,7 @@ final class LogitsTests: XCTestCase {
     }
 
     func reference(_ arch: String) throws -> Reference {
-        let dir = TestSupport.path("golden/tiny/\(arch)")
+        let dir = TestSupport.path(arch.contains("/") ? "golden/\(arch)" : "golden/tiny/\(arch)")
         let meta = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/logits.json"))) as! [String: Any]
         let ids = (meta["ids"] as! [Int]).map(Int32.init)
         let shape = meta["shape"] as! [Int]
@@ -45,8 +46,8 @@ final class LogitsTests: XCTestCase {
 
     func ggufOf(_ arch: String) throws -> String {
         let dir = TestSupport.tempDir("logits")
-        let out = "\(dir)/\(arch).gguf"
-        let r = try TestSupport.smelt(["convert", TestSupport.path("golden/tiny/\(arch)"), out])
+        let out = "\(dir)/\(arch.replacingOccurrences(of: "/", with: "-")).gguf"
+        let r = try TestSupport.smelt(["convert", TestSupport.path(arch.contains("/") ? "golden/\(arch)" : "golden/tiny/\(arch)"), out])
         XCTAssertEqual(r.status, 0, r.stderr)
         return out
     }
@@ -72,4 +73,55 @@ final class LogitsTests: XCTestCase {
     // global one, soft-capped logits.
     func testGemma3FromFolder() throws { try check("gemma3", path: TestSupport.path("golden/tiny/gemma3")) }
     func testGemma3FromGGUF() throws { try check("gemma3", path: try ggufOf("gemma3")) }
+    // Qwen3-MoE: the same MoE block as gpt-oss with softmax routing renormalized over the top 2
+    // of 4 experts, SwiGLU experts without biases, per-expert checkpoint tensors.
+    func testQwen3MoeFromFolder() throws { try check("qwen3moe", path: TestSupport.path("golden/tiny/qwen3moe")) }
+    func testQwen3MoeFromGGUF() throws { try check("qwen3moe", path: try ggufOf("qwen3moe")) }
+    /// A configuration whose expert count the tensors do not have is refused, naming the tensor.
+    func testExpertCountMismatchIsRefused() throws {
+        var graph = try GGUFReader.read(try ggufOf("qwen3moe"))
+        graph.metadata["qwen3moe.expert_count"] = .uint32(5)
+        let model = try LanguageModel(graph: graph, threads: 2)
+        XCTAssertThrowsError(try model.logits(tokens: [1, 2, 3], outputRows: 0..<3)) { e in
+            XCTAssertTrue("\(e)".contains("blk.0.ffn_gate_inp.weight") && "\(e)".contains("[4, 32]"), "\(e)")
+        }
+    }
+
+    // gpt-oss (golden/gptoss, made by golden/make_gptoss_tiny.py): attention sinks, Q/K/V/O
+    // biases, sliding window 8 on layers 0 and 2 of a 30-token text, YaRN factor 4 with
+    // truncate false, 4 experts top-2 with router and expert biases, the clamped SwiGLU hit by
+    // 15% of gate values; the MXFP4 checkpoint form and the bf16 form of the same weights.
+    func testGptOssMXFP4FromFolder() throws { try check("gptoss/mxfp4", path: TestSupport.path("golden/gptoss/mxfp4")) }
+    func testGptOssBF16FromFolder() throws { try check("gptoss/bf16", path: TestSupport.path("golden/gptoss/bf16")) }
+    func testGptOssMXFP4FromGGUF() throws { try check("gptoss/mxfp4", path: try ggufOf("gptoss/mxfp4")) }
+    func testGptOssBF16FromGGUF() throws { try check("gptoss/bf16", path: try ggufOf("gptoss/bf16")) }
+    /// Large matrices stored in another type than f32 are decoded and multiplied a block of rows
+    /// at a time: forced here on the bf16 gpt-oss (64-row tiles), the logits stay the same.
+    func testRowTilesGiveTheSameLogits() throws {
+        let ref = try reference("gptoss/bf16")
+        let (model, _) = try ModelLoader.load(TestSupport.path("golden/gptoss/bf16"), threads: 2)
+        let whole = try model.logits(tokens: ref.ids, outputRows: 0..<ref.ids.count)
+        let saved = Weights.tileBytes
+        Weights.tileBytes = 1024
+        defer { Weights.tileBytes = saved }
+        let tiled = try model.logits(tokens: ref.ids, outputRows: 0..<ref.ids.count)
+        // Narrower products may take other sgemm kernels (another summation order): not bit for bit.
+        XCTAssertLessThan(relativeError(tiled, whole), 1e-5)
+        XCTAssertLessThan(relativeError(tiled, ref.logits), 1e-4)
+    }
+
+    /// llama.cpp's YaRN (correction range always rounded) is a different model from the
+    /// configuration's (truncate false): with the option, the logits are transformers' for
+    /// `truncate: true` (golden/gptoss/yarn-rounded, golden/make_gptoss_logits.py), which moves
+    /// them by 0.94 of the largest logit on this tiny model.
+    func testGptOssYarnRoundedAsLlamaCpp() throws {
+        let ref = try reference("gptoss/yarn-rounded")
+        for path in [TestSupport.path("golden/gptoss/mxfp4"), try ggufOf("gptoss/mxfp4")] {
+            let (model, _) = try ModelLoader.load(path, threads: 2)
+            model.yarnAlwaysRound = true
+            let err = relativeError(try model.logits(tokens: ref.ids, outputRows: 0..<ref.ids.count), ref.logits)
+            print("logits gptoss/mxfp4 from \(path), YaRN range rounded: max error relative to the largest logit \(err)")
+            XCTAssertLessThan(err, 1e-4, path)
+        }
+    }
 }

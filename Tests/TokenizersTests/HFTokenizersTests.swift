@@ -143,4 +143,25 @@ final class HFTokenizersTests: XCTestCase {
     func testLlamaBPEKind() throws { try checkSmolLM2(kind: "llama-bpe") }
     func testQwen2Kind() throws { try checkSmolLM2(kind: "qwen2") }
     func testDefaultKind() throws { try checkSmolLM2(kind: "default") }
+    func testGPT4oKind() throws {
+        try checkSmolLM2(kind: "gpt-4o")
+        // Where the case classes and marks decide the split: camel case, runs of capitals before
+        // a lower-case letter, contractions after capitals, non-ASCII cased scripts, Lm/Lo
+        // letters that are in both classes, combining marks alone and after punctuation, `/`
+        // and newlines after symbols.
+        let cases = [
+            "HTTPServer parseJSONString XMLHttpRequest iPhone eBay McDonald's", "DON'T YOU'RE I'M we'LL They'VE",
+            "ΑθήναΚαι ΣΟΦΙΑ σοφία МоскваРОССИЯ ǅemal ǈubljana", "日本語テキストとカタカナ ʰʲʷ ˈwɝd 한국어Text",
+            "e\u{301}cole Cafe\u{301}s \u{301}alone .\u{301}x A\u{300}B\u{300}c \u{20DD}",
+            "a/b//c \n/path/to\r\n x+=/ y;/\n\n", "123456 ٣٤٥٦ Ⅻ ½x", "  lead 'quote' \t\tTab\u{A0}nbsp'S",
+        ]
+        let base = try Fixtures.smolLM2()
+        let tok = try Fixtures.smolLM2(kind: "gpt-4o")
+        let json = try Self.tokenizerJSON(base, kind: tok.kind, ignoreMerges: tok.ignoresMerges)
+        for c in cases {
+            let ref = try Self.reference(tokenizerJSON: json, texts: [c], preTokens: true)
+            XCTAssertEqual(tok.preTokenize(c, parseSpecial: false).map { $0.utf8.count }, ref.preLengths, "gpt-4o pre-tokens of \(c.debugDescription)")
+            XCTAssertEqual(tok.encode(c, addBOS: false), ref.ids[0], "gpt-4o ids of \(c.debugDescription)")
+        }
+    }
 }

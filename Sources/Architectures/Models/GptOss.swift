@@ -71,15 +71,8 @@ public struct GptOss: Architecture {
         }
     }
 
-    /// The attention part of the pass (the experts are described by the fields above; the MoE
-    /// forward builds on them).
-    public func forwardPlan() throws -> ForwardPlan {
-        var p = decoder.plan(rope: .neox)
-        p.ropeFreqFactors = nil
-        p.slidingWindow = slidingWindow
-        p.slidingLayers = slidingLayers
-        return try p.validated(keys: DecoderConfig.keyNames)
-    }
+    /// The forward pass: `GptOssForward.swift`.
+    public func forwardPlan() throws -> ForwardPlan { try plannedForward() }
 
     public func hfConfigExtras(gguf: TensorGraph) -> [(String, JSONValue)] {
         [("hidden_act", .string(Self.table.hfActivation)), DecoderConfig.attentionBias(gguf)]

@@ -96,8 +96,10 @@ public struct RopeScaling: Sendable, Equatable {
 
     /// YaRN's inverse frequencies and the factor cos/sin are multiplied by, as transformers
     /// computes them (`_compute_yarn_parameters`: float32 tensors, Python floats for the range;
-    /// beta_fast 32 and beta_slow 1 by default, the correction range truncated to whole dims).
-    public func yarnFrequencies(headDim dim: Int, base: Double) -> (invFreq: [Float], attentionFactor: Float) {
+    /// beta_fast 32 and beta_slow 1 by default). The correction range is rounded out to whole
+    /// dims when `truncate` says so (absent: true, transformers' default); `alwaysRound` rounds it
+    /// whatever the configuration says, as llama.cpp does.
+    public func yarnFrequencies(headDim dim: Int, base: Double, alwaysRound: Bool = false) -> (invFreq: [Float], attentionFactor: Float) {
         let original = Double(originalContext ?? 4096)
         func mscale(_ scale: Double) -> Double { scale <= 1 ? 1 : 0.1 * log(scale) + 1 }
         let attention = attentionFactor ?? mscale(factor)
@@ -105,8 +107,9 @@ public struct RopeScaling: Sendable, Equatable {
         func correctionDim(_ rotations: Double) -> Double {
             Double(dim) * log(original / (rotations * 2 * Double.pi)) / (2 * log(base))
         }
-        let low = max(floor(correctionDim(fast)), 0)
-        var high = min(ceil(correctionDim(slow)), Double(dim - 1))
+        let round = alwaysRound || (truncate ?? true)
+        let low = max(round ? floor(correctionDim(fast)) : correctionDim(fast), 0)
+        var high = min(round ? ceil(correctionDim(slow)) : correctionDim(slow), Double(dim - 1))
         if low == high { high += 0.001 }
         let half = dim / 2
         return ((0..<half).map { i in
