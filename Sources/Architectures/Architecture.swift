@@ -297,6 +297,9 @@ public enum ArchitectureRegistry {
     /// Every unit's table (`formats/architectures/<name>.json`), in registry order.
     public static let tables: [ArchitectureSpec] = names.map(table)
 
+    /// Every Hugging Face `model_type` a unit reads, in registry order.
+    public static var hfModelTypes: [String] { tables.flatMap(\.hfModelTypes) }
+
     private static func name(of unit: any Architecture.Type) -> String { unit.name }
 
     static func table(_ name: String) -> ArchitectureSpec {
@@ -310,7 +313,7 @@ public enum ArchitectureRegistry {
     /// The unit for a Hugging Face `model_type` (`llama`, `mistral`, `gpt2`, `qwen2`, `qwen3`).
     public static func unit(hfModelType: String?) throws -> any Architecture.Type {
         if let t = hfModelType, let i = tables.firstIndex(where: { $0.hfModelTypes.contains(t) }) { return all[i] }
-        throw ArchitectureError.unsupported(architecture: hfModelType, supported: tables.flatMap(\.hfModelTypes))
+        throw ArchitectureError.unsupported(architecture: hfModelType, supported: hfModelTypes)
     }
 
     /// The unit for a GGUF `general.architecture`.
@@ -329,5 +332,17 @@ public enum ArchitectureRegistry {
     /// `{arch}.*` keys).
     public static func configuration(gguf graph: TensorGraph) throws -> any Architecture {
         try unit(gguf: graph.architecture).configuration(gguf: graph.metadata)
+    }
+
+    /// The forward pass of a graph in GGUF layout. A contradiction between keys is named by the
+    /// GGUF key (`llama.attention.head_count_kv`), not the config.json name the unit checks it by.
+    public static func forwardPlan(gguf graph: TensorGraph) throws -> ForwardPlan {
+        let unit = try unit(gguf: graph.architecture)
+        do {
+            return try unit.configuration(gguf: graph.metadata).forwardPlan()
+        } catch let ArchitectureError.badConfig(key, reason) {
+            let row = unit.table.config.first { $0.hfKey == key || $0.hfKey.hasSuffix("." + key) }
+            throw ArchitectureError.badConfig(key: row.map { GGUFKeys.key(unit.name, $0.ggufKey) } ?? key, reason: reason)
+        }
     }
 }

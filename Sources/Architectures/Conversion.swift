@@ -8,20 +8,34 @@ import TensorGraph
 public enum Conversion {
     /// `graph`, read as `source`, made ready for a writer of `target`. `dtype` casts float tensors
     /// (and is the dequantization target when values must leave a block type).
-    /// `note` hears about conversions that keep names and layouts because no table applies.
+    /// A model whose architecture has no unit (a Hugging Face folder whose `model_type`, or a GGUF
+    /// whose `general.architecture`, the registry does not know) cannot change sides: that is
+    /// `ArchitectureError.unsupported`, naming it and the supported ones, unless `container` asks
+    /// for the tensors under their own names and layouts (a container file llama.cpp will not
+    /// run), which `note` then hears about. A graph that states no architecture at all (a bare
+    /// safetensors file, a GGUF without `general.architecture`) is a plain tensor container and
+    /// converts as one.
     public static func prepare(
         _ graph: TensorGraph, from source: ModelFormat, to target: ModelFormat, dtype: DType?,
-        note: (String) -> Void = { _ in }
+        container: Bool = false, note: (String) -> Void = { _ in }
     ) throws -> TensorGraph {
         let hfSide: Set<ModelFormat> = [.safetensors, .hfFolder]
         if hfSide.contains(source), target == .gguf, graph.metadata[HFFolder.metadataPrefix + "config.json"] != nil {
-            if (try? ArchitectureRegistry.spec(hfModelType: graph.architecture)) != nil {
+            if !container, (try? ArchitectureRegistry.spec(hfModelType: graph.architecture)) != nil {
                 return try HFToGGUF.convert(graph, dtype: dtype)
             }
-            note("architecture '\(graph.architecture ?? "(not stated)")' has no table in formats/architectures/: "
-                + "tensor names and layouts are kept as they are (a container GGUF that llama.cpp will not run)")
+            guard container else {
+                // config.json without model_type names the key; an unknown one names the type.
+                guard let type = graph.architecture else { throw ArchitectureError.missingConfig(key: "model_type", architecture: "config.json") }
+                throw ArchitectureError.unsupported(architecture: type, supported: ArchitectureRegistry.hfModelTypes)
+            }
+            note("container conversion of architecture '\(graph.architecture ?? "(not stated)")': "
+                + "tensor names and layouts are kept as they are (a GGUF that llama.cpp will not run)")
         }
-        if source == .gguf, hfSide.contains(target), (try? ArchitectureRegistry.spec(gguf: graph.architecture)) != nil {
+        if source == .gguf, hfSide.contains(target), let arch = graph.architecture, !container {
+            guard ArchitectureRegistry.names.contains(arch) else {
+                throw ArchitectureError.unsupported(architecture: arch, supported: ArchitectureRegistry.names)
+            }
             if GGUFToHF.skipsTokenizer(graph) {
                 note("the SentencePiece tokenizer is not written (no tokenizer.json writer for it yet): weights and config.json only")
             }

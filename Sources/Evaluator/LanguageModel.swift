@@ -130,7 +130,7 @@ public final class LanguageModel: @unchecked Sendable {
     public init(graph: TensorGraph, threads: Int, cacheDecoded: Bool = false) throws {
         guard let arch = graph.architecture else { throw EvaluatorError.unsupported("the model does not state its architecture") }
         architecture = arch
-        let plan = try ArchitectureRegistry.configuration(gguf: graph).forwardPlan()
+        let plan = try ArchitectureRegistry.forwardPlan(gguf: graph)
         guard let embd = graph["token_embd.weight"], embd.shape.count == 2 else { throw EvaluatorError.missingTensor(name: "token_embd.weight") }
         config = Config(
             vocabSize: embd.shape[0], embedding: plan.embedding, layers: plan.layers, heads: plan.heads, kvHeads: plan.kvHeads,

@@ -21,6 +21,11 @@ struct Convert: ParsableCommand {
             metadata exactly; other inputs get their architecture, hyperparameters and tokenizer \
             written as GGUF keys. Quantized tensors cannot go to safetensors.
 
+            Between Hugging Face and GGUF, tensors are renamed and laid out through the model's \
+            architecture unit; an architecture without one is an error that lists the supported \
+            ones, unless --container asks for the tensors under their own names (a file llama.cpp \
+            will not run).
+
             Tensors stream through a fixed buffer: memory does not grow with the model. Every output \
             (a folder too) is built under a temporary name beside OUT and renamed when complete, so \
             OUT never holds a partial result; an existing OUT is an error unless --force (checked \
@@ -40,6 +45,8 @@ struct Convert: ParsableCommand {
     @Option(help: "Ingot output: zstd compression level (default 3; 19 and above use slow optimal parsing).")
     var level: Int?
     @Flag(help: "Replace an existing output.") var force = false
+    @Flag(help: "Between Hugging Face and GGUF: keep tensor names and layouts as they are, without the architecture's tables.")
+    var container = false
     @Flag(help: "Print a JSON summary instead of text.") var json = false
 
     /// The cast --dtype asks for (validate() has checked the name).
@@ -80,8 +87,15 @@ struct Convert: ParsableCommand {
             let started = Date()
             let opened = try ModelSource.open(input)
             let graph = try InputError.naming(input) {
-                try Conversion.prepare(opened.graph, from: opened.origin, to: outputFormat, dtype: target) { note in
-                    Terminal.printErr("smelt: note: \(note)")
+                do {
+                    return try Conversion.prepare(opened.graph, from: opened.origin, to: outputFormat, dtype: target, container: container) { note in
+                        Terminal.printErr("smelt: note: \(note)")
+                    }
+                } catch let e as ArchitectureError {
+                    if case .unsupported = e {
+                        Terminal.printErr("smelt: note: --container converts the tensors under their own names and layouts (a file llama.cpp will not run)")
+                    }
+                    throw e
                 }
             }
             let progress = Terminal.Progress(label: "convert", total: graph.totalBytes)

@@ -188,11 +188,16 @@ final class TinyModelRoundTripTests: XCTestCase {
         XCTAssertEqual(q.metadata["tokenizer.chat_template"]?.stringValue?.hasPrefix("{% for m in messages %}"), true)
     }
 
-    func testUnsupportedArchitectureIsKeptAsIsWithANote() throws {
+    func testUnsupportedArchitectureIsAnErrorUnlessContainer() throws {
         try TestSupport.requireModel(TestSupport.miniLMWeights)
-        let r = try TestSupport.smelt(["convert", TestSupport.miniLM, "\(dir)/bert.gguf"])
+        var r = try TestSupport.smelt(["convert", TestSupport.miniLM, "\(dir)/bert.gguf"])
+        XCTAssertEqual(r.status, 2, r.stderr)
+        XCTAssertTrue(r.stderr.contains("architecture 'bert' is not supported"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("--container"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/bert.gguf"))
+        r = try TestSupport.smelt(["convert", "--container", TestSupport.miniLM, "\(dir)/bert.gguf"])
         XCTAssertEqual(r.status, 0, r.stderr)
-        XCTAssertTrue(r.stderr.contains("note: architecture 'bert' has no table in formats/architectures/"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("note: container conversion of architecture 'bert'"), r.stderr)
         XCTAssertNotNil(try GGUFReader.read("\(dir)/bert.gguf")["encoder.layer.0.attention.self.query.weight"])
     }
 }

@@ -79,13 +79,14 @@ final class GGUFCLITests: XCTestCase {
         XCTAssertFalse(Paths.exists(out))
     }
 
-    /// A Hugging Face folder (the real MiniLM) to GGUF: tensors byte-identical per gguf-py and the
-    /// safetensors package, config values as typed GGUF keys.
+    /// A Hugging Face folder (the real MiniLM, an architecture without a unit, so `--container`)
+    /// to GGUF: tensors byte-identical per gguf-py and the safetensors package, config values as
+    /// typed GGUF keys.
     func testConvertHFFolderToGGUF() throws {
         let folder = TestSupport.miniLM
         try TestSupport.requireModel(TestSupport.miniLMWeights)
         let out = "\(dir)/minilm.gguf"
-        _ = try smelt(["convert", folder, out])
+        _ = try smelt(["convert", "--container", folder, out])
         let py = try TestSupport.python(["golden/check_gguf.py", "safetensors", out, folder + "/model.safetensors"])
         XCTAssertEqual(py.status, 0, py.stdout + py.stderr)
         let dump = try GGUFJSON.pythonDump(out, hexLimit: 0)
