@@ -38,6 +38,12 @@ public protocol Architecture: Codable, Sendable {
     /// norm weights stored + 1; `transformToHF` undoes it.
     func transformToGGUF(_ t: Tensor, ggufName: String) throws -> Tensor
     func transformToHF(_ t: Tensor, ggufName: String) throws -> Tensor
+
+    /// The rotary scaling the configuration states (nil: none, or no rotary positions).
+    var ropeScaling: RopeScaling? { get }
+
+    /// What `inspect` shows of the configuration (`ArchitectureSummary.entries` by default).
+    func summary() throws -> [(String, JSONValue)]
 }
 
 extension Architecture {
@@ -46,6 +52,10 @@ extension Architecture {
     public mutating func restore(fromGGUF graph: TensorGraph) throws -> Set<String> { [] }
     public func transformToGGUF(_ t: Tensor, ggufName: String) throws -> Tensor { t }
     public func transformToHF(_ t: Tensor, ggufName: String) throws -> Tensor { t }
+    public var ropeScaling: RopeScaling? { nil }
+    public func summary() throws -> [(String, JSONValue)] {
+        ArchitectureSummary.entries(plan: try forwardPlan(), ropeScaling: ropeScaling)
+    }
 
     /// The architecture's table.
     public static var table: ArchitectureSpec { ArchitectureRegistry.table(name) }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Architectures
 import Calibration
 import Formats
 import Foundation
@@ -11,7 +12,9 @@ struct Inspect: ParsableCommand {
             PATH is a .safetensors file, a sharded set's *.safetensors.index.json, a Hugging Face \
             model folder, a .gguf file (any file of a split set opens the whole set) or an .ingot \
             file (which adds its compressed and raw sizes, per tensor with --tensors). Prints a \
-            summary with every metadata key and its type (long arrays and texts summarized); \
+            summary with every metadata key and its type (long arrays and texts summarized) and, \
+            for an architecture smelt knows, what its forward pass is built from (head sizes, \
+            rotary kind, base and scaling, sliding window and layer pattern, Q/K norms, …); \
             --tensors adds one row per tensor; --json prints the same as one JSON object.
             """
     )
@@ -22,14 +25,26 @@ struct Inspect: ParsableCommand {
 
     func run() throws {
         try SmeltCLI.run {
-            let (format, graph) = try FormatRegistry.open(path)
+            let opened = try ModelSource.open(path)
+            let (format, graph) = (opened.format, opened.graph)
             let ingot = format == .ingot ? try IngotReader.open(path) : nil
+            // The architecture's own view; a model smelt cannot configure is still inspected.
+            let details: Result<(unit: String, entries: [(String, JSONValue)])?, Error> = Result {
+                try ArchitectureSummary.of(graph, origin: opened.origin)
+            }
             if json {
                 var r = report(format: format, graph: graph)
+                if case let .object(e) = r {
+                    switch details {
+                    case let .success(d?): r = .object(e + [("architecture_config", .object([("unit", .string(d.unit))] + d.entries))])
+                    case .success(nil): r = .object(e + [("architecture_config", .null)])
+                    case let .failure(error): r = .object(e + [("architecture_config", .null), ("architecture_error", .string("\(error)"))])
+                    }
+                }
                 if let ingot, case let .object(e) = r { r = .object(e + [("ingot", ingotJSON(ingot))]) }
                 print(JSONWriter.write(r, indent: 2))
             } else {
-                printText(format: format, graph: graph)
+                printText(format: format, graph: graph, details: details)
                 if let ingot { printIngot(ingot) }
             }
         }
@@ -141,6 +156,16 @@ struct Inspect: ParsableCommand {
         return out + (open ? "…\"" : "\"")
     }
 
+    /// An architecture detail for text: numbers and strings bare, objects as `k v, k v`.
+    func detailText(_ v: JSONValue) -> String {
+        switch v {
+        case let .string(s): return s
+        case let .object(entries): return entries.map { "\($0.0) \(detailText($0.1))" }.joined(separator: ", ")
+        case let .array(values): return "[" + values.map(detailText).joined(separator: ", ") + "]"
+        default: return JSONWriter.write(v)
+        }
+    }
+
     func hyperparameterJSON(_ h: Hyperparameters) -> [(String, JSONValue)] {
         h.fields.map { name, value in
             if let i = Int(value) { return (name, .int(i)) }
@@ -149,7 +174,7 @@ struct Inspect: ParsableCommand {
         }
     }
 
-    func printText(format: ModelFormat, graph: TensorGraph) {
+    func printText(format: ModelFormat, graph: TensorGraph, details: Result<(unit: String, entries: [(String, JSONValue)])?, Error>) {
         print("path:          \(path)")
         print("format:        \(format.rawValue)")
         print("architecture:  \(graph.architecture ?? "(not stated)")")
@@ -157,6 +182,13 @@ struct Inspect: ParsableCommand {
         if !h.isEmpty {
             print("hyperparameters:")
             for (k, v) in h { print("  \(k): \(v)") }
+        }
+        switch details {
+        case let .success(d?):
+            print("architecture details (\(d.unit) unit):")
+            for (k, v) in d.entries { print("  \(k): \(detailText(v))") }
+        case .success(nil): break
+        case let .failure(error): print("architecture details: unavailable: \(error)")
         }
         let tok = graph.tokenizer
         if !tok.isEmpty {

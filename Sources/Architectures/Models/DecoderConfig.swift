@@ -162,6 +162,8 @@ public protocol DecoderArchitecture: Architecture {
 }
 
 extension DecoderArchitecture {
+    public var ropeScaling: RopeScaling? { decoder.ropeScaling }
+
     public func generatedTensors(hf: TensorGraph) throws -> [Tensor] { try decoder.generatedTensors() }
 
     public mutating func restore(fromGGUF graph: TensorGraph) throws -> Set<String> {

@@ -95,6 +95,8 @@ public struct Gemma3: Architecture {
         return []
     }
 
+    public var ropeScaling: RopeScaling? { decoder.ropeScaling }
+
     public func hfConfigExtras(gguf: TensorGraph) -> [(String, JSONValue)] {
         [("hidden_activation", .string(Self.table.hfActivation)), DecoderConfig.attentionBias(gguf)]
     }
