@@ -36,9 +36,6 @@ public enum Conversion {
             guard ArchitectureRegistry.names.contains(arch) else {
                 throw ArchitectureError.unsupported(architecture: arch, supported: ArchitectureRegistry.names)
             }
-            if GGUFToHF.skipsTokenizer(graph) {
-                note("the SentencePiece tokenizer is not written (no tokenizer.json writer for it yet): weights and config.json only")
-            }
             return try GGUFToHF.convert(graph, dtype: dtype)
         }
         var out = graph

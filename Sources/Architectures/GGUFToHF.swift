@@ -8,9 +8,6 @@ import TensorGraph
 public enum GGUFToHF {
     /// `dtype` (f32, f16, bf16): the type of every float tensor. `nil` keeps unquantized tensors as
     /// they are and dequantizes quantized ones to f32.
-    /// Whether the GGUF's tokenizer is one `TokenizerJSON` cannot write (SentencePiece).
-    public static func skipsTokenizer(_ gguf: TensorGraph) -> Bool { gguf.tokenizer.model == "llama" }
-
     public static func convert(_ gguf: TensorGraph, dtype: DType? = nil) throws -> TensorGraph {
         let unit = try ArchitectureRegistry.unit(gguf: gguf.architecture)
         let spec = unit.table
@@ -104,10 +101,12 @@ public enum GGUFToHF {
         var m = Metadata()
         m[SafetensorsGraph.metadataPrefix + "format"] = .string("pt")
         m[HFFolder.metadataPrefix + "config.json"] = .string(JSONWriter.write(.object(config), indent: 2) + "\n")
-        // SentencePiece vocabularies have no tokenizer.json writer yet: the folder gets the weights
-        // and configuration only (Conversion.prepare says so).
-        if !gguf.tokenizer.isEmpty && !skipsTokenizer(gguf) {
-            let (tj, tc) = try TokenizerJSON.render(gguf.tokenizer, maxLength: gguf.hyperparameters.contextLength)
+        if !gguf.tokenizer.isEmpty {
+            let (tj, tc) = gguf.tokenizer.model == "llama"
+                ? try SentencePieceJSON.render(
+                    gguf.tokenizer, extras: .init(metadata: gguf.metadata, count: gguf.tokenizer.tokens.count),
+                    maxLength: gguf.hyperparameters.contextLength)
+                : try TokenizerJSON.render(gguf.tokenizer, maxLength: gguf.hyperparameters.contextLength)
             m[HFFolder.metadataPrefix + "tokenizer.json"] = .string(tj)
             m[HFFolder.metadataPrefix + "tokenizer_config.json"] = .string(tc)
         }
