@@ -44,6 +44,10 @@ public protocol Architecture: Codable, Sendable {
 
     /// What `inspect` shows of the configuration (`ArchitectureSummary.entries` by default).
     func summary() throws -> [(String, JSONValue)]
+
+    /// `tokenizer.ggml.add_space_prefix` for a SentencePiece `tokenizer.model`, when the
+    /// architecture's converter states one (Gemma 3: false); nil leaves it to the folder.
+    static var sentencePieceSpacePrefix: Bool? { get }
 }
 
 extension Architecture {
@@ -53,6 +57,7 @@ extension Architecture {
     public func transformToGGUF(_ t: Tensor, ggufName: String) throws -> Tensor { t }
     public func transformToHF(_ t: Tensor, ggufName: String) throws -> Tensor { t }
     public var ropeScaling: RopeScaling? { nil }
+    public static var sentencePieceSpacePrefix: Bool? { nil }
     public func summary() throws -> [(String, JSONValue)] {
         ArchitectureSummary.entries(plan: try forwardPlan(), ropeScaling: ropeScaling)
     }

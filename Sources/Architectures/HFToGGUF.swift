@@ -91,10 +91,10 @@ public enum HFToGGUF {
         for t in try arch.generatedTensors(hf: hf) { try add(t) }
 
         // Tokenizer.
-        if let tj = hf.metadata[HFFolder.metadataPrefix + "tokenizer.json"]?.stringValue {
-            out.tokenizer = try TokenizerJSON.parse(
-                tokenizerJSON: tj, tokenizerConfig: hf.metadata[HFFolder.metadataPrefix + "tokenizer_config.json"]?.stringValue,
-                config: config)
+        var tokenizerKeys: [(String, MetadataValue)] = []
+        if let (tok, extras) = try HFTokenizer.read(hf, config: config, spacePrefix: unit.sentencePieceSpacePrefix) {
+            out.tokenizer = tok
+            tokenizerKeys = extras?.ggufKeys ?? []
         }
 
         var m = Metadata()
@@ -103,6 +103,7 @@ public enum HFToGGUF {
         m["general.name"] = .string(name ?? config["_name_or_path"]?.stringValue.map(Paths.fileName) ?? spec.architecture)
         m["general.file_type"] = .uint32(fileType(types))
         for (k, v) in try arch.ggufKeys() { m[k] = v }
+        for (k, v) in tokenizerKeys { m[k] = v }
         out.metadata = m
         // The typed summary (inspect, Ingot) is the generic view of the keys just written.
         out.hyperparameters = GGUFMetadata.view(m).hyperparameters

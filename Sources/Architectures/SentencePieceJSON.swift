@@ -18,8 +18,13 @@ public enum SentencePieceJSON {
     public struct Extras: Sendable, Equatable {
         public var scores: [Float]
         public var addSpacePrefix: Bool
+        /// `add_space_prefix` as the source states it (nil: unstated, llama.cpp's default true
+        /// applies and no key is written).
+        public var statedSpacePrefix: Bool?
         public var unknownTokenID: Int?
         public var addEOS: Bool?
+        /// `tokenizer.ggml.add_sep_token`, when the folder's post-processor says.
+        public var addSEP: Bool?
 
         public init(scores: [Float], addSpacePrefix: Bool, unknownTokenID: Int?, addEOS: Bool?) {
             self.scores = scores
@@ -36,7 +41,7 @@ public enum SentencePieceJSON {
             } else {
                 scores = [Float](repeating: 0, count: count)
             }
-            if case let .bool(b)? = m["tokenizer.ggml.add_space_prefix"] { addSpacePrefix = b } else { addSpacePrefix = true }
+            if case let .bool(b)? = m["tokenizer.ggml.add_space_prefix"] { addSpacePrefix = b; statedSpacePrefix = b } else { addSpacePrefix = true }
             unknownTokenID = m["tokenizer.ggml.unknown_token_id"]?.intValue
             if case let .bool(b)? = m["tokenizer.ggml.add_eos_token"] { addEOS = b } else { addEOS = nil }
         }
@@ -48,7 +53,8 @@ public enum SentencePieceJSON {
             ]
             if let u = unknownTokenID { out.append(("tokenizer.ggml.unknown_token_id", .uint32(UInt32(u)))) }
             if let e = addEOS { out.append(("tokenizer.ggml.add_eos_token", .bool(e))) }
-            out.append(("tokenizer.ggml.add_space_prefix", .bool(addSpacePrefix)))
+            if let e = addSEP { out.append(("tokenizer.ggml.add_sep_token", .bool(e))) }
+            if let s = statedSpacePrefix { out.append(("tokenizer.ggml.add_space_prefix", .bool(s))) }
             return out
         }
     }
@@ -56,12 +62,15 @@ public enum SentencePieceJSON {
     static let space = "\u{2581}"
 
     /// Every split of a token into two tokens, ranked as described above.
-    public static func merges(tokens: [String], scores: [Float]) -> [(String, String)] {
+    /// Tokens whose `types` entry is unused (GGUF type 5) take no part.
+    public static func merges(tokens: [String], scores: [Float], types: [Int32] = []) -> [(String, String)] {
         // Keyed by bytes: Swift's String equality is canonical equivalence, which would take
         // "য়" (U+09DF) for "য়" (U+09AF U+09BC), two different tokens.
         var ids: [[UInt8]: Int] = [:]
         ids.reserveCapacity(tokens.count)
-        for (i, t) in tokens.enumerated() where ids[Array(t.utf8)] == nil { ids[Array(t.utf8)] = i }
+        for (i, t) in tokens.enumerated() where ids[Array(t.utf8)] == nil && !(i < types.count && types[i] == TokenizerJSON.TokenType.unused.rawValue) {
+            ids[Array(t.utf8)] = i
+        }
         struct Merge { var left: String, right: String, score: Float, leftLength: Int, rightLength: Int, order: Int }
         var all: [Merge] = []
         for (i, t) in tokens.enumerated() where ids[Array(t.utf8)] == i {
@@ -105,8 +114,11 @@ public enum SentencePieceJSON {
         var seen = Set<[UInt8]>()  // bytes, not String (canonical equivalence)
         var added: [JSONValue] = []
         for (id, token) in tok.tokens.enumerated() {
-            if seen.insert(Array(token.utf8)).inserted { vocab.append((token, .int(id))) }
+            // Unused tokens ([PADn] beyond the model's pieces) stay out, as the byte-level writer
+            // leaves them out: reading the file back makes them [PADn] unused tokens again.
             let t = type(id)
+            if t == .unused { continue }
+            if seen.insert(Array(token.utf8)).inserted { vocab.append((token, .int(id))) }
             if t == .control || t == .userDefined || t == .unknown {
                 added.append(.object([
                     ("id", .int(id)), ("content", .string(token)), ("single_word", .bool(false)),
@@ -115,7 +127,7 @@ public enum SentencePieceJSON {
                 ]))
             }
         }
-        let merges = merges(tokens: tok.tokens, scores: extras.scores)
+        let merges = merges(tokens: tok.tokens, scores: extras.scores, types: tok.tokenTypes)
         func replace(_ a: String, _ b: String) -> JSONValue {
             .object([("type", .string("Replace")), ("pattern", .object([("String", .string(a))])), ("content", .string(b))])
         }

@@ -214,14 +214,20 @@ public enum TokenizerJSON {
 
 extension TokenizerJSON {
     /// The tokenizer a graph carries: GGUF's `tokenizer.ggml.*`, or for a Hugging Face folder its
-    /// `tokenizer.json` (with `tokenizer_config.json` and `config.json`).
-    public static func tokenizer(of graph: TensorGraph) throws -> Tokenizer {
-        if !graph.tokenizer.isEmpty { return graph.tokenizer }
-        let p = HFFolder.metadataPrefix
-        guard let text = graph.metadata[p + "tokenizer.json"]?.stringValue else {
-            throw ArchitectureError.missingTokenizer(reason: "the model carries no tokenizer (no tokenizer.ggml.* keys, no tokenizer.json)")
+    /// `tokenizer.model` or `tokenizer.json` (with `tokenizer_config.json` and `config.json`).
+    public static func tokenizer(of graph: TensorGraph) throws -> Tokenizer { try tokenizerAndMetadata(of: graph).tokenizer }
+
+    /// The tokenizer and the metadata its encoder reads (a SentencePiece vocabulary's scores and
+    /// `add_space_prefix`): a GGUF's own keys, or those HF → GGUF would write for a folder.
+    public static func tokenizerAndMetadata(of graph: TensorGraph) throws -> (tokenizer: Tokenizer, metadata: Metadata) {
+        if !graph.tokenizer.isEmpty { return (graph.tokenizer, graph.metadata) }
+        let config = try graph.metadata[HFFolder.metadataPrefix + "config.json"]?.stringValue.map { try JSONParser.parse($0) }
+        let spacePrefix = (try? ArchitectureRegistry.unit(hfModelType: graph.architecture))?.sentencePieceSpacePrefix
+        guard let (tok, extras) = try HFTokenizer.read(graph, config: config, spacePrefix: spacePrefix) else {
+            throw ArchitectureError.missingTokenizer(reason: "the model carries no tokenizer (no tokenizer.ggml.* keys, no tokenizer.model or tokenizer.json)")
         }
-        let config = try graph.metadata[p + "config.json"]?.stringValue.map { try JSONParser.parse($0) }
-        return try parse(tokenizerJSON: text, tokenizerConfig: graph.metadata[p + "tokenizer_config.json"]?.stringValue, config: config)
+        var m = Metadata()
+        for (k, v) in extras?.ggufKeys ?? [] { m[k] = v }
+        return (tok, m)
     }
 }

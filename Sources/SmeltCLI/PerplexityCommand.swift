@@ -165,7 +165,8 @@ enum TextTokens {
         guard let data = FileManager.default.contents(atPath: file) else {
             throw EvaluatorError.badInput("\(file): cannot read the text file")
         }
-        let encode = try TextEncoder.encoder(for: TokenizerJSON.tokenizer(of: graph), metadata: graph.metadata)
+        let (tokenizer, metadata) = try TokenizerJSON.tokenizerAndMetadata(of: graph)
+        let encode = try TextEncoder.encoder(for: tokenizer, metadata: metadata)
         return encode([UInt8](data), nil, false)
     }
 }

@@ -7,10 +7,11 @@ import Tokenizers
 
 struct Tokenize: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Turn a text file into token ids with a model's byte-level BPE tokenizer.",
+        abstract: "Turn a text file into token ids with a model's tokenizer (byte-level BPE or SentencePiece).",
         discussion: """
-            MODEL is any model `smelt inspect` opens that carries a byte-level BPE tokenizer (GGUF \
-            tokenizer.ggml.model = gpt2, or a Hugging Face folder's tokenizer.json). Special tokens written in the text (control and \
+            MODEL is any model `smelt inspect` opens that carries a tokenizer: GGUF \
+            tokenizer.ggml.model = gpt2 (byte-level BPE) or llama (SentencePiece), or a Hugging Face \
+            folder's tokenizer.model (SentencePiece) or tokenizer.json. Special tokens written in the text (control and \
             user-defined tokens such as <|im_start|>) become their ids. BOS is prepended when the \
             model asks for it (add_bos_token) unless --no-bos. Prints the ids on one line separated \
             by spaces, or with --json as {"count": N, "ids": [...]}; timings go to stderr.
@@ -27,8 +28,8 @@ struct Tokenize: ParsableCommand {
             let started = Date()
             let (_, graph) = try FormatRegistry.open(model)
             let (data, encode) = try InputError.naming(model) {
-                let data = try TokenizerJSON.tokenizer(of: graph)
-                return (data, try TextEncoder.encoder(for: data, metadata: graph.metadata))
+                let (data, metadata) = try TokenizerJSON.tokenizerAndMetadata(of: graph)
+                return (data, try TextEncoder.encoder(for: data, metadata: metadata))
             }
             let loaded = Date()
             let bytes: [UInt8]

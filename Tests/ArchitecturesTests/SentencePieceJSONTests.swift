@@ -48,3 +48,111 @@ final class SentencePieceJSONTests: XCTestCase {
         XCTAssertEqual(merges.map { "\($0.0) \($0.1)" }, ["b c", "ab c", "a bc", "a b"])
     }
 }
+
+/// The tiny SentencePiece Llama (golden/make_tiny_spm.py: tokenizer.model trained by the
+/// `sentencepiece` package, transformers' tokenizer.json): HF → GGUF writes what llama.cpp's
+/// converter writes, tokenizes as llama-tokenize does, and GGUF → HF gives a tokenizer.json that
+/// the `tokenizers` package loads and that encodes to the same ids.
+final class SentencePieceFolderTests: XCTestCase {
+    var dir = ""
+    override func setUp() { dir = TestSupport.tempDir("spm-folder") }
+    override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
+
+    let folder = TestSupport.path("golden/tiny/llama-spm")
+
+    /// (text, llama-tokenize's ids) for the fixture's texts.
+    func cases() throws -> [(String, [Int])] {
+        let url = URL(fileURLWithPath: TestSupport.path("golden/llamacpp/tokenizer/llama-spm.tokenize.json"))
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+        return (json["cases"] as! [[String: Any]]).map { ($0["text"] as! String, $0["ids"] as! [Int]) }
+    }
+
+    func tokenize(_ model: String, _ text: String) throws -> [Int] {
+        let path = "\(dir)/text.txt"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        let r = try TestSupport.smelt(["tokenize", model, "--text", path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        return r.stdout.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Int($0) }
+    }
+
+    func copy(without file: String) throws -> String {
+        let out = "\(dir)/without-\(file)"
+        try FileManager.default.copyItem(atPath: folder, toPath: out)
+        try FileManager.default.removeItem(atPath: "\(out)/\(file)")
+        return out
+    }
+
+    func testHFToGGUFWritesWhatLlamaCppWrites() throws {
+        let gguf = "\(dir)/spm.gguf"
+        var r = try TestSupport.smelt(["convert", folder, gguf])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        r = try TestSupport.python(["golden/llamacpp_tokenizer_keys.py", "check", gguf, "golden/llamacpp/tokenizer/llama-spm.keys.json"])
+        XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
+        r = try TestSupport.python(["golden/check_llamacpp_reference.py", gguf, "golden/llamacpp/llama-spm.json"])
+        XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
+        // A bare tokenizer.model (no tokenizer.json) gives the same keys.
+        let bare = try copy(without: "tokenizer.json")
+        r = try TestSupport.smelt(["convert", bare, "\(dir)/bare.gguf"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let a = try GGUFReader.read(gguf), b = try GGUFReader.read("\(dir)/bare.gguf")
+        for key in ["tokenizer.ggml.tokens", "tokenizer.ggml.scores", "tokenizer.ggml.token_type", "tokenizer.ggml.model",
+                    "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id", "tokenizer.ggml.add_bos_token"] {
+            XCTAssertEqual(b.metadata[key], a.metadata[key], key)
+        }
+    }
+
+    func testTokenizeAsLlamaTokenizeFromGGUFAndFolders() throws {
+        let gguf = "\(dir)/spm.gguf"
+        XCTAssertEqual(try TestSupport.smelt(["convert", folder, gguf]).status, 0)
+        let bare = try copy(without: "tokenizer.json")
+        for (text, ids) in try cases() {
+            XCTAssertEqual(try tokenize(gguf, text), ids, text)
+            XCTAssertEqual(try tokenize(folder, text), ids, "folder (tokenizer.model): \(text)")
+            XCTAssertEqual(try tokenize(bare, text), ids, "bare tokenizer.model: \(text)")
+        }
+    }
+
+    func testGGUFToHFTokenizerJSONLoadsAndGivesTheSameIds() throws {
+        let gguf = "\(dir)/spm.gguf", hf = "\(dir)/hf"
+        XCTAssertEqual(try TestSupport.smelt(["convert", folder, gguf]).status, 0)
+        var r = try TestSupport.smelt(["convert", gguf, hf])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        for (i, (text, ids)) in try cases().enumerated() {
+            let textPath = "\(dir)/case\(i).txt", idsPath = "\(dir)/case\(i).ids"
+            try text.write(toFile: textPath, atomically: true, encoding: .utf8)
+            try ids.map(String.init).joined(separator: " ").write(toFile: idsPath, atomically: true, encoding: .utf8)
+            r = try TestSupport.python(["golden/check_sp_tokenizer.py", "\(hf)/tokenizer.json", textPath, idsPath, "--parse-special"])
+            XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
+        }
+        // 100 kB of wiki.test.raw: tokenizers on our tokenizer.json = smelt on the GGUF.
+        let wiki = "\(dir)/wiki.txt"
+        let text = String(decoding: try Data(contentsOf: URL(fileURLWithPath: TestSupport.wikiText)).prefix(100_000), as: UTF8.self)
+        try text.write(toFile: wiki, atomically: true, encoding: .utf8)
+        r = try TestSupport.smelt(["tokenize", gguf, "--text", wiki])
+        try r.stdout.write(toFile: "\(dir)/wiki.ids", atomically: true, encoding: .utf8)
+        r = try TestSupport.python(["golden/check_sp_tokenizer.py", "\(hf)/tokenizer.json", wiki, "\(dir)/wiki.ids"])
+        XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
+
+        // HF (our tokenizer.json, no tokenizer.model) → GGUF again: the same tokens, types and ids
+        // (scores come from the merge ranks, so they differ from the original's but order alike).
+        r = try TestSupport.smelt(["convert", hf, "\(dir)/again.gguf"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let a = try GGUFReader.read(gguf), b = try GGUFReader.read("\(dir)/again.gguf")
+        for key in ["tokenizer.ggml.tokens", "tokenizer.ggml.token_type", "tokenizer.ggml.model", "tokenizer.ggml.bos_token_id",
+                    "tokenizer.ggml.eos_token_id", "tokenizer.ggml.unknown_token_id", "tokenizer.ggml.add_bos_token"] {
+            XCTAssertEqual(b.metadata[key], a.metadata[key], key)
+        }
+        for (text, ids) in try cases() { XCTAssertEqual(try tokenize("\(dir)/again.gguf", text), ids, text) }
+        XCTAssertEqual(try tokenize("\(dir)/again.gguf", text), try tokenize(gguf, text))
+    }
+
+    /// A tokenizer.model that is not one names the file.
+    func testBadTokenizerModelNamesTheFile() throws {
+        let bad = try copy(without: "tokenizer.model")
+        try Data([0x0a, 0xff, 0xff, 0x01]).write(to: URL(fileURLWithPath: "\(bad)/tokenizer.model"))
+        let r = try TestSupport.smelt(["convert", bad, "\(dir)/bad.gguf"])
+        XCTAssertEqual(r.status, 2, r.stderr)
+        XCTAssertTrue(r.stderr.contains("tokenizer.model"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/bad.gguf"))
+    }
+}

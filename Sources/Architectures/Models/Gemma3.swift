@@ -25,6 +25,9 @@ public struct Gemma3: Architecture {
 
     static let pattern = 6
 
+    /// llama.cpp's converter writes `add_space_prefix = false` with Gemma 3's tokenizer.model.
+    public static let sentencePieceSpacePrefix: Bool? = false
+
     public init(from decoder: Decoder) throws {
         let r = try ConfigReader(decoder, architecture: Self.name)
         // transformers' Gemma3TextConfig defaults.

@@ -14,6 +14,16 @@ public enum HFFolder {
     ]
     public static let metadataPrefix = "hf."
 
+    /// Binary side files (a bare SentencePiece `tokenizer.model`), kept as a uint8 array under
+    /// `hf.<file name>`.
+    public static let binarySideFiles = ["tokenizer.model"]
+
+    /// The bytes of a binary side file the graph carries.
+    public static func binarySideFile(_ graph: TensorGraph, _ name: String) -> [UInt8]? {
+        guard case let .array(.uint8, values)? = graph.metadata[metadataPrefix + name] else { return nil }
+        return values.map { if case let .uint8(b) = $0 { b } else { 0 } }
+    }
+
     public static func read(_ dir: String) throws -> TensorGraph {
         let entries = try listDirectory(dir)
         let weights: TensorGraph
@@ -55,6 +65,11 @@ public enum HFFolder {
                 graph.hyperparameters = h
             }
         }
+        for name in binarySideFiles where entries.contains(name) {
+            let file = try ReadableFile(path: Paths.join(dir, name))
+            let bytes = try file.readBytes(at: 0, count: file.size)
+            graph.metadata[metadataPrefix + name] = .array(elementType: .uint8, values: bytes.map { .uint8($0) })
+        }
         return graph
     }
 
@@ -75,6 +90,13 @@ public enum HFFolder {
             guard let text = graph.metadata[metadataPrefix + name]?.stringValue else { continue }
             let out = try AtomicOutput(path: folder.file(name))
             try out.write(Array(text.utf8))
+            try out.commit()
+            names.append(name)
+        }
+        for name in binarySideFiles {
+            guard let bytes = binarySideFile(graph, name) else { continue }
+            let out = try AtomicOutput(path: folder.file(name))
+            try out.write(bytes)
             try out.commit()
             names.append(name)
         }
