@@ -2,6 +2,7 @@
 """The `tokenizer.*` keys llama.cpp's convert_hf_to_gguf.py writes for a tiny model folder, and a
 check of a GGUF file against them (type and value of every key, both ways). `make` also writes
 the ids llama.cpp's llama-tokenize gives with that GGUF for the texts of the folder's ids.json
+(llama-spm's when it has none)
 (special tokens parsed, BOS added) to golden/llamacpp/tokenizer/MODEL.tokenize.json.
 
     llamacpp_tokenizer_keys.py make /work/llama/src llama-spm     # writes golden/llamacpp/tokenizer/llama-spm.keys.json
@@ -39,7 +40,10 @@ def make(llama, model):
         conv.main()
         description = keys(path)
         import subprocess
-        cases = json.load(open(os.path.join(ROOT, 'tiny', model, 'ids.json'), encoding='utf-8'))['cases']
+        ids = os.path.join(ROOT, 'tiny', model, 'ids.json')
+        if not os.path.exists(ids):
+            ids = os.path.join(ROOT, 'tiny', 'llama-spm', 'ids.json')  # the texts the tokenizer was trained for
+        cases = json.load(open(ids, encoding='utf-8'))['cases']
         tool = os.path.join(llama, 'build', 'bin', 'llama-tokenize')
         out = []
         for c in cases:

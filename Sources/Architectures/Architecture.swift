@@ -48,6 +48,10 @@ public protocol Architecture: Codable, Sendable {
     /// `tokenizer.ggml.add_space_prefix` for a SentencePiece `tokenizer.model`, when the
     /// architecture's converter states one (Gemma 3: false); nil leaves it to the folder.
     static var sentencePieceSpacePrefix: Bool? { get }
+
+    /// HF → GGUF: the number of `token_embd.weight` rows to keep when the embedding has more rows
+    /// than the vocabulary (llama.cpp's converter trims Gemma's); nil keeps them all.
+    func vocabularyRows(hf: TensorGraph) throws -> Int?
 }
 
 extension Architecture {
@@ -58,6 +62,7 @@ extension Architecture {
     public func transformToHF(_ t: Tensor, ggufName: String) throws -> Tensor { t }
     public var ropeScaling: RopeScaling? { nil }
     public static var sentencePieceSpacePrefix: Bool? { nil }
+    public func vocabularyRows(hf: TensorGraph) throws -> Int? { nil }
     public func summary() throws -> [(String, JSONValue)] {
         ArchitectureSummary.entries(plan: try forwardPlan(), ropeScaling: ropeScaling)
     }

@@ -81,6 +81,9 @@ public enum HFToGGUF {
             case nil:
                 break
             }
+            if ggufName == "token_embd.weight", let n = try arch.vocabularyRows(hf: hf), n > 0, n < t.shape[0] {
+                t = try t.leadingRows(n)
+            }
             try add(try arch.transformToGGUF(t, ggufName: ggufName))
             if ggufName == "token_embd.weight", tied, spec.tiedOutput == .duplicate, hf["lm_head.weight"] == nil {
                 var copy = out.tensors.last!
@@ -135,5 +138,16 @@ public enum HFToGGUF {
         case .bf16: return 32
         default: return 0
         }
+    }
+}
+
+extension Tensor {
+    /// The first `n` rows (outermost dimension), read lazily from the tensor's storage.
+    func leadingRows(_ n: Int) throws -> Tensor {
+        guard let rows = shape.first, n <= rows, !dtype.isQuantized || rows > 0 else { return self }
+        let rowBytes = byteCount / rows
+        let src = storage
+        let produced = ProducedStorage(byteCount: n * rowBytes) { offset, buffer in try src.read(offset: offset, into: buffer) }
+        return try Tensor(name: name, dtype: dtype, shape: [n] + shape.dropFirst(), storage: produced)
     }
 }

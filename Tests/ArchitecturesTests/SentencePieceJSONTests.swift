@@ -146,6 +146,31 @@ final class SentencePieceFolderTests: XCTestCase {
         XCTAssertEqual(try tokenize("\(dir)/again.gguf", text), try tokenize(gguf, text))
     }
 
+    /// Gemma 3 with the same tokenizer.model (golden/tiny/gemma3-spm): add_space_prefix false, as
+    /// llama.cpp's converter writes it, and its ids; with a tokenizer.json only and a vocab_size
+    /// past it (gemma3-spm-json), token_embd is cut to the vocabulary as the converter cuts it.
+    func testGemma3SpaceprefixAndVocabularyTrim() throws {
+        let gguf = "\(dir)/g.gguf"
+        var r = try TestSupport.smelt(["convert", TestSupport.path("golden/tiny/gemma3-spm"), gguf])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        r = try TestSupport.python(["golden/llamacpp_tokenizer_keys.py", "check", gguf, "golden/llamacpp/tokenizer/gemma3-spm.keys.json"])
+        XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
+        r = try TestSupport.python(["golden/check_llamacpp_reference.py", gguf, "golden/llamacpp/gemma3-spm.json"])
+        XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
+        XCTAssertEqual(try GGUFReader.read(gguf).metadata["tokenizer.ggml.add_space_prefix"], .bool(false))
+        let url = URL(fileURLWithPath: TestSupport.path("golden/llamacpp/tokenizer/gemma3-spm.tokenize.json"))
+        let cases = (try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any])["cases"] as! [[String: Any]]
+        for c in cases { XCTAssertEqual(try tokenize(gguf, c["text"] as! String), c["ids"] as! [Int]) }
+
+        let trimmed = "\(dir)/t.gguf"
+        r = try TestSupport.smelt(["convert", TestSupport.path("golden/tiny/gemma3-spm-json"), trimmed])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(try HFFolder.read(TestSupport.path("golden/tiny/gemma3-spm-json"))["model.embed_tokens.weight"]?.shape, [1010, 32])
+        XCTAssertEqual(try GGUFReader.read(trimmed)["token_embd.weight"]?.shape, [1004, 32])
+        r = try TestSupport.python(["golden/check_llamacpp_reference.py", trimmed, "golden/llamacpp/gemma3-spm-json.json"])
+        XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
+    }
+
     /// A tokenizer.model that is not one names the file.
     func testBadTokenizerModelNamesTheFile() throws {
         let bad = try copy(without: "tokenizer.model")

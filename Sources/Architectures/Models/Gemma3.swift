@@ -100,6 +100,21 @@ public struct Gemma3: Architecture {
 
     public var ropeScaling: RopeScaling? { decoder.ropeScaling }
 
+    /// llama.cpp's converter cuts `token_embd.weight` to the vocabulary it writes: with a
+    /// `tokenizer.model`, config.json's `vocab_size` (else the model's piece count); with only a
+    /// `tokenizer.json`, its vocab plus its added tokens (counted again even when they are in the
+    /// vocab, as the converter counts them).
+    public func vocabularyRows(hf: TensorGraph) throws -> Int? {
+        if let bytes = HFFolder.binarySideFile(hf, "tokenizer.model") {
+            if let v = decoder.vocabSize { return v }
+            return try SentencePieceModelFile(bytes: bytes).pieces.count
+        }
+        guard let text = hf.metadata[HFFolder.metadataPrefix + "tokenizer.json"]?.stringValue else { return nil }
+        let json: JSONValue
+        do { json = try JSONParser.parse(text) } catch { throw ArchitectureError.badTokenizer(reason: "\(error)") }
+        return (json["model"]?["vocab"]?.objectEntries?.count ?? 0) + (json["added_tokens"]?.arrayValue?.count ?? 0)
+    }
+
     public func hfConfigExtras(gguf: TensorGraph) -> [(String, JSONValue)] {
         [("hidden_activation", .string(Self.table.hfActivation)), DecoderConfig.attentionBias(gguf)]
     }
