@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Makes golden/tiny/: tiny random-weight GPT-2, Llama (plain, Llama 3, linear and YaRN rope scaling), Qwen2, Qwen3 and Gemma 3 models saved by `transformers`
+"""Makes golden/tiny/: tiny random-weight GPT-2, Llama (plain, Llama 3, linear and YaRN rope scaling), Qwen2, Qwen3, Gemma 3 and Phi-3 models saved by `transformers`
 (config.json, model.safetensors in f32) with small byte-level BPE tokenizers built by `tokenizers`,
 each tokenizer using the pre-tokenizer its family uses (gpt-2, llama-bpe, qwen2). Also writes
 `logits.json` + `logits.f32` per model: token ids of a short text and the logits transformers computes,
@@ -182,6 +182,27 @@ def make_gemma3(text):
                                     'pad_token': '<|endoftext|>', 'add_bos_token': False, 'model_max_length': 128}, text)
 
 
+def make_phi3(text):
+    # Phi-3: fused qkv_proj and gate_up_proj; LongRoPE with original context 16 < max 64, so the
+    # reference sequence (longer than 16) uses the long factors and the attention factor ≠ 1.
+    # Its tokenizer is SentencePiece (llama.cpp's Phi-3 converter needs tokenizer.model): the one
+    # golden/make_tiny_spm.py trained, with transformers' tokenizer.json of it.
+    spm_dir = os.path.join(OUT, 'llama-spm')
+    tok = Tokenizer.from_file(os.path.join(spm_dir, 'tokenizer.json'))
+    rng = np.random.default_rng(SEED)
+    long_f = [round(float(x), 4) for x in 1.0 + 3.0 * rng.random(4)]
+    short_f = [round(float(x), 4) for x in 1.0 + 0.5 * rng.random(4)]
+    cfg = transformers.Phi3Config(
+        vocab_size=1004, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=64, original_max_position_embeddings=16, rms_norm_eps=1e-5,
+        rope_parameters={'rope_type': 'longrope', 'rope_theta': 10000.0, 'long_factor': long_f, 'short_factor': short_f,
+                         'original_max_position_embeddings': 16},
+        bos_token_id=1, eos_token_id=2, pad_token_id=2, tie_word_embeddings=False)
+    save_model('phi3', cfg, tok, {'tokenizer_class': 'LlamaTokenizer', 'bos_token': '<s>', 'eos_token': '</s>',
+                                  'unk_token': '<unk>', 'add_bos_token': True, 'add_eos_token': False}, text)
+    shutil.copy(os.path.join(spm_dir, 'tokenizer.model'), os.path.join(OUT, 'phi3', 'tokenizer.model'))
+
+
 # Models added after the first three; `main` makes them after those (and alone when named).
 MODELS = {
     'qwen3': make_qwen3,
@@ -191,6 +212,7 @@ MODELS = {
                                            False, text),
     'llama-linear': lambda text: make_llama_rope('llama-linear', {'rope_type': 'linear', 'factor': 2.0}, True, text),
     'gemma3': make_gemma3,
+    'phi3': make_phi3,
     'llama-yarn': lambda text: make_llama_rope('llama-yarn', {'rope_type': 'yarn', 'factor': 4.0,
                                                               'original_max_position_embeddings': 32}, False, text),
 }

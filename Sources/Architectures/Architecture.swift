@@ -309,6 +309,7 @@ public enum ArchitectureRegistry {
         Qwen3Moe.self,
         Gemma3.self,
         GptOss.self,
+        Phi3.self,
     ]
 
     /// Every unit's GGUF name, in registry order.

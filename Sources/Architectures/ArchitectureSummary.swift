@@ -19,6 +19,7 @@ public enum ArchitectureSummary {
         if p.sandwichNorms { out.append(("sandwich_norms", .bool(true))) }
         out.append(("qk_norm", .bool(p.qkNorm)))
         if p.fusedQKV { out.append(("fused_qkv", .bool(true))) }
+        if p.fusedGateUp { out.append(("fused_gate_up", .bool(true))) }
         if p.learnedPositions { out.append(("positions", .string("learned"))) }
         if let rope = p.rope {
             out.append(("rope", .string(rope == .neox ? "neox" : "interleaved")))
@@ -26,8 +27,12 @@ public enum ArchitectureSummary {
             out.append(("rope_base", .double(p.ropeBase)))
             if let s = ropeScaling {
                 out.append(("rope_scaling", scalingJSON(s)))
-                if p.slidingWindow != nil { out.append(("rope_scaling_layers", .string("global (full-attention) layers only"))) }
+                if p.slidingWindow != nil, p.localRopeBase != nil { out.append(("rope_scaling_layers", .string("global (full-attention) layers only"))) }
             }
+        }
+        if p.ropeFactorsLong != nil {
+            out.append(("rope_long_after", .int(p.ropeLongAfter)))
+            out.append(("rope_scale", float(p.ropeScale)))
         }
         if let w = p.slidingWindow {
             out.append(("sliding_window", .int(w)))
@@ -47,7 +52,8 @@ public enum ArchitectureSummary {
     static func float(_ f: Float) -> JSONValue { f.isFinite ? .number("\(f)") : .string("\(f)") }
 
     static func scalingJSON(_ s: RopeScaling) -> JSONValue {
-        var e: [(String, JSONValue)] = [("type", .string(s.kind.rawValue)), ("factor", .double(s.factor))]
+        var e: [(String, JSONValue)] = [("type", .string(s.kind.rawValue))]
+        if !(s.kind == .longrope && s.factor == 0) { e.append(("factor", .double(s.factor))) }
         if let v = s.originalContext { e.append(("original_context", .int(v))) }
         if let v = s.lowFreqFactor { e.append(("low_freq_factor", .double(v))) }
         if let v = s.highFreqFactor { e.append(("high_freq_factor", .double(v))) }
@@ -55,6 +61,8 @@ public enum ArchitectureSummary {
         if let v = s.attentionFactor { e.append(("attention_factor", .double(v))) }
         if let v = s.betaFast { e.append(("beta_fast", .double(v))) }
         if let v = s.betaSlow { e.append(("beta_slow", .double(v))) }
+        if let v = s.longFactor { e.append(("long_factor_count", .int(v.count))) }
+        if let v = s.shortFactor { e.append(("short_factor_count", .int(v.count))) }
         return .object(e)
     }
 

@@ -75,6 +75,14 @@ public struct ForwardPlan: Sendable, Equatable {
     /// gate(x) ⊙ up(x) → down (`ffn_gate`, `ffn_up`, `ffn_down`) or up → act → down.
     public var gatedMLP = true
     public var activation: Activation = .silu
+    /// Gate and up as the two halves of one `ffn_up` projection (gate first), as Phi-3 has them.
+    public var fusedGateUp = false
+    /// LongRoPE: per-frequency divisors from the tensor `ropeFactorsLong` when the sequence is
+    /// longer than `ropeLongAfter` tokens, else from `ropeFactorsShort`; cos and sin × `ropeScale`.
+    public var ropeFactorsLong: String?
+    public var ropeFactorsShort: String?
+    public var ropeLongAfter = Int.max
+    public var ropeScale: Float = 1
 
     /// The norm before the feed-forward block (`blk.N.<name>.weight`): `ffn_norm`, or
     /// `post_attention_norm` where llama.cpp names it so (gpt-oss).

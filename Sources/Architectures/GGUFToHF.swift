@@ -95,6 +95,8 @@ public enum GGUFToHF {
         if mxfp4Form, let q = spec.hfMXFP4QuantizationConfig { config.append(("quantization_config", q)) }
         if let b = gguf.tokenizer.bosTokenID { config.append(("bos_token_id", .int(b))) }
         if let e = gguf.tokenizer.eosTokenID { config.append(("eos_token_id", .int(e))) }
+        // Stated when known: some configurations default it past a small vocabulary (Phi-3: 32000).
+        if let p = gguf.tokenizer.paddingTokenID, !config.contains(where: { $0.0 == "pad_token_id" }) { config.append(("pad_token_id", .int(p))) }
         let mainType = out.tensors.filter { $0.shape.count >= 2 }.first?.dtype ?? .f32
         config.append(("torch_dtype", .string(["f16": "float16", "bf16": "bfloat16"][mainType.rawValue] ?? "float32")))
 

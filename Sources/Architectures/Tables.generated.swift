@@ -206,6 +206,41 @@ enum EmbeddedTables {
   ]
 }
 """###,
+        "architectures/phi3.json": ###"""
+{
+  "architecture": "phi3",
+  "hf_model_types": ["phi3"],
+  "hf_class": "Phi3ForCausalLM",
+  "tied_output": "omit",
+  "hf_act": "silu",
+  "skip_hf": ["model.layers.{bid}.self_attn.rotary_emb.inv_freq"],
+  "tensors": [
+    ["model.embed_tokens.weight", "token_embd.weight"],
+    ["model.layers.{bid}.input_layernorm.weight", "blk.{bid}.attn_norm.weight"],
+    ["model.layers.{bid}.self_attn.qkv_proj.weight", "blk.{bid}.attn_qkv.weight"],
+    ["model.layers.{bid}.self_attn.o_proj.weight", "blk.{bid}.attn_output.weight"],
+    ["model.layers.{bid}.post_attention_layernorm.weight", "blk.{bid}.ffn_norm.weight"],
+    ["model.layers.{bid}.mlp.gate_up_proj.weight", "blk.{bid}.ffn_up.weight"],
+    ["model.layers.{bid}.mlp.down_proj.weight", "blk.{bid}.ffn_down.weight"],
+    ["model.norm.weight", "output_norm.weight"],
+    ["lm_head.weight", "output.weight"]
+  ],
+  "config": [
+    ["max_position_embeddings", "context_length", "u32"],
+    ["original_max_position_embeddings", "rope.scaling.original_context_length", "u32"],
+    ["hidden_size", "embedding_length", "u32"],
+    ["intermediate_size", "feed_forward_length", "u32"],
+    ["num_hidden_layers", "block_count", "u32"],
+    ["num_attention_heads", "attention.head_count", "u32"],
+    ["num_key_value_heads", "attention.head_count_kv", "u32"],
+    ["rms_norm_eps", "attention.layer_norm_rms_epsilon", "f32"],
+    ["rope_dimension_count", "rope.dimension_count", "u32"],
+    ["rope_theta", "rope.freq_base", "f32"],
+    ["sliding_window", "attention.sliding_window", "u32"],
+    ["rope_attn_factor", "rope.scaling.attn_factor", "f32"]
+  ]
+}
+"""###,
         "architectures/qwen2.json": ###"""
 {
   "architecture": "qwen2",

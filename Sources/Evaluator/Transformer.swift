@@ -21,10 +21,11 @@ struct TransformerForward: ForwardPass {
         }
         let qDim = p.heads * p.headDim, kDim = p.kvHeads * p.headDim, vDim = p.kvHeads * p.valueDim
         let attDim = p.heads * p.valueDim
-        // A mixture of experts sizes its own buffers per expert.
-        let ffn = p.experts == nil ? try m.weights.tensor("blk.0.ffn_up.weight").shape[0] : 0
+        // A mixture of experts sizes its own buffers per expert; a fused gate/up has both halves.
+        let upRows = p.experts == nil ? try m.weights.tensor("blk.0.ffn_up.weight").shape[0] : 0
+        let ffn = p.fusedGateUp ? upRows / 2 : upRows
 
-        let x = Buffer(T * E), xn = Buffer(T * E), att = Buffer(T * attDim), o = Buffer(T * E), up = Buffer(T * ffn)
+        let x = Buffer(T * E), xn = Buffer(T * E), att = Buffer(T * attDim), o = Buffer(T * E), up = Buffer(T * upRows)
         let gate = p.gatedMLP ? Buffer(T * ffn) : nil
         // Q, K and V: views of one [T × (q + k + v)] buffer for a fused projection, else three.
         let qkvStride = qDim + kDim + vDim
@@ -35,7 +36,9 @@ struct TransformerForward: ForwardPass {
         let v = fused.map { $0.p + qDim + kDim } ?? separate!.2.p
         let (qStride, kStride, vStride) = p.fusedQKV ? (qkvStride, qkvStride, qkvStride) : (qDim, kDim, vDim)
         var divisors: [Float]?
-        if let name = p.ropeFreqFactors, m.weights.has(name) {
+        // LongRoPE picks its factors by the sequence length, as llama.cpp does by the context.
+        let factorsName = p.ropeFactorsLong.map { T > p.ropeLongAfter ? $0 : p.ropeFactorsShort ?? $0 } ?? p.ropeFreqFactors
+        if let name = factorsName, m.weights.has(name) {
             let t = try m.weights.tensor(name)
             guard t.elementCount == p.ropeDims / 2 else { throw EvaluatorError.badShape(tensor: name, shape: t.shape, expected: [p.ropeDims / 2]) }
             divisors = try m.weights.withF32(name) { Array(UnsafeBufferPointer(start: $0, count: p.ropeDims / 2)) }
@@ -43,7 +46,7 @@ struct TransformerForward: ForwardPass {
         let yarn = p.ropeYarn?.yarnFrequencies(headDim: p.ropeDims, base: p.ropeBase, alwaysRound: m.yarnAlwaysRound)
         let globalRope = p.rope.map { _ in
             RopeCache(positions: T, nRot: p.ropeDims, base: p.ropeBase, divisors: divisors, linearFactor: p.ropeLinearFactor,
-                      invFreqs: yarn?.invFreq, scale: yarn?.attentionFactor ?? 1)
+                      invFreqs: yarn?.invFreq, scale: (yarn?.attentionFactor ?? 1) * p.ropeScale)
         }
         // Sliding-window layers rotate with their own base, unscaled.
         let localRope = p.localRopeBase.map { RopeCache(positions: T, nRot: p.ropeDims, base: $0) }
@@ -97,6 +100,18 @@ struct TransformerForward: ForwardPass {
             try norm(m, b + p.ffnNorm, x.p, xn.p, rows: T)
             if let moe = p.experts {
                 try experts(m, moe, layer: l, xn.p, rows: T, out: o.p)
+            } else if let gate, p.fusedGateUp {
+                // One [T × 2·ffn] product; each row's halves are the gate and up views.
+                try m.linear(xn.p, rows: T, weight: b + "ffn_up.weight", out: up.p)
+                for r in 0..<T {
+                    let row = up.p + r * 2 * ffn
+                    switch p.activation {
+                    case .silu: Ops.swiglu(row, row + ffn, count: ffn, threads: 1)
+                    case .geluTanh: Ops.geglu(row, row + ffn, count: ffn, threads: 1)
+                    }
+                    (gate.p + r * ffn).update(from: row, count: ffn)
+                }
+                try m.linear(gate.p, rows: T, weight: b + "ffn_down.weight", out: o.p)
             } else if let gate {
                 try m.linear(xn.p, rows: T, weight: b + "ffn_gate.weight", out: gate.p)
                 try m.linear(xn.p, rows: T, weight: b + "ffn_up.weight", out: up.p)

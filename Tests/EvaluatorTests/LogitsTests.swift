@@ -124,4 +124,25 @@ final class LogitsTests: XCTestCase {
             XCTAssertLessThan(err, 1e-4, path)
         }
     }
+
+    // Phi-3: fused attn_qkv and ffn_up taken as views; LongRoPE with the long factors (48 tokens
+    // past an original context of 16) and an attention factor of √(1 + ln 4 / ln 16).
+    func testPhi3FromFolder() throws { try check("phi3", path: TestSupport.path("golden/tiny/phi3")) }
+    func testPhi3FromGGUF() throws { try check("phi3", path: try ggufOf("phi3")) }
+
+    /// The Phi-3 reference takes the long factors: with the short ones in their place the logits
+    /// move far past the tolerance.
+    func testPhi3UsesTheLongFactors() throws {
+        let path = try ggufOf("phi3")
+        var g = try GGUFReader.read(path)
+        var short = try XCTUnwrap(g["rope_factors_short.weight"])
+        short.name = "rope_factors_long.weight"
+        try g.mapTensors { $0.name == short.name ? short : $0 }
+        let swapped = path.replacingOccurrences(of: ".gguf", with: "-short.gguf")
+        try GGUFWriter.write(g, to: swapped)
+        let ref = try reference("phi3")
+        let (model, _) = try ModelLoader.load(swapped, threads: 2)
+        let err = relativeError(try model.logits(tokens: ref.ids, outputRows: 0..<ref.ids.count), ref.logits)
+        XCTAssertGreaterThan(err, 1e-3, "short factors in place of the long ones changed the logits by only \(err)")
+    }
 }

@@ -12,6 +12,9 @@ public struct RopeScaling: Sendable, Equatable {
         case yarn
         /// Llama 3.1's per-frequency factors, which GGUF holds as the tensor `rope_freqs.weight`.
         case llama3
+        /// LongRoPE (Phi-3): per-frequency factors for short and long contexts, which GGUF holds as
+        /// `rope_factors_short.weight` / `rope_factors_long.weight`, and a cos/sin scale.
+        case longrope
     }
 
     public var kind: Kind
@@ -29,6 +32,9 @@ public struct RopeScaling: Sendable, Equatable {
     /// YaRN: transformers' `truncate` (default true: the correction range rounded to whole
     /// dimensions; gpt-oss states false). GGUF has no key for it.
     public var truncate: Bool?
+    /// LongRoPE: `long_factor`, `short_factor` (one per rotary pair).
+    public var longFactor: [Double]?
+    public var shortFactor: [Double]?
 
     /// Llama 3.1's published values (llama.cpp's converter uses them where a key is absent).
     public static func llama31(factor: Double? = nil, low: Double? = nil, high: Double? = nil, original: Int? = nil) -> RopeScaling {
@@ -47,6 +53,18 @@ public struct RopeScaling: Sendable, Equatable {
         case .llama3:
             return .llama31(factor: try r.double("factor"), low: try r.double("low_freq_factor"), high: try r.double("high_freq_factor"),
                             original: try r.int("original_max_position_embeddings"))
+        case .longrope:
+            func factors(_ key: String) throws -> [Double] {
+                guard r.has(key) else { throw ArchitectureError.missingConfig(key: prefix + "." + key, architecture: "LongRoPE scaling") }
+                return try r.c.decode([Double].self, forKey: .init(key))
+            }
+            // factor 0: not stated (transformers then derives it from the two context lengths).
+            var s = RopeScaling(kind: .longrope, factor: try r.double("factor") ?? 0)
+            s.longFactor = try factors("long_factor")
+            s.shortFactor = try factors("short_factor")
+            s.originalContext = try r.int("original_max_position_embeddings")
+            s.attentionFactor = try r.double("attention_factor")
+            return s
         case .linear, .yarn:
             guard let factor = try r.double("factor") else { throw ArchitectureError.missingConfig(key: prefix + ".factor", architecture: "rope scaling") }
             var s = RopeScaling(kind: kind, factor: factor)
@@ -67,7 +85,7 @@ public struct RopeScaling: Sendable, Equatable {
 
     func write(_ w: inout ConfigWriter) throws {
         try w.put("rope_type", kind.rawValue)
-        try w.put("factor", factor)
+        try w.put("factor", kind == .longrope && factor == 0 ? nil : factor)
         try w.put("original_max_position_embeddings", originalContext)
         try w.put("low_freq_factor", lowFreqFactor)
         try w.put("high_freq_factor", highFreqFactor)
@@ -76,6 +94,8 @@ public struct RopeScaling: Sendable, Equatable {
         try w.put("beta_fast", betaFast)
         try w.put("beta_slow", betaSlow)
         if !w.forGGUF { try w.put("truncate", truncate) }
+        try w.put("long_factor", longFactor)
+        try w.put("short_factor", shortFactor)
     }
 
     /// Llama 3's per-frequency divisors for heads of `headDim` at `base`, computed in float32 in
