@@ -51,11 +51,16 @@ def make(llama, model):
             with open(text, 'w', encoding='utf-8') as f:
                 f.write(c['text'])
             r = subprocess.run([tool, '-m', path, '-f', text, '--ids', '--log-disable', '--no-escape'],
-                               capture_output=True, text=True, check=True)
+                               capture_output=True, text=True)
+            if r.returncode != 0:
+                print(f'note: llama-tokenize cannot load {model}: {r.stderr.strip()[-200:]} (no .tokenize.json)')
+                out = None
+                break
             out.append({'text': c['text'], 'ids': json.loads(r.stdout.strip().splitlines()[-1])})
-        with open(os.path.join(ROOT, 'llamacpp', 'tokenizer', model + '.tokenize.json'), 'w') as f:
-            json.dump({'tool': 'llama-tokenize --ids --no-escape (special tokens parsed, BOS added)', 'cases': out}, f, indent=1, ensure_ascii=False)
-            f.write('\n')
+        if out is not None:
+            with open(os.path.join(ROOT, 'llamacpp', 'tokenizer', model + '.tokenize.json'), 'w') as f:
+                json.dump({'tool': 'llama-tokenize --ids --no-escape (special tokens parsed, BOS added)', 'cases': out}, f, indent=1, ensure_ascii=False)
+                f.write('\n')
     with open(os.path.join(ROOT, 'llamacpp', 'tokenizer', model + '.keys.json'), 'w') as f:
         json.dump(description, f, indent=0, sort_keys=True, ensure_ascii=False)
         f.write('\n')

@@ -49,6 +49,10 @@ public protocol Architecture: Codable, Sendable {
     /// architecture's converter states one (Gemma 3: false); nil leaves it to the folder.
     static var sentencePieceSpacePrefix: Bool? { get }
 
+    /// How a `tokenizer.model` vocabulary takes the folder's added tokens (as the architecture's
+    /// llama.cpp converter does).
+    static var sentencePieceAddedTokens: HFTokenizer.AddedTokens { get }
+
     /// HF → GGUF: the number of `token_embd.weight` rows to keep when the embedding has more rows
     /// than the vocabulary (llama.cpp's converter trims Gemma's); nil keeps them all.
     func vocabularyRows(hf: TensorGraph) throws -> Int?
@@ -62,6 +66,7 @@ extension Architecture {
     public func transformToHF(_ t: Tensor, ggufName: String) throws -> Tensor { t }
     public var ropeScaling: RopeScaling? { nil }
     public static var sentencePieceSpacePrefix: Bool? { nil }
+    public static var sentencePieceAddedTokens: HFTokenizer.AddedTokens { .decoderLooksSpecial }
     public func vocabularyRows(hf: TensorGraph) throws -> Int? { nil }
     public func summary() throws -> [(String, JSONValue)] {
         ArchitectureSummary.entries(plan: try forwardPlan(), ropeScaling: ropeScaling)

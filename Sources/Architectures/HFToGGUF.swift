@@ -95,7 +95,7 @@ public enum HFToGGUF {
 
         // Tokenizer.
         var tokenizerKeys: [(String, MetadataValue)] = []
-        if let (tok, extras) = try HFTokenizer.read(hf, config: config, spacePrefix: unit.sentencePieceSpacePrefix) {
+        if let (tok, extras) = try HFTokenizer.read(hf, config: config, spacePrefix: unit.sentencePieceSpacePrefix, addedTokens: unit.sentencePieceAddedTokens) {
             out.tokenizer = tok
             tokenizerKeys = extras?.ggufKeys ?? []
         }

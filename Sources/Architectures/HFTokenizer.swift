@@ -5,10 +5,23 @@ import TensorGraph
 /// bare SentencePiece `tokenizer.model` first, then `tokenizer.json` — SentencePiece-style (BPE
 /// with byte fallback) or byte-level BPE.
 public enum HFTokenizer {
+    /// How a `tokenizer.model`'s vocabulary takes the folder's added tokens (llama.cpp's
+    /// converters differ by architecture).
+    public enum AddedTokens: Sendable {
+        /// tokenizer_config.json's `added_tokens_decoder`: control when special or special-looking,
+        /// else user-defined with `▁` as spaces (`_create_vocab_sentencepiece`).
+        case decoderLooksSpecial
+        /// `added_tokens_decoder`, then tokenizer.json's `added_tokens`: control when special,
+        /// else user-defined as written (Phi-3's converter).
+        case decoderThenTokenizerJSON
+    }
+
     /// The tokenizer and the SentencePiece extras (nil for byte-level BPE), or nil when the folder
     /// has no tokenizer. `spacePrefix`: the architecture's `add_space_prefix` for a
     /// `tokenizer.model` (Gemma 3: false), when it states one.
-    public static func read(_ hf: TensorGraph, config: JSONValue?, spacePrefix: Bool? = nil) throws -> (Tokenizer, SentencePieceJSON.Extras?)? {
+    public static func read(
+        _ hf: TensorGraph, config: JSONValue?, spacePrefix: Bool? = nil, addedTokens: AddedTokens = .decoderLooksSpecial
+    ) throws -> (Tokenizer, SentencePieceJSON.Extras?)? {
         let p = HFFolder.metadataPrefix
         let tokenizerConfig: JSONValue? = try hf.metadata[p + "tokenizer_config.json"]?.stringValue.map { text in
             do { return try JSONParser.parse(text) } catch {
@@ -20,7 +33,9 @@ public enum HFTokenizer {
         }
         if let bytes = HFFolder.binarySideFile(hf, "tokenizer.model") {
             let model = try SentencePieceModelFile(bytes: bytes)
-            return try fromModelFile(model, config: config, tokenizerConfig: tokenizerConfig, tokenizerJSON: tokenizerJSON, spacePrefix: spacePrefix)
+            return try fromModelFile(
+                model, config: config, tokenizerConfig: tokenizerConfig, tokenizerJSON: tokenizerJSON, spacePrefix: spacePrefix,
+                addedTokens: addedTokens)
         }
         guard let json = tokenizerJSON, let text = hf.metadata[p + "tokenizer.json"]?.stringValue else { return nil }
         if json["model"]?["type"]?.stringValue == "BPE", json["model"]?["byte_fallback"]?.boolValue == true {
@@ -34,7 +49,8 @@ public enum HFTokenizer {
     /// (user-defined pieces count as normal), then `added_tokens_decoder` of tokenizer_config.json
     /// (control when special or special-looking, else user-defined with `▁` as spaces; score −1000).
     static func fromModelFile(
-        _ model: SentencePieceModelFile, config: JSONValue?, tokenizerConfig: JSONValue?, tokenizerJSON: JSONValue?, spacePrefix: Bool?
+        _ model: SentencePieceModelFile, config: JSONValue?, tokenizerConfig: JSONValue?, tokenizerJSON: JSONValue?, spacePrefix: Bool?,
+        addedTokens: AddedTokens = .decoderLooksSpecial
     ) throws -> (Tokenizer, SentencePieceJSON.Extras?) {
         guard model.modelType == 2 else {
             throw ArchitectureError.badTokenizer(
@@ -61,9 +77,16 @@ public enum HFTokenizer {
             }
             tok.tokenTypes[id] = type.rawValue
         }
-        for (key, data) in tokenizerConfig?["added_tokens_decoder"]?.objectEntries ?? [] {
-            guard let id = Int(key), id >= 0, id < count, let content = data["content"]?.stringValue else { continue }
-            if data["special"]?.boolValue == true || looksSpecial(content) {
+        var added: [(Int, JSONValue)] = (tokenizerConfig?["added_tokens_decoder"]?.objectEntries ?? []).compactMap { k, v in Int(k).map { ($0, v) } }
+        if addedTokens == .decoderThenTokenizerJSON {
+            added += (tokenizerJSON?["added_tokens"]?.arrayValue ?? []).compactMap { v in v["id"]?.intValue.map { ($0, v) } }
+        }
+        for (id, data) in added {
+            guard id >= 0, id < count, let content = data["content"]?.stringValue else { continue }
+            if addedTokens == .decoderThenTokenizerJSON {
+                tok.tokenTypes[id] = (data["special"]?.boolValue == true ? T.control : T.userDefined).rawValue
+                tok.tokens[id] = content
+            } else if data["special"]?.boolValue == true || looksSpecial(content) {
                 tok.tokenTypes[id] = T.control.rawValue
                 tok.tokens[id] = content
             } else {

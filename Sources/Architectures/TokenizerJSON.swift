@@ -222,8 +222,10 @@ extension TokenizerJSON {
     public static func tokenizerAndMetadata(of graph: TensorGraph) throws -> (tokenizer: Tokenizer, metadata: Metadata) {
         if !graph.tokenizer.isEmpty { return (graph.tokenizer, graph.metadata) }
         let config = try graph.metadata[HFFolder.metadataPrefix + "config.json"]?.stringValue.map { try JSONParser.parse($0) }
-        let spacePrefix = (try? ArchitectureRegistry.unit(hfModelType: graph.architecture))?.sentencePieceSpacePrefix
-        guard let (tok, extras) = try HFTokenizer.read(graph, config: config, spacePrefix: spacePrefix) else {
+        let unit = try? ArchitectureRegistry.unit(hfModelType: graph.architecture)
+        guard let (tok, extras) = try HFTokenizer.read(
+            graph, config: config, spacePrefix: unit?.sentencePieceSpacePrefix, addedTokens: unit?.sentencePieceAddedTokens ?? .decoderLooksSpecial)
+        else {
             throw ArchitectureError.missingTokenizer(reason: "the model carries no tokenizer (no tokenizer.ggml.* keys, no tokenizer.model or tokenizer.json)")
         }
         var m = Metadata()

@@ -20,6 +20,10 @@ final class Phi3Tests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.stderr)
         r = try TestSupport.python(["golden/check_llamacpp_reference.py", gguf, "golden/llamacpp/phi3.json"])
         XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
+        // Its converter's own vocabulary rules (tokenizer.json's added tokens: control or
+        // user-defined, score −1000).
+        r = try TestSupport.python(["golden/llamacpp_tokenizer_keys.py", "check", gguf, "golden/llamacpp/tokenizer/phi3.keys.json"])
+        XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
         let g = try GGUFReader.read(gguf)
         let hf = try HFFolder.read(folder)
         // Fused as the folder has them: [q; k; v] rows and [gate; up] rows, unchanged.

@@ -13,6 +13,9 @@ public struct Phi3: Architecture {
     public static let name = "phi3"
     static let longTensor = "rope_factors_long.weight", shortTensor = "rope_factors_short.weight"
 
+    /// llama.cpp's Phi-3 converter takes tokenizer.json's added tokens too.
+    public static let sentencePieceAddedTokens = HFTokenizer.AddedTokens.decoderThenTokenizerJSON
+
     public var decoder: DecoderConfig
     /// `original_max_position_embeddings` (top level or under the rope parameters).
     public var originalContext: Int
