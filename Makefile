@@ -101,6 +101,7 @@ bench: release pydeps models
 	$(SWIFT) test -c release -Xswiftc -enable-testing --disable-swift-testing --filter BenchmarkTests
 	@scripts/bench.sh $(RELEASE_BIN)
 	@scripts/bench_speed.sh $(RELEASE_BIN) $(SMOLLM)
+	@scripts/bench_gemma.sh $(RELEASE_BIN) $(GEMMA3)
 	@if [ -x scripts/bench_ingot.sh ]; then scripts/bench_ingot.sh $(RELEASE_BIN); fi
 	@if [ -x scripts/bench_quantize.sh ]; then scripts/bench_quantize.sh $(RELEASE_BIN); fi
 	@if [ -x scripts/bench_gptoss.sh ]; then PYTHON=$(PYTHON) scripts/bench_gptoss.sh $(RELEASE_BIN); fi

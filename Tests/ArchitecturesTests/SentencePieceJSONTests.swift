@@ -181,3 +181,42 @@ final class SentencePieceFolderTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/bad.gguf"))
     }
 }
+
+/// The minimal protobuf reader behind a bare tokenizer.model: the fixture's fields, and hostile
+/// bytes refused with an error naming the file, never a crash.
+final class SentencePieceModelFileTests: XCTestCase {
+    func testReadsTheFixture() throws {
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: TestSupport.path("golden/tiny/llama-spm/tokenizer.model"))))
+        let m = try SentencePieceModelFile(bytes: bytes)
+        XCTAssertEqual(m.pieces.count, 1000)
+        XCTAssertEqual(m.modelType, 2)
+        XCTAssertTrue(m.byteFallback)
+        XCTAssertEqual(m.pieces[0].text, "<unk>")
+        XCTAssertEqual(m.pieces[0].type, .unknown)
+        XCTAssertEqual(m.pieces[1].type, .control)
+        XCTAssertEqual(m.pieces[3].text, "<tool>")
+        XCTAssertEqual(m.pieces[3].type, .userDefined)
+        XCTAssertEqual(m.pieces[4].text, "<0x00>")
+        XCTAssertEqual(m.pieces[4].type, .byte)
+        XCTAssertTrue(m.addDummyPrefix)
+        XCTAssertEqual([m.unknownID, m.bosID, m.eosID, m.padID], [0, 1, 2, -1])
+    }
+
+    func testHostileBytesAreErrors() {
+        let cases: [([UInt8], String)] = [
+            ([], "no pieces"),
+            ([0x0a, 0x80], "truncated varint"),
+            ([0x0a, 0x05, 0x0a], "runs past the end"),
+            ([0x0b], "wire type 3"),
+            ([0x0a, 0x03, 0x0a, 0x01, 0xff], "not valid UTF-8"),
+            ([0x0a, 0x02, 0x18, 0x09], "type 9"),
+            ([0x08] + [UInt8](repeating: 0xff, count: 11), "varint longer"),
+        ]
+        for (bytes, fragment) in cases {
+            XCTAssertThrowsError(try SentencePieceModelFile(bytes: bytes)) { e in
+                XCTAssertTrue("\(e)".hasPrefix("tokenizer.model: "), "\(e)")
+                XCTAssertTrue("\(e)".contains(fragment), "\(bytes): \(e)")
+            }
+        }
+    }
+}
