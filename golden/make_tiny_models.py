@@ -203,6 +203,21 @@ def make_phi3(text):
     shutil.copy(os.path.join(spm_dir, 'tokenizer.model'), os.path.join(OUT, 'phi3', 'tokenizer.model'))
 
 
+def make_phi3_partial(text):
+    # Phi-3 as Phi-4-mini has it: rotary over part of each head (partial_rotary_factor 0.5: 4 of 8
+    # dimensions), plain rope; and a sliding window of 8, shorter than the reference sequence.
+    spm_dir = os.path.join(OUT, 'llama-spm')
+    tok = Tokenizer.from_file(os.path.join(spm_dir, 'tokenizer.json'))
+    cfg = transformers.Phi3Config(
+        vocab_size=1004, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=64, original_max_position_embeddings=64, rms_norm_eps=1e-5,
+        rope_parameters={'rope_type': 'default', 'rope_theta': 10000.0, 'partial_rotary_factor': 0.5},
+        sliding_window=8, bos_token_id=1, eos_token_id=2, pad_token_id=2, tie_word_embeddings=False)
+    save_model('phi3-partial', cfg, tok, {'tokenizer_class': 'LlamaTokenizer', 'bos_token': '<s>', 'eos_token': '</s>',
+                                          'unk_token': '<unk>', 'add_bos_token': True, 'add_eos_token': False}, text)
+    shutil.copy(os.path.join(spm_dir, 'tokenizer.model'), os.path.join(OUT, 'phi3-partial', 'tokenizer.model'))
+
+
 # Models added after the first three; `main` makes them after those (and alone when named).
 MODELS = {
     'qwen3': make_qwen3,
@@ -213,6 +228,7 @@ MODELS = {
     'llama-linear': lambda text: make_llama_rope('llama-linear', {'rope_type': 'linear', 'factor': 2.0}, True, text),
     'gemma3': make_gemma3,
     'phi3': make_phi3,
+    'phi3-partial': make_phi3_partial,
     'llama-yarn': lambda text: make_llama_rope('llama-yarn', {'rope_type': 'yarn', 'factor': 4.0,
                                                               'original_max_position_embeddings': 32}, False, text),
 }

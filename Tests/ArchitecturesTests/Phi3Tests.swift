@@ -32,6 +32,18 @@ final class Phi3Tests: XCTestCase {
         XCTAssertEqual(g["rope_factors_long.weight"]?.shape, [4])
     }
 
+    /// Partial rotary (rope.dimension_count 4 of 8) and a sliding window: the converter's keys.
+    func testPartialRotaryAndSlidingWindowMatchLlamaCpp() throws {
+        let gguf = "\(dir)/pp.gguf"
+        var r = try TestSupport.smelt(["convert", TestSupport.path("golden/tiny/phi3-partial"), gguf])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        r = try TestSupport.python(["golden/check_llamacpp_reference.py", gguf, "golden/llamacpp/phi3-partial.json"])
+        XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
+        let g = try GGUFReader.read(gguf)
+        XCTAssertEqual(g.metadata["phi3.rope.dimension_count"], .uint32(4))
+        XCTAssertEqual(g.metadata["phi3.attention.sliding_window"], .uint32(8))
+    }
+
     func testGGUFToHFAndBack() throws {
         let gguf = "\(dir)/phi3.gguf", back = "\(dir)/back", again = "\(dir)/again.gguf"
         XCTAssertEqual(try TestSupport.smelt(["convert", folder, gguf]).status, 0)

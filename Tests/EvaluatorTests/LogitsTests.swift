@@ -129,6 +129,10 @@ final class LogitsTests: XCTestCase {
     // past an original context of 16) and an attention factor of √(1 + ln 4 / ln 16).
     func testPhi3FromFolder() throws { try check("phi3", path: TestSupport.path("golden/tiny/phi3")) }
     func testPhi3FromGGUF() throws { try check("phi3", path: try ggufOf("phi3")) }
+    // Phi-3 with rotary over half of each head (Phi-4-mini's partial_rotary_factor) and a sliding
+    // window of 8 over every layer.
+    func testPhi3PartialRotaryFromFolder() throws { try check("phi3-partial", path: TestSupport.path("golden/tiny/phi3-partial")) }
+    func testPhi3PartialRotaryFromGGUF() throws { try check("phi3-partial", path: try ggufOf("phi3-partial")) }
 
     /// The Phi-3 reference takes the long factors: with the short ones in their place the logits
     /// move far past the tolerance.
