@@ -144,7 +144,7 @@ public enum HFToGGUF {
 extension Tensor {
     /// The first `n` rows (outermost dimension), read lazily from the tensor's storage.
     func leadingRows(_ n: Int) throws -> Tensor {
-        guard let rows = shape.first, n <= rows, !dtype.isQuantized || rows > 0 else { return self }
+        guard let rows = shape.first, rows > 0, n <= rows else { return self }
         let rowBytes = byteCount / rows
         let src = storage
         let produced = ProducedStorage(byteCount: n * rowBytes) { offset, buffer in try src.read(offset: offset, into: buffer) }
