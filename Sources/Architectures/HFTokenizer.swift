@@ -33,15 +33,24 @@ public enum HFTokenizer {
         }
         if let bytes = HFFolder.binarySideFile(hf, "tokenizer.model") {
             let model = try SentencePieceModelFile(bytes: bytes)
-            return try fromModelFile(
+            return withChatTemplateFile(try fromModelFile(
                 model, config: config, tokenizerConfig: tokenizerConfig, tokenizerJSON: tokenizerJSON, spacePrefix: spacePrefix,
-                addedTokens: addedTokens)
+                addedTokens: addedTokens), hf)
         }
         guard let json = tokenizerJSON, let text = hf.metadata[p + "tokenizer.json"]?.stringValue else { return nil }
         if json["model"]?["type"]?.stringValue == "BPE", json["model"]?["byte_fallback"]?.boolValue == true {
-            return try fromSentencePieceJSON(json, config: config, tokenizerConfig: tokenizerConfig)
+            return withChatTemplateFile(try fromSentencePieceJSON(json, config: config, tokenizerConfig: tokenizerConfig), hf)
         }
-        return (try TokenizerJSON.parse(tokenizerJSON: text, tokenizerConfig: hf.metadata[p + "tokenizer_config.json"]?.stringValue, config: config), nil)
+        return withChatTemplateFile(
+            (try TokenizerJSON.parse(tokenizerJSON: text, tokenizerConfig: hf.metadata[p + "tokenizer_config.json"]?.stringValue, config: config), nil), hf)
+    }
+
+    /// `chat_template.jinja` (transformers 5 saves the template there) when tokenizer_config.json
+    /// has none, as gguf-py's `SpecialVocab` reads it.
+    static func withChatTemplateFile(_ r: (Tokenizer, SentencePieceJSON.Extras?), _ hf: TensorGraph) -> (Tokenizer, SentencePieceJSON.Extras?) {
+        var (tok, extras) = r
+        if tok.chatTemplate == nil { tok.chatTemplate = hf.metadata[HFFolder.metadataPrefix + "chat_template.jinja"]?.stringValue }
+        return (tok, extras)
     }
 
     /// `tokenizer.model` as llama.cpp's `_create_vocab_sentencepiece` reads it: `vocab_size` from

@@ -109,3 +109,25 @@ final class ArchitectureErrorTests: XCTestCase {
                         saying: ["configuration key 'llama.attention.head_count_kv'", "3 key/value heads do not divide 4"])
     }
 }
+
+/// transformers 5 saves the chat template as chat_template.jinja beside tokenizer_config.json:
+/// HF → GGUF reads it there when tokenizer_config.json has none, as gguf-py does.
+final class ChatTemplateFileTests: XCTestCase {
+    func testChatTemplateJinjaBecomesTheGGUFChatTemplate() throws {
+        let dir = TestSupport.tempDir("chat-template")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let src = "\(dir)/qwen2"
+        try FileManager.default.copyItem(atPath: TestSupport.path("golden/tiny/qwen2"), toPath: src)
+        let url = URL(fileURLWithPath: "\(src)/tokenizer_config.json")
+        var tc = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+        let template = try XCTUnwrap(tc.removeValue(forKey: "chat_template") as? String)
+        try JSONSerialization.data(withJSONObject: tc).write(to: url)
+        try template.write(toFile: "\(src)/chat_template.jinja", atomically: true, encoding: .utf8)
+        let r = try TestSupport.smelt(["convert", src, "\(dir)/q.gguf"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(try GGUFReader.read("\(dir)/q.gguf").metadata["tokenizer.chat_template"], .string(template))
+        // A folder copy keeps the file.
+        XCTAssertEqual(try TestSupport.smelt(["convert", src, "\(dir)/copy"]).status, 0)
+        XCTAssertEqual(try String(contentsOfFile: "\(dir)/copy/chat_template.jinja", encoding: .utf8), template)
+    }
+}

@@ -6,11 +6,11 @@ import TensorGraph
 /// A Hugging Face model folder: `config.json`, tokenizer files, and weights as `model.safetensors`
 /// or shards with `model.safetensors.index.json`.
 public enum HFFolder {
-    /// The folder's JSON side files kept verbatim in the graph's metadata under `hf.<file name>`,
+    /// The folder's JSON side files (and the chat template transformers 5 saves beside them) kept verbatim in the graph's metadata under `hf.<file name>`,
     /// for later stages (tokenizer, GGUF conversion) and for writing a folder back.
     public static let sideFiles = [
         "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
-        "special_tokens_map.json",
+        "special_tokens_map.json", "chat_template.jinja",
     ]
     public static let metadataPrefix = "hf."
 
