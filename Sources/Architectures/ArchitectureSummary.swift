@@ -41,7 +41,20 @@ public enum ArchitectureSummary {
             out.append(("global_layers", .array(global.map(JSONValue.int))))
             if let b = p.localRopeBase { out.append(("local_rope_base", .double(b))) }
         }
-        out.append(("mlp", .string((p.gatedMLP ? "gated " : "") + (p.activation == .silu ? "silu" : "gelu_tanh"))))
+        if p.attentionSinks { out.append(("attention_sinks", .bool(true))) }
+        if let moe = p.experts {
+            let act: String
+            switch moe.activation {
+            case .swiglu: act = "swiglu"
+            case let .clampedSwiGLU(alpha, limit): act = "clamped swiglu (alpha \(alpha), limit \(limit))"
+            }
+            out.append(("experts", .object([
+                ("count", .int(moe.experts)), ("used", .int(moe.used)),
+                ("weights", .string(moe.normalizeChosen ? "softmax over the chosen" : "softmax over all")), ("activation", .string(act)),
+            ])))
+        } else {
+            out.append(("mlp", .string((p.gatedMLP ? "gated " : "") + (p.activation == .silu ? "silu" : "gelu_tanh"))))
+        }
         if let s = p.embeddingScale { out.append(("embedding_scale", float(s))) }
         if let s = p.attentionScale { out.append(("attention_scale", float(s))) }
         if let c = p.finalLogitSoftcap { out.append(("final_logit_softcap", float(c))) }
@@ -61,6 +74,7 @@ public enum ArchitectureSummary {
         if let v = s.attentionFactor { e.append(("attention_factor", .double(v))) }
         if let v = s.betaFast { e.append(("beta_fast", .double(v))) }
         if let v = s.betaSlow { e.append(("beta_slow", .double(v))) }
+        if let v = s.truncate { e.append(("truncate", .bool(v))) }
         if let v = s.longFactor { e.append(("long_factor_count", .int(v.count))) }
         if let v = s.shortFactor { e.append(("short_factor_count", .int(v.count))) }
         return .object(e)

@@ -106,6 +106,23 @@ final class InspectArchitectureTests: XCTestCase {
         XCTAssertNil(gpt2["rope"])
     }
 
+    /// Mixtures of experts: counts from the configuration, from the folder and from GGUF.
+    func testExpertCounts() throws {
+        for (folder, countKey, usedKey) in [("golden/gptoss/bf16", "num_local_experts", "num_experts_per_tok"),
+                                            ("golden/tiny/qwen3moe", "num_local_experts", "num_experts_per_tok")] {
+            let path = TestSupport.path(folder)
+            let c = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(path)/config.json"))) as! [String: Any]
+            let gguf = "\(dir)/\(folder.split(separator: "/").last!).gguf"
+            XCTAssertEqual(try TestSupport.smelt(["convert", path, gguf]).status, 0)
+            for p in [path, gguf] {
+                let moe = try XCTUnwrap(try details(p)["experts"] as? [String: Any], p)
+                XCTAssertEqual(moe["count"] as? Int, c[countKey] as? Int, p)
+                XCTAssertEqual(moe["used"] as? Int, c[usedKey] as? Int, p)
+            }
+        }
+        XCTAssertEqual(try details(TestSupport.path("golden/gptoss/bf16"))["attention_sinks"] as? Bool, true)
+    }
+
     func testUnknownArchitectureIsStillInspected() throws {
         let src = "\(dir)/mamba"
         try FileManager.default.copyItem(atPath: tiny("llama"), toPath: src)
