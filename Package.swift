@@ -35,7 +35,8 @@ let package = Package(
         // Block quantization types: decode (dequantize) and encode, reference implementations.
         .target(name: "Quantization", dependencies: ["TensorGraph"]),
         // Readers and writers, one folder per format.
-        .target(name: "Formats", dependencies: ["TensorGraph", "Codecs", "CPlatform"]),
+        // (Quantization: the folder flavours re-express ggml block types exactly.)
+        .target(name: "Formats", dependencies: ["TensorGraph", "Codecs", "CPlatform", "Quantization"]),
         // Byte-level BPE tokenization (llama.cpp-exact pre-tokenizers and merges).
         .target(name: "Tokenizers", dependencies: ["TensorGraph"]),
         // Architecture knowledge: HF ↔ GGUF names, layouts, config keys and tokenizers (tables from formats/).

@@ -19,6 +19,53 @@ public enum Conversion {
         _ graph: TensorGraph, from source: ModelFormat, to target: ModelFormat, dtype: DType?,
         container: Bool = false, note: (String) -> Void = { _ in }
     ) throws -> TensorGraph {
+        var moves: [TensorMove] = []
+        return try prepare(graph, from: source, to: target, dtype: dtype, container: container, flavour: nil, moves: &moves, note: note)
+    }
+
+    /// As above, with the folder flavours (`Formats/Flavours`): a quantized source folder is
+    /// unpacked first (its grid kept as ggml block types where one matches exactly, for GGUF
+    /// output or another flavour; decoded to `flavour.floatType` otherwise), and a folder output is
+    /// packed into `flavour.format` (default: the source's flavour; plain for GGUF and Ingot
+    /// sources). Every weight that changes representation is recorded in `moves`.
+    public static func prepare(
+        _ graph: TensorGraph, from source: ModelFormat, to target: ModelFormat, dtype: DType?,
+        container: Bool = false, flavour request: FlavourRequest?, moves: inout [TensorMove],
+        note: (String) -> Void = { _ in }
+    ) throws -> TensorGraph {
+        let hfSide: Set<ModelFormat> = [.safetensors, .hfFolder]
+        let request = request ?? FlavourRequest(floatType: dtype ?? (target == .gguf ? .f16 : .f32))
+        let sourceFlavour = hfSide.contains(source) ? FlavourRegistry.detect(graph) : nil
+        let targetFlavour: (any FolderFlavour.Type)?
+        if hfSide.contains(target) {
+            targetFlavour = try request.format.map { try FlavourRegistry.named($0) } ?? sourceFlavour
+        } else {
+            targetFlavour = nil
+        }
+        // The same flavour on both sides with no new grid: the tensors stay as they are.
+        if let s = sourceFlavour, let t = targetFlavour, s == t, !request.setsGrid, dtype == nil {
+            return graph
+        }
+        var graph = graph
+        if let s = sourceFlavour {
+            var r = request
+            r.keepBlocks = target == .gguf || targetFlavour != nil
+            graph = try s.unpack(graph, r, moves: &moves)
+        }
+        if let t = targetFlavour {
+            var plain = try prepare(graph, from: source, to: target, dtype: dtype, keepBlocks: true, container: container, note: note)
+            plain = try t.pack(plain, request, moves: &moves)
+            return plain
+        }
+        return try prepare(graph, from: source, to: target, dtype: dtype, keepBlocks: false, container: container, note: note)
+    }
+
+    /// The conversion proper on a plain graph; `keepBlocks` keeps the block types a flavour can
+    /// take exactly (Q4_0, Q4_1, Q8_0, MXFP4) when going from GGUF to a folder.
+    static func prepare(
+        _ graph: TensorGraph, from source: ModelFormat, to target: ModelFormat, dtype: DType?, keepBlocks: Bool,
+        container: Bool, note: (String) -> Void
+    ) throws -> TensorGraph {
         let hfSide: Set<ModelFormat> = [.safetensors, .hfFolder]
         if hfSide.contains(source), target == .gguf, graph.metadata[HFFolder.metadataPrefix + "config.json"] != nil {
             if !container, (try? ArchitectureRegistry.spec(hfModelType: graph.architecture)) != nil {
@@ -36,7 +83,7 @@ public enum Conversion {
             guard ArchitectureRegistry.names.contains(arch) else {
                 throw ArchitectureError.unsupported(architecture: arch, supported: ArchitectureRegistry.names)
             }
-            return try GGUFToHF.convert(graph, dtype: dtype)
+            return try GGUFToHF.convert(graph, dtype: dtype, keepBlocks: keepBlocks ? GGUFToHF.flavourBlockTypes : [])
         }
         var out = graph
         if let dtype {
@@ -47,7 +94,7 @@ public enum Conversion {
                 if t.dtype.isQuantized { return try t.dequantized(to: want) }
                 return Tensor.castableTypes.contains(t.dtype) ? try t.cast(to: want) : t
             }
-        } else if hfSide.contains(target) {
+        } else if hfSide.contains(target) && !keepBlocks {
             // safetensors cannot hold block types: their values go to f32.
             try out.mapTensors { t in t.dtype.isQuantized ? try t.dequantized(to: .f32) : t }
         }

@@ -8,7 +8,13 @@ import TensorGraph
 public enum GGUFToHF {
     /// `dtype` (f32, f16, bf16): the type of every float tensor. `nil` keeps unquantized tensors as
     /// they are and dequantizes quantized ones to f32.
-    public static func convert(_ gguf: TensorGraph, dtype: DType? = nil) throws -> TensorGraph {
+    /// The block types a folder flavour can take as they are (`convert --format`): kept by
+    /// `convert(_:dtype:keepBlocks:)` when asked, for the flavour to re-express exactly.
+    public static let flavourBlockTypes: Set<DType> = [.q4_0, .q4_1, .q8_0, .mxfp4]
+
+    /// `keepBlocks`: quantized types left as they are (rows still un-permuted, which moves whole
+    /// rows of blocks) instead of dequantized.
+    public static func convert(_ gguf: TensorGraph, dtype: DType? = nil, keepBlocks: Set<DType> = []) throws -> TensorGraph {
         let unit = try ArchitectureRegistry.unit(gguf: gguf.architecture)
         let spec = unit.table
         var arch = try unit.configuration(gguf: gguf.metadata)
@@ -58,7 +64,9 @@ public enum GGUFToHF {
                 throw ArchitectureError.unmappedTensor(name: source.name, architecture: spec.architecture)
             }
             var t = source
-            if t.dtype.isQuantized {
+            if keepBlocks.contains(t.dtype) && transform != .transpose {
+                // kept for a folder flavour to re-express
+            } else if t.dtype.isQuantized {
                 t = try t.dequantized(to: dtype ?? .f32)
             } else if let dtype, Tensor.castableTypes.contains(t.dtype) {
                 t = try t.cast(to: dtype)

@@ -136,6 +136,11 @@ public enum HFToGGUF {
         switch main {
         case .f16: return 1
         case .bf16: return 32
+        // Quantized folders moved exactly (Formats/Flavours): MOSTLY_Q4_0, Q4_1, Q8_0, MXFP4_MOE.
+        case .q4_0: return 2
+        case .q4_1: return 3
+        case .q8_0: return 7
+        case .mxfp4: return 38
         default: return 0
         }
     }

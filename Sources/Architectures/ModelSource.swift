@@ -17,6 +17,11 @@ public enum ModelSource {
     /// tensors as `convert --dtype` does. `note` hears about sources no table maps.
     public static func openGGUFLayout(_ path: String, dtype: DType? = nil, note: (String) -> Void = { _ in }) throws -> TensorGraph {
         let opened = try open(path)
-        return try Conversion.prepare(opened.graph, from: opened.origin, to: .gguf, dtype: dtype, note: note)
+        // A quantized folder (MLX, GPTQ, …): its grid as ggml block types where one matches
+        // exactly, other weights decoded to f32 (unless `dtype` says otherwise).
+        var moves: [TensorMove] = []
+        return try Conversion.prepare(
+            opened.graph, from: opened.origin, to: .gguf, dtype: dtype, flavour: FlavourRequest(floatType: dtype ?? .f32),
+            moves: &moves, note: note)
     }
 }

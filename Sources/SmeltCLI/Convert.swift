@@ -44,6 +44,15 @@ struct Convert: ParsableCommand {
     var splitMaxTensors: Int?
     @Option(help: "Ingot output: zstd compression level (default 3; 19 and above use slow optimal parsing).")
     var level: Int?
+    @Option(help: ArgumentHelp(
+        "Folder output: how the weights are stored: \(FlavourRegistry.names.joined(separator: "|")) (default: the input's; plain float safetensors (hf) for GGUF and Ingot inputs).",
+        valueName: "flavour"))
+    var format: String?
+    @Option(help: "Quantized folder output: bits per weight of the grid (the format's default where unset).") var bits: Int?
+    @Option(help: "Quantized folder output: values per group sharing a scale (the format's default where unset).") var groupSize: Int?
+    @Flag(help: "Quantized folder output: symmetric (--sym) or asymmetric (--asym) grid, where the format offers both.")
+    var symmetry: Symmetry?
+    @Flag(help: "Refuse any move of a quantized weight between grids that changes a value.") var exact = false
     @Flag(help: "Replace an existing output.") var force = false
     @Flag(help: "Between Hugging Face and GGUF: keep tensor names and layouts as they are, without the architecture's tables.")
     var container = false
@@ -74,6 +83,23 @@ struct Convert: ParsableCommand {
         }
         if outputFormat != .ingot && level != nil { throw ValidationError("--level is for .ingot output") }
         if outputFormat == .ingot && maxShardSize != nil { throw ValidationError("--max-shard-size is for safetensors output") }
+        if let format {
+            guard FlavourRegistry.names.contains(format) else {
+                throw ValidationError("--format must be one of \(FlavourRegistry.names.joined(separator: ", ")), not '\(Usage.echo(format))'")
+            }
+            if outputFormat == .gguf || outputFormat == .ingot {
+                throw ValidationError("--format chooses a folder's (or .safetensors file's) flavour; \(outputFormat.rawValue) output has its own")
+            }
+        }
+        if let bits, !(1...8).contains(bits) { throw ValidationError("--bits must be in 1...8, not \(bits)") }
+        if let groupSize, groupSize <= 0 { throw ValidationError("--group-size must be positive, not \(groupSize)") }
+    }
+
+    /// What the folder flavours are asked for.
+    var flavourRequest: FlavourRequest {
+        FlavourRequest(
+            format: format, bits: bits, groupSize: groupSize, symmetric: symmetry.map { $0 == .sym }, exact: exact,
+            floatType: target ?? (FormatRegistry.outputFormat(for: output) == .gguf ? .f16 : .f32))
     }
 
     func run() throws {
@@ -86,9 +112,13 @@ struct Convert: ParsableCommand {
             }
             let started = Date()
             let opened = try ModelSource.open(input)
+            var moves: [TensorMove] = []
             let graph = try InputError.naming(input) {
                 do {
-                    return try Conversion.prepare(opened.graph, from: opened.origin, to: outputFormat, dtype: target, container: container) { note in
+                    return try Conversion.prepare(
+                        opened.graph, from: opened.origin, to: outputFormat, dtype: target, container: container,
+                        flavour: flavourRequest, moves: &moves
+                    ) { note in
                         Terminal.printErr("smelt: note: \(note)")
                     }
                 } catch let e as ArchitectureError {
@@ -126,10 +156,12 @@ struct Convert: ParsableCommand {
                     ("files", .array(written.map(JSONValue.string))),
                     ("tensor_count", .int(graph.tensors.count)), ("bytes", .int(graph.totalBytes)),
                     ("seconds", .double(secs)),
+                    ("moves", MoveSummary.json(moves)),
                 ]), indent: 2))
             } else {
                 print("wrote \(graph.tensors.count) tensors, \(Terminal.humanBytes(graph.totalBytes)) in \(String(format: "%.2f", secs)) s:")
                 for f in written { print("  \(f)") }
+                MoveSummary.print(moves)
             }
         }
     }
@@ -137,4 +169,9 @@ struct Convert: ParsableCommand {
     func isEmptyDirectory(_ path: String) -> Bool {
         ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? ["x"]).isEmpty
     }
+}
+
+/// `--sym` / `--asym`.
+enum Symmetry: String, EnumerableFlag {
+    case sym, asym
 }

@@ -54,6 +54,7 @@ struct Inspect: ParsableCommand {
         var entries: [(String, JSONValue)] = [
             ("path", .string(path)),
             ("format", .string(format.rawValue)),
+            ("flavour", isFolderSide(format) ? .string(FlavourRegistry.name(of: graph)) : .null),
             ("architecture", graph.architecture.map(JSONValue.string) ?? .null),
             ("hyperparameters", .object(hyperparameterJSON(graph.hyperparameters))),
             ("metadata_keys", .array(graph.metadata.keys.map(JSONValue.string))),
@@ -177,6 +178,7 @@ struct Inspect: ParsableCommand {
     func printText(format: ModelFormat, graph: TensorGraph, details: Result<(unit: String, entries: [(String, JSONValue)])?, Error>) {
         print("path:          \(path)")
         print("format:        \(format.rawValue)")
+        if isFolderSide(format) { print("flavour:       \(FlavourRegistry.name(of: graph))") }
         print("architecture:  \(graph.architecture ?? "(not stated)")")
         let h = graph.hyperparameters.fields
         if !h.isEmpty {
@@ -225,4 +227,7 @@ struct Inspect: ParsableCommand {
             print(Terminal.table(["name", "dtype", "shape", "bytes"], rows, rightAligned: [3]))
         }
     }
+
+    /// Whether `format` is a safetensors file or folder, which has a flavour (`FlavourRegistry`).
+    func isFolderSide(_ format: ModelFormat) -> Bool { format == .hfFolder || format == .safetensors }
 }
