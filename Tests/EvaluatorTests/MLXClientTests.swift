@@ -1,0 +1,78 @@
+@testable import Evaluator
+import Foundation
+import TestSupport
+import XCTest
+
+/// MLX folders Smelt writes, loaded by the real client: `mlx_lm` (pip `mlx[cpu]` + `mlx-lm`, no
+/// torch) computes the logits of a sentence (`scripts/mlx_logits.py`, model cast to f32) and they
+/// must match Smelt's forward pass on the same folder within 1e-3 of the largest logit.
+/// The packages are not part of `make test`: these tests run when `SMELT_MLX_PYTHON` names a
+/// Python that has them, and skip (with a banner) otherwise.
+final class MLXClientTests: XCTestCase {
+    var mlxPython: String {
+        get throws {
+            guard let p = ProcessInfo.processInfo.environment["SMELT_MLX_PYTHON"], !p.isEmpty else {
+                FileHandle.standardError.write(Data("\nSKIPPING an mlx_lm client check: set SMELT_MLX_PYTHON to a Python with mlx[cpu] and mlx-lm\n".utf8))
+                throw XCTSkip("SMELT_MLX_PYTHON is not set")
+            }
+            return p
+        }
+    }
+
+    /// mlx_lm's logits for `folder` on `text`, and Smelt's for the same ids; returns the largest
+    /// difference relative to the largest mlx_lm logit.
+    func compare(_ folder: String, text: String, file: StaticString = #filePath, line: UInt = #line) throws -> Float {
+        let python = try mlxPython
+        let out = TestSupport.tempDir("mlx-logits") + "/logits"
+        let r = try TestSupport.run(python, [TestSupport.path("scripts/mlx_logits.py"), folder, out, "--text", text, "--f32"])
+        XCTAssertEqual(r.status, 0, "mlx_lm failed on \(folder): \(r.stderr)", file: file, line: line)
+        let meta = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + ".json"))) as! [String: Any]
+        let ids = (meta["ids"] as! [Int]).map(Int32.init)
+        let shape = meta["shape"] as! [Int]
+        let ref = try Data(contentsOf: URL(fileURLWithPath: out + ".f32")).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        XCTAssertEqual(ref.count, shape[0] * shape[1], file: file, line: line)
+        let (model, _) = try ModelLoader.load(folder, threads: 2)
+        let ours = try model.logits(tokens: ids, outputRows: 0..<ids.count)
+        XCTAssertEqual(ours.count, ref.count, file: file, line: line)
+        let scale = ref.map(abs).max() ?? 1
+        return zip(ours, ref).map { abs($0 - $1) }.max()! / scale
+    }
+
+    func mlxFolder(from source: String, _ extra: [String], label: String) throws -> String {
+        let out = TestSupport.tempDir("mlx-client") + "/\(label)"
+        let r = try TestSupport.smelt(["convert", source, out, "--format", "mlx"] + extra)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        return out
+    }
+
+    /// The tiny random Llama (golden/tiny/llama, f32) quantized by Smelt to MLX 4-bit g32.
+    func testTinyLlamaMLX4Bit() throws {
+        _ = try mlxPython
+        let folder = try mlxFolder(from: TestSupport.path("golden/tiny/llama"), ["--group-size", "32"], label: "llama-4bit")
+        let err = try compare(folder, text: "hello world, this is a test")
+        print("mlx_lm vs smelt, tiny llama MLX 4-bit g32: max relative difference \(err)")
+        XCTAssertLessThan(err, 1e-3)
+    }
+
+    /// The tiny Llama at 3 and 6 bits (codes straddling uint32 words) and 8 bits, group 32.
+    func testTinyLlamaMLXOtherWidths() throws {
+        _ = try mlxPython
+        for bits in ["3", "6", "8", "2"] {
+            let folder = try mlxFolder(
+                from: TestSupport.path("golden/tiny/llama"), ["--group-size", "32", "--bits", bits], label: "llama-\(bits)bit")
+            let err = try compare(folder, text: "hello world, this is a test")
+            print("mlx_lm vs smelt, tiny llama MLX \(bits)-bit g32: max relative difference \(err)")
+            XCTAssertLessThan(err, 1e-3, "\(bits) bits")
+        }
+    }
+
+    /// SmolLM2-135M Q4_1 GGUF moved exactly to MLX (4-bit g32, the embedding 8-bit), loaded by mlx_lm.
+    func testSmolLM2FromGGUF() throws {
+        _ = try mlxPython
+        let gguf = try TestSupport.requireModel(TestSupport.smolLM2)
+        let folder = try mlxFolder(from: gguf, ["--exact"], label: "smollm2-q4_1")
+        let err = try compare(folder, text: "The capital of France is Paris, and the capital of Germany is Berlin.")
+        print("mlx_lm vs smelt, SmolLM2 Q4_1 → MLX: max relative difference \(err)")
+        XCTAssertLessThan(err, 1e-3)
+    }
+}
