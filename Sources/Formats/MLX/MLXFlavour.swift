@@ -43,7 +43,7 @@ public enum MLXFlavour: FolderFlavour {
                 if layer.objectEntries != nil {
                     grid = try MLXGrid.parse(layer, fallback: global, context: "\"quantization\".\"\(base)\"")
                 } else if layer.boolValue == false {
-                    throw FlavourError.badTensor(tensor: t.name, reason: "config.json marks layer '\(base)' unquantized, but it has scales")
+                    throw FlavourError.badTensor(tensor: base + ".weight", reason: "config.json marks layer '\(base)' unquantized, but it has scales")
                 }
             }
             guard let packed = graph[base + ".weight"] else {

@@ -112,8 +112,9 @@ enum MLXBits {
     }
 }
 
-/// The E2M1 values of the 16 fp4 codes (sign in bit 3).
-let mlxFP4Values: [Float] = [0, 0.5, 1, 1.5, 2, 3, 4, 6, -0.0, -0.5, -1, -1.5, -2, -3, -4, -6]
+/// The E2M1 values of the 16 fp4 codes (sign in bit 3; code 8, "−0", decodes to +0 as ggml's
+/// MXFP4 table has it).
+let mlxFP4Values: [Float] = [0, 0.5, 1, 1.5, 2, 3, 4, 6, 0, -0.5, -1, -1.5, -2, -3, -4, -6]
 
 /// 2^(e − 127) for an E8M0 byte (255 is NaN).
 @inline(__always)
