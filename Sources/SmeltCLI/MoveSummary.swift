@@ -13,7 +13,8 @@ enum MoveSummary {
     }
 
     /// One line per kind of move (from → to) with its count, then every move that was not exact.
-    static func print(_ moves: [TensorMove]) {
+    /// At most `listInexact` of those are listed (the rest counted).
+    static func print(_ moves: [TensorMove], listInexact: Int = 10) {
         guard !moves.isEmpty else { return }
         var kinds: [(String, Int, Int)] = []
         for m in moves {
@@ -27,8 +28,13 @@ enum MoveSummary {
         }
         Swift.print("moved \(moves.count) quantized weights (\(moves.filter(\.exact).count) exact):")
         for (k, n, e) in kinds { Swift.print("  \(n) × \(k)\(e == n ? ", exact" : e == 0 ? ", not exact" : ", \(e) exact")") }
-        for m in moves where !m.exact {
+        let inexact = moves.filter { !$0.exact }
+        for m in inexact.prefix(listInexact) {
             Swift.print("  not exact: \(m.tensor) (\(m.from) → \(m.to)), largest change \(String(format: "%.6g", m.maxChange))")
+        }
+        if inexact.count > listInexact {
+            let worst = inexact.max { $0.maxChange < $1.maxChange }!
+            Swift.print("  \(inexact.count - listInexact) more not exact (\(listInexact > 0 ? "--json lists them; " : "")largest change \(String(format: "%.6g", worst.maxChange)) in \(worst.tensor))")
         }
     }
 }

@@ -44,7 +44,12 @@ struct QuantizeCommand: ParsableCommand {
 
     @Argument(help: "The input model.") var input: String
     @Argument(help: "The output GGUF (or .ingot); not given with --partial.") var output: String?
-    @Option(help: "The file type (Q4_K_M, Q6_K, IQ4_XS, Q4_0, … in either case).") var type: String
+    @Option(help: "The file type (Q4_K_M, Q6_K, IQ4_XS, Q4_0, … in either case); not given with --format mlx.") var type: String?
+    @Option(help: ArgumentHelp("gguf (default) or mlx: an MLX folder on MLX's affine grid (--bits, --group-size, --sym).", valueName: "gguf|mlx"))
+    var format: String = "gguf"
+    @Option(help: "--format mlx: bits per weight (1, 2, 3, 4, 5, 6, 8; default 4).") var bits: Int?
+    @Option(help: "--format mlx: values per group sharing a scale and bias (default 64).") var groupSize: Int?
+    @Flag(help: "--format mlx: symmetric (--sym) or asymmetric (--asym, the default) grid.") var symmetry: Symmetry?
     @Flag(help: "Quantize every eligible tensor to the type's one block type (no mix).") var pure = false
     @Flag(help: "Reproduce llama-quantize's tensor data byte for byte (its mix, fallbacks and imatrix use).")
     var exactGGML = false
@@ -72,12 +77,20 @@ struct QuantizeCommand: ParsableCommand {
 
     /// The file type named by --type, or a pure mix of a block type smelt encodes.
     var mix: FileTypeMix? {
+        guard let type else { return nil }
         if let m = FileTypeMix.named(type) { return m }
         guard let t = DType(name: type), Quantize.supportedTypes.contains(t) else { return nil }
         return FileTypeMix.pure(t, fileType: ModelQuantizer.fileType(t))
     }
 
     func validate() throws {
+        try Usage.oneOf("--format", format, ["gguf", "mlx"])
+        if format == "mlx" {
+            try validateMLX()
+            return
+        }
+        if bits != nil || groupSize != nil || symmetry != nil { throw ValidationError("--bits, --group-size and --sym/--asym are for --format mlx") }
+        guard let type else { throw ValidationError("give --type (the file type), or --format mlx") }
         guard mix != nil else {
             throw ValidationError("unknown --type '\(Usage.echo(type))'; known: \(FileTypeMix.names.joined(separator: ", "))")
         }
@@ -111,6 +124,7 @@ struct QuantizeCommand: ParsableCommand {
 
     func run() throws {
         try SmeltCLI.run {
+            if format == "mlx" { return try runMLX() }
             let mix = self.mix!
             let type = mix.defaultType
             let method = QuantMethod(rawValue: method)!

@@ -42,6 +42,9 @@ public struct FlavourRequest: Sendable {
     public var keepBlocks: Bool
     /// Unpacking: the type of weights decoded to floats (f16 for GGUF output, f32 for evaluation).
     public var floatType: DType
+    /// Packing from floats: per weight (Hugging Face name), the importance of each input column
+    /// (an importance matrix's mean squared activations), for flavours that search their scales.
+    public var importance: [String: [Float]] = [:]
 
     public init(
         format: String? = nil, bits: Int? = nil, groupSize: Int? = nil, symmetric: Bool? = nil, exact: Bool = false,

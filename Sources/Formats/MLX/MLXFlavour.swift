@@ -104,6 +104,18 @@ public enum MLXFlavour: FolderFlavour {
         return change
     }
 
+    /// The number of values the graph's tensors stand for (a packed weight counts its rows ×
+    /// row length; scales and biases count nothing).
+    public static func parameterCount(_ graph: TensorGraph) throws -> Int {
+        let w = try weights(graph)
+        return graph.tensors.reduce(0) { acc, t in
+            let base = String(t.name.dropLast(7))
+            if t.name.hasSuffix(".weight"), let q = w[base] { return acc + q.rows * q.cols }
+            if (t.name.hasSuffix(".scales") || t.name.hasSuffix(".biases")) && w[base] != nil { return acc }
+            return acc + t.elementCount
+        }
+    }
+
     // MARK: writing
 
     /// Whether a plain tensor is a weight MLX quantizes: a matrix (or stack of matrices) of a
@@ -158,7 +170,9 @@ public enum MLXFlavour: FolderFlavour {
             let grid = MLXGrid(bits: bits, groupSize: group)
             try grid.check(context: "--bits/--group-size")
             let values = try t.dequantized(to: .f32).storage.readAll().withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
-            let q = MLXQuantize.affine(values, cols: cols, grid: grid, symmetric: request.symmetric ?? false, scaleType: .f16)
+            let importance = request.importance[t.name].flatMap { $0.count == cols ? $0 : nil }
+            let q = MLXQuantize.affine(
+                values, cols: cols, grid: grid, symmetric: request.symmetric ?? false, scaleType: .f16, importance: importance)
             let move = TensorMove(tensor: t.name, from: t.dtype.displayName, to: "\(grid) (F16 scales)", exact: q.maxChange == 0, maxChange: q.maxChange)
             if request.exact && !move.exact {
                 throw FlavourError.notExact(tensor: move.tensor, from: move.from, to: move.to, maxChange: move.maxChange)
