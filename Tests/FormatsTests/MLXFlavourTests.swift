@@ -263,4 +263,39 @@ final class MLXFlavourTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try assertRoundTrip(source, label: "SmolLM2 Q4_1", dir: dir)
     }
+
+    /// `smelt quantize --format mlx` on the tiny Llama: rtn (config and tensors as MLX has them),
+    /// --imatrix (changes codes, and is said), gptq (Q4_1's grid: moves to GGUF Q4_1 exactly).
+    func testQuantizeFormatMLX() throws {
+        let dir = TestSupport.tempDir("mlx-quantize")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let tiny = TestSupport.path("golden/tiny/llama"), text = TestSupport.calibrationText
+        let rtn = try TestSupport.smelt(["quantize", tiny, dir + "/rtn", "--format", "mlx", "--group-size", "32", "--bits", "5"])
+        XCTAssertEqual(rtn.status, 0, rtn.stderr)
+        let g = try HFFolder.read(dir + "/rtn")
+        XCTAssertEqual(FlavourRegistry.name(of: g), "mlx")
+        XCTAssertEqual(FlavourRegistry.config(g)?["quantization"]?["bits"]?.intValue, 5)
+        XCTAssertEqual(g["model.layers.0.mlp.down_proj.weight"]?.shape, [32, 64 * 5 / 32])
+        XCTAssertEqual(g["model.layers.0.mlp.down_proj.scales"]?.shape, [32, 2])
+
+        let cal = try TestSupport.smelt(["calibrate", tiny, "--text", text, "--ctx", "32", "--chunks", "4", "--output", dir + "/imatrix.gguf"])
+        XCTAssertEqual(cal.status, 0, cal.stderr)
+        let im = try TestSupport.smelt(["quantize", tiny, dir + "/imat", "--format", "mlx", "--group-size", "32", "--bits", "5", "--imatrix", dir + "/imatrix.gguf"])
+        XCTAssertEqual(im.status, 0, im.stderr)
+        XCTAssertTrue(im.stdout.contains("importance matrix"), im.stdout)
+        let gi = try HFFolder.read(dir + "/imat")
+        let changed = try g.tensors.filter { $0.name.hasSuffix("proj.weight") }.filter { try $0.storage.readAll() != gi[$0.name]!.storage.readAll() }
+        XCTAssertFalse(changed.isEmpty, "the importance matrix changed no code")
+
+        let gptq = try TestSupport.smelt([
+            "quantize", tiny, dir + "/gptq", "--format", "mlx", "--method", "gptq", "--calibration-text", text, "--ctx", "32", "--chunks", "4",
+        ])
+        XCTAssertEqual(gptq.status, 0, gptq.stderr)
+        let back = try TestSupport.smelt(["convert", dir + "/gptq", dir + "/gptq.gguf", "--exact"])
+        XCTAssertEqual(back.status, 0, back.stderr)
+        XCTAssertEqual(try GGUFReader.read(dir + "/gptq.gguf")["blk.0.attn_q.weight"]?.dtype, .q4_1)
+        let refused = try TestSupport.smelt(["quantize", tiny, dir + "/x", "--format", "mlx", "--method", "gptq", "--calibration-text", text, "--group-size", "64"])
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.stderr.contains("groups of 32"), refused.stderr)
+    }
 }
