@@ -35,7 +35,7 @@ public enum Conversion {
     ) throws -> TensorGraph {
         let hfSide: Set<ModelFormat> = [.safetensors, .hfFolder]
         // An Ingot holds the source's graph as it is, flavour included.
-        if target == .ingot { return try prepare(graph, from: source, to: target, dtype: dtype, keepBlocks: false, note: note) }
+        if target == .ingot { return try prepare(graph, from: source, to: target, dtype: dtype, keepBlocks: false, container: container, note: note) }
         let request = request ?? FlavourRequest(floatType: dtype ?? (target == .gguf ? .f16 : .f32))
         let sourceFlavour = hfSide.contains(source) ? FlavourRegistry.detect(graph) : nil
         let targetFlavour: (any FolderFlavour.Type)?
