@@ -4,6 +4,10 @@ extension Tensor {
     /// `sourceRow(r)` of this tensor. Works for block-quantized types too (rows are independent).
     public func permutingRows(_ sourceRow: @escaping @Sendable (Int) -> Int) throws -> Tensor {
         guard let rows = shape.first, rows > 0 else { return self }
+        // A group-quantized matrix stays one, its rows (codes, scales, zeros) reordered.
+        if let source = groupQuantizedSource {
+            return try GroupQuantizedStorage.tensor(name: name, source: PermutedRowsSource(base: source, sourceRow: sourceRow))
+        }
         let rowBytes = byteCount / rows
         let src = storage
         let produced = ProducedStorage(byteCount: byteCount) { offset, buffer in
