@@ -71,7 +71,7 @@ let package = Package(
         // Throughput benchmarks (with checks of what they time): `make bench` runs them in release,
         // `make test` skips them.
         .testTarget(name: "BenchmarkTests", dependencies: ["Quantization", "TensorGraph", "TestSupport"]),
-        .testTarget(name: "FormatsTests", dependencies: ["Formats", "TensorGraph", "TestSupport", "SmeltCLI"]),
+        .testTarget(name: "FormatsTests", dependencies: ["Formats", "TensorGraph", "Quantization", "TestSupport", "SmeltCLI"]),
         .testTarget(
             name: "ArchitecturesTests", dependencies: ["Architectures", "Formats", "TensorGraph", "TestSupport", "SmeltCLI"]),
         .testTarget(

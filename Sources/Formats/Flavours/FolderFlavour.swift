@@ -90,6 +90,9 @@ public enum FlavourRegistry {
     public static var all: [any FolderFlavour.Type] {
         [
             MLXFlavour.self,
+            GPTQFlavour.self,
+            CompressedTensorsFlavour.self,
+            AWQFlavour.self,
         ]
     }
 
