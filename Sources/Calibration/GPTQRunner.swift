@@ -35,6 +35,10 @@ public final class GPTQRunner {
     public private(set) var rtnRelativeErrors: [String: Double] = [:]
     /// Also measure round-to-nearest's error on each weight's Hessian (costs a second product).
     public var compareWithRTN = false
+    /// Quantizes one weight onto another grid than ggml's blocks (GPTQ / compressed-tensors
+    /// groups): given the name, the f32 values, rows, columns and the symmetric Hessian, returns
+    /// the values it decodes to (it keeps its own result); `results` then stays empty for it.
+    public var matrixQuantizer: ((_ name: String, _ w: [Float], _ rows: Int, _ cols: Int, _ hessian: [Float]) throws -> [Float])?
 
     public init(model: LanguageModel, targets: [String: DType], chunks: [[Int32]], options: GPTQ.Options) {
         self.model = model
@@ -173,6 +177,12 @@ public final class GPTQRunner {
                 throw CalibrationError.numerical(tensor: name, reason: "shape \(t.shape) does not take \(columns) inputs")
             }
             let w = try f32Values(t)
+            if let matrixQuantizer {
+                let values = try matrixQuantizer(name, w, rows, columns, hessian)
+                relativeErrors[name] = GPTQ.relativeError(original: w, quantized: values, rows: rows, cols: columns, hessian: hessian)
+                if override { try model.overrideWeight(name, values: values) }
+                continue
+            }
             let (blocks, values) = try w.withUnsafeBufferPointer { wp in
                 try hessian.withUnsafeBufferPointer { hp in
                     try GPTQ.quantize(

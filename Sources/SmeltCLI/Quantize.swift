@@ -44,12 +44,14 @@ struct QuantizeCommand: ParsableCommand {
 
     @Argument(help: "The input model.") var input: String
     @Argument(help: "The output GGUF (or .ingot); not given with --partial.") var output: String?
-    @Option(help: "The file type (Q4_K_M, Q6_K, IQ4_XS, Q4_0, … in either case); not given with --format mlx.") var type: String?
-    @Option(help: ArgumentHelp("gguf (default) or mlx: an MLX folder on MLX's affine grid (--bits, --group-size, --sym).", valueName: "gguf|mlx"))
+    @Option(help: "The file type (Q4_K_M, Q6_K, IQ4_XS, Q4_0, … in either case); not given with --format mlx|gptq|compressed-tensors.") var type: String?
+    @Option(help: ArgumentHelp(
+        "gguf (default), or a folder: mlx (MLX's affine grid), gptq or compressed-tensors (integer groups); the grid from --bits, --group-size, --sym/--asym.",
+        valueName: "gguf|mlx|gptq|compressed-tensors"))
     var format: String = "gguf"
-    @Option(help: "--format mlx: bits per weight (1, 2, 3, 4, 5, 6, 8; default 4).") var bits: Int?
-    @Option(help: "--format mlx: values per group sharing a scale and bias (default 64).") var groupSize: Int?
-    @Flag(help: "--format mlx: symmetric (--sym) or asymmetric (--asym, the default) grid.") var symmetry: Symmetry?
+    @Option(help: "Folder formats: bits per weight (mlx: 1, 2, 3, 4, 5, 6, 8; gptq, compressed-tensors: 2, 4, 8; default 4).") var bits: Int?
+    @Option(help: "Folder formats: values per group sharing a scale (default: mlx 64, gptq and compressed-tensors 128).") var groupSize: Int?
+    @Flag(help: "Folder formats: symmetric (--sym; gptq's and compressed-tensors' default) or asymmetric (--asym; mlx's default) grid.") var symmetry: Symmetry?
     @Flag(help: "Quantize every eligible tensor to the type's one block type (no mix).") var pure = false
     @Flag(help: "Reproduce llama-quantize's tensor data byte for byte (its mix, fallbacks and imatrix use).")
     var exactGGML = false
@@ -84,13 +86,16 @@ struct QuantizeCommand: ParsableCommand {
     }
 
     func validate() throws {
-        try Usage.oneOf("--format", format, ["gguf", "mlx"])
+        try Usage.oneOf("--format", format, ["gguf", "mlx"] + Self.folderFormats)
         if format == "mlx" {
             try validateMLX()
             return
         }
-        if bits != nil || groupSize != nil || symmetry != nil { throw ValidationError("--bits, --group-size and --sym/--asym are for --format mlx") }
-        guard let type else { throw ValidationError("give --type (the file type), or --format mlx") }
+        if Self.folderFormats.contains(format) { return try validateFolder() }
+        if bits != nil || groupSize != nil || symmetry != nil {
+            throw ValidationError("--bits, --group-size and --sym/--asym are for --format mlx|gptq|compressed-tensors")
+        }
+        guard let type else { throw ValidationError("give --type (the file type), or --format mlx|gptq|compressed-tensors") }
         guard mix != nil else {
             throw ValidationError("unknown --type '\(Usage.echo(type))'; known: \(FileTypeMix.names.joined(separator: ", "))")
         }
@@ -123,6 +128,7 @@ struct QuantizeCommand: ParsableCommand {
     }
 
     func run() throws {
+        if Self.folderFormats.contains(format) { return try runFolder() }
         try SmeltCLI.run {
             if format == "mlx" { return try runMLX() }
             let mix = self.mix!
