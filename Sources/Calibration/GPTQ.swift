@@ -9,11 +9,16 @@ import TensorGraph
 /// as possible. With H = XᵀX (X the layer's inputs) and U the upper Cholesky factor of H⁻¹, the
 /// error of column j, divided by U[j][j], is subtracted from each later column k times U[j][k].
 ///
-/// ggml blocks run along a row over 32 consecutive columns, so every group of 32 columns shares
-/// one scale per row: when the walk reaches a group, each row's scale (and Q4_1 offset) is chosen
-/// from that row's current — already error-updated — values of the group, then held fixed while
-/// the group's columns are rounded one by one onto it. The result is ordinary Q8_0/Q4_0/Q4_1
-/// blocks.
+/// ggml blocks run along a row, and the values of a scale group (32 consecutive columns for
+/// Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q4_K, Q5_K, IQ4_XS; 16 for Q6_K, Q3_K, Q2_K) share one
+/// scale per row: when the walk reaches a group, each row's scale (and minimum) is chosen from that
+/// row's current — already error-updated — values of the group, then held fixed while the group's
+/// columns are rounded one by one onto it. K-quant and IQ4_XS super-blocks (256 columns) also
+/// share d (and dmin), which their groups' 6-bit (Q6_K: 8-bit, Q2_K: 4-bit) scale codes multiply:
+/// those are fixed when the walk reaches the super-block's first column, from the super-block's
+/// values at that moment (ggml's importance-weighted encoder run on them, importance = H's
+/// diagonal), before any of its groups is chosen. How each type does this is its descriptor's
+/// (`GPTQGrid`, `Blocks/*`). The result is ordinary blocks of the type.
 public enum GPTQ {
     public struct Options: Sendable {
         /// Dampening added to H's diagonal, as a fraction of its mean (raised tenfold, up to three
@@ -22,9 +27,10 @@ public enum GPTQ {
         /// Choose each group's scale by importance-weighted search (weights = H's diagonal over the
         /// group's columns) instead of ggml's round-to-nearest scale.
         public var scaleSearch = true
-        /// Visit the blocks of 32 columns in decreasing order of importance (the sum of H's
-        /// diagonal over the block), and the columns within a block likewise, instead of left to
-        /// right: GPTQ's "act order" at the granularity ggml's shared block scales allow. Inputs
+        /// Visit the blocks in decreasing order of importance (the sum of H's diagonal over the
+        /// block), the scale groups within a block and the columns within a group likewise,
+        /// instead of left to right: GPTQ's "act order" at the granularity ggml's shared block
+        /// scales allow. Inputs
         /// with a few huge channels (most LLMs) get those quantized first, their error spread
         /// over everything else rather than everything else's error piled onto them.
         public var actOrder = true
@@ -49,22 +55,33 @@ public enum GPTQ {
         _ w: UnsafePointer<Float>, rows: Int, cols: Int, hessian: UnsafePointer<Float>, dtype: DType,
         options: Options = .init(), name: String = "weight"
     ) throws -> (blocks: [UInt8], values: [Float]) {
-        guard BlockGrid.isSupported(dtype) else { throw QuantizationError.noEncoder(dtype) }
-        guard cols % 32 == 0, cols > 0, rows > 0 else {
-            throw QuantizationError.notBlockAligned(tensor: name, shape: [rows, cols], target: dtype, blockSize: 32)
+        guard let layout = GPTQGrid.layout(dtype) else { throw QuantizationError.noEncoder(dtype) }
+        let B = layout.blockSize, G = layout.groupSize
+        guard cols % B == 0, cols > 0, rows > 0 else {
+            throw QuantizationError.notBlockAligned(tensor: name, shape: [rows, cols], target: dtype, blockSize: B)
         }
         // The importance of each column: H's diagonal.
         var diag = [Float](repeating: 0, count: cols)
         for i in 0..<cols { diag[i] = max(0, hessian[i * cols + i]) }
-        // The visiting order (walk position → column); blocks stay contiguous.
+        // The visiting order (walk position → column): blocks, the scale groups within a block and
+        // the columns within a group each stay contiguous.
         var order = Array(0..<cols)
         if options.actOrder {
-            let blocks = (0..<(cols / 32)).sorted { a, b in
-                let sa = diag[(a * 32)..<(a * 32 + 32)].reduce(0, +), sb = diag[(b * 32)..<(b * 32 + 32)].reduce(0, +)
-                return sa != sb ? sa > sb : a < b
+            func total(_ r: Range<Int>) -> Float { diag[r].reduce(0, +) }
+            func byImportance(_ units: [Int], size: Int) -> [Int] {
+                units.sorted { a, b in
+                    let sa = total((a * size)..<(a * size + size)), sb = total((b * size)..<(b * size + size))
+                    return sa != sb ? sa > sb : a < b
+                }
             }
-            order = blocks.flatMap { b in (b * 32..<(b * 32 + 32)).sorted { diag[$0] != diag[$1] ? diag[$0] > diag[$1] : $0 < $1 } }
+            order = byImportance(Array(0..<(cols / B)), size: B).flatMap { blk in
+                byImportance(Array((blk * B / G)..<((blk + 1) * B / G)), size: G).flatMap { g in
+                    (g * G..<(g * G + G)).sorted { diag[$0] != diag[$1] ? diag[$0] > diag[$1] : $0 < $1 }
+                }
+            }
         }
+        var position = [Int](repeating: 0, count: cols)
+        for (j, c) in order.enumerated() { position[c] = j }
         // H in walk order.
         let permuted = UnsafeMutablePointer<Float>.allocate(capacity: cols * cols)
         defer { permuted.deallocate() }
@@ -77,40 +94,59 @@ public enum GPTQ {
         }
         let u = try inverseFactor(permuted, n: cols, damp: options.damp, name: name)
         defer { u.deallocate() }
-        let walkDiag = order.map { diag[$0] }
 
-        let rowBytes = cols / 32 * dtype.bytesPerBlock
+        let rowBytes = cols / B * dtype.bytesPerBlock
         var blocks = [UInt8](repeating: 0, count: rows * rowBytes)
+        var table: [Float] = []
+        var (lo, hi): (Int32, Int32) = (0, 0)
+        switch layout.levels {
+        case .integers(let a, let b): (lo, hi) = (a, b)
+        case .table(let t): table = t
+        }
         blocks.withUnsafeMutableBytes { out in
-            walkDiag.withUnsafeBufferPointer { diag in
+            diag.withUnsafeBufferPointer { diag in
                 order.withUnsafeBufferPointer { order in
-                let groups = (rows + rowGroup - 1) / rowGroup
-                let shared = Shared(w: w, u: u, diag: diag.baseAddress!, order: order.baseAddress!, out: out.baseAddress!)
-                let parts = max(1, min(options.threads, groups))
-                DispatchQueue.concurrentPerform(iterations: parts) { p in
-                    for g in stride(from: p, to: groups, by: parts) {
-                        let r0 = g * rowGroup
-                        walk(shared, rows: r0..<min(rows, r0 + rowGroup), cols: cols, dtype: dtype, search: options.scaleSearch)
+                    position.withUnsafeBufferPointer { position in
+                        table.withUnsafeBufferPointer { table in
+                            let groups = (rows + rowGroup - 1) / rowGroup
+                            let shared = Shared(
+                                w: w, u: u, diag: diag.baseAddress!, order: order.baseAddress!, position: position.baseAddress!,
+                                out: out.baseAddress!, dtype: dtype, blockSize: B, groupSize: G, lo: lo, hi: hi,
+                                table: table.isEmpty ? nil : table.baseAddress!)
+                            let parts = max(1, min(options.threads, groups))
+                            DispatchQueue.concurrentPerform(iterations: parts) { p in
+                                for g in stride(from: p, to: groups, by: parts) {
+                                    let r0 = g * rowGroup
+                                    walk(shared, rows: r0..<min(rows, r0 + rowGroup), cols: cols, search: options.scaleSearch)
+                                }
+                            }
+                        }
                     }
                 }
-                _ = shared
-                }
             }
-            _ = out
         }
         let values = try blocks.withUnsafeBytes { try Dequantize.toF32(dtype, $0) }
         return (blocks, values)
     }
 
-    /// Pointers shared by the row groups (each writes only its own rows' blocks).
+    /// Pointers shared by the row groups (each writes only its own rows' blocks), and the grid.
     struct Shared: @unchecked Sendable {
         let w: UnsafePointer<Float>
         let u: UnsafeMutablePointer<Float>
-        /// H's diagonal in walk order.
+        /// H's diagonal, by column.
         let diag: UnsafePointer<Float>
-        /// Walk position → column.
+        /// Walk position → column, and column → walk position.
         let order: UnsafePointer<Int>
+        let position: UnsafePointer<Int>
         let out: UnsafeMutableRawPointer
+        let dtype: DType
+        /// Columns per block and per scale group.
+        let blockSize: Int
+        let groupSize: Int
+        /// Integer codes lo…hi, or (non-nil) the table of levels.
+        let lo: Int32
+        let hi: Int32
+        let table: UnsafePointer<Float>?
     }
 
     /// U with H⁻¹ = UᵀU for H dampened (columns that never saw input get a unit diagonal).
@@ -146,25 +182,32 @@ public enum GPTQ {
         fatalError("unreachable")
     }
 
-    /// The walk over all columns for a group of rows, in `s.order` (walk position j holds
-    /// column order[j]; every 32 consecutive positions are one block's columns).
-    static func walk(_ s: Shared, rows: Range<Int>, cols: Int, dtype: DType, search: Bool) {
+    /// The walk over all columns for a group of rows, in `s.order` (walk position j holds column
+    /// order[j]). At a block's first position each row's block scales (a super-block's d/dmin) are
+    /// fixed from the block's current values; at a group's first position each row's group scale
+    /// is chosen from the group's current values under them; then the columns are rounded one by
+    /// one and each one's error is spread onto the positions after it.
+    static func walk(_ s: Shared, rows: Range<Int>, cols: Int, search: Bool) {
         let R = rows.count
-        let (lo, hi) = BlockGrid.codeRange(dtype)
+        let B = s.blockSize, G = s.groupSize
+        let lo = s.lo, hi = s.hi, table = s.table
         // Working copy in walk order, position-major: wt[j * R + r] is row r's current value at
         // walk position j.
         let wt = UnsafeMutablePointer<Float>.allocate(capacity: cols * R)
         let err = UnsafeMutablePointer<Float>.allocate(capacity: R)
-        // Codes in column order (row-major), one scale per row and block.
+        // Codes in column order (row-major); block and group scales per row.
         let codes = UnsafeMutablePointer<Int32>.allocate(capacity: R * cols)
-        let scales = UnsafeMutablePointer<BlockGrid.Scale>.allocate(capacity: R * (cols / 32))
-        let current = UnsafeMutablePointer<BlockGrid.Scale>.allocate(capacity: R)
-        let tmp = UnsafeMutablePointer<Float>.allocate(capacity: 32)
+        let blocksPerRow = cols / B, groupsPerRow = cols / G
+        let blockScales = UnsafeMutablePointer<GPTQGrid.BlockScale>.allocate(capacity: R * blocksPerRow)
+        let groupScales = UnsafeMutablePointer<GPTQGrid.GroupScale>.allocate(capacity: R * groupsPerRow)
+        let current = UnsafeMutablePointer<GPTQGrid.GroupScale>.allocate(capacity: R)
+        let tmp = UnsafeMutablePointer<Float>.allocate(capacity: B)
         defer {
             wt.deallocate()
             err.deallocate()
             codes.deallocate()
-            scales.deallocate()
+            blockScales.deallocate()
+            groupScales.deallocate()
             current.deallocate()
             tmp.deallocate()
         }
@@ -172,23 +215,29 @@ public enum GPTQ {
             let src = s.w + row * cols
             for j in 0..<cols { wt[j * R + r] = src[s.order[j]] }
         }
-        let blocksPerRow = cols / 32
         for j in 0..<cols {
-            if j % 32 == 0 {
-                let block = s.order[j] / 32
+            if j % B == 0 && B != G {
+                // A super-block begins: its d/dmin, from its current values in column order.
+                let block = s.order[j] / B
                 for r in 0..<R {
-                    for i in 0..<32 { tmp[i] = wt[(j + i) * R + r] }
-                    current[r] = search
-                        ? BlockGrid.searchScale(dtype, tmp, weights: s.diag + j)
-                        : BlockGrid.referenceScale(dtype, tmp)
-                    scales[r * blocksPerRow + block] = current[r]
+                    for i in 0..<B { tmp[i] = wt[s.position[block * B + i] * R + r] }
+                    blockScales[r * blocksPerRow + block] = GPTQGrid.blockScale(s.dtype, tmp, weights: s.diag + block * B)
+                }
+            }
+            if j % G == 0 {
+                let group = s.order[j] / G, block = group * G / B
+                for r in 0..<R {
+                    for i in 0..<G { tmp[i] = wt[s.position[group * G + i] * R + r] }
+                    let bs = B != G ? blockScales[r * blocksPerRow + block] : GPTQGrid.BlockScale(d: 0, dmin: 0)
+                    current[r] = GPTQGrid.groupScale(s.dtype, tmp, weights: s.diag + group * G, block: bs, search: search)
+                    groupScales[r * groupsPerRow + group] = current[r]
                 }
             }
             let d = s.u[j * cols + j]
             let column = wt + j * R
             let c = s.order[j]
             for r in 0..<R {
-                let q = BlockGrid.round(column[r], current[r], lo: lo, hi: hi)
+                let q = GPTQGrid.round(column[r], current[r], lo: lo, hi: hi, table: table)
                 codes[r * cols + c] = q.code
                 err[r] = (column[r] - q.value) / d
             }
@@ -201,12 +250,14 @@ public enum GPTQ {
                 for r in 0..<R { target[r] -= f * err[r] }
             }
         }
-        let rowBytes = blocksPerRow * dtype.bytesPerBlock
+        let rowBytes = blocksPerRow * s.dtype.bytesPerBlock
         for (r, row) in rows.enumerated() {
             for b in 0..<blocksPerRow {
-                BlockGrid.pack(
-                    dtype, codes: codes + r * cols + b * 32, scale: scales[r * blocksPerRow + b],
-                    into: s.out + row * rowBytes + b * dtype.bytesPerBlock)
+                GPTQGrid.pack(
+                    s.dtype, codes: codes + r * cols + b * B,
+                    block: B != G ? blockScales[r * blocksPerRow + b] : GPTQGrid.BlockScale(d: 0, dmin: 0),
+                    groups: groupScales + r * groupsPerRow + b * (B / G),
+                    into: s.out + row * rowBytes + b * s.dtype.bytesPerBlock)
             }
         }
     }

@@ -177,7 +177,7 @@ public enum ModelQuantizer {
         var out: [String: DType] = [:]
         let head = model.graph["output.weight"] != nil ? "output.weight" : "token_embd.weight"
         // 2-D weights, and the 3-D expert weights of a mixture of experts (one Hessian per expert).
-        for p in plan where BlockGrid.isSupported(p.target) && (p.shape.count == 2 || (p.shape.count == 3 && p.name.hasSuffix("_exps.weight"))) {
+        for p in plan where GPTQGrid.isSupported(p.target) && (p.shape.count == 2 || (p.shape.count == 3 && p.name.hasSuffix("_exps.weight"))) {
             if p.name.hasPrefix("blk.") || p.name == head { out[p.name] = p.target }
         }
         return out

@@ -11,7 +11,7 @@ import TensorGraph
 ///     Q4_1   0…15         d (f16), m (f16)  nibbles code
 ///     Q5_0   -16…15       d (f16), m = 0    5-bit codes + 16 (nibbles and a high-bit word)
 ///     Q5_1   0…31         d (f16), m (f16)  5-bit codes
-protocol GridBlock: QuantEncodable {
+protocol GridBlock: GPTQRoundable {
     /// The smallest and largest code.
     static var codeRange: (lo: Int32, hi: Int32) { get }
     /// Whether blocks carry an offset m (otherwise m is 0).

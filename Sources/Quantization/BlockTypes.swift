@@ -31,6 +31,9 @@ public enum BlockTypes {
         /// GPTQ (each block's scale chosen when the walk reaches it, columns rounded onto it) can
         /// produce it. The lowest and highest code, and whether blocks carry an offset.
         public let grid: (lo: Int32, hi: Int32, offset: Bool)?
+        /// Whether and how GPTQ rounds onto it (`GPTQGrid`): columns per block and per scale
+        /// group, and the levels codes stand for; nil when it cannot.
+        public let gptq: GPTQGrid.Layout?
         /// The type llama.cpp's CPU backend rounds activations to before a product with it.
         public let activation: DType?
     }
@@ -41,7 +44,8 @@ public enum BlockTypes {
         let g = c as? any GridBlock.Type
         return Descriptor(
             dtype: dtype, decodes: true, encodes: c is any QuantEncodable.Type,
-            grid: g.map { ($0.codeRange.lo, $0.codeRange.hi, $0.hasOffset) }, activation: c.activation)
+            grid: g.map { ($0.codeRange.lo, $0.codeRange.hi, $0.hasOffset) }, gptq: GPTQGrid.layout(dtype),
+            activation: c.activation)
     }
 
     /// Every descriptor, in `DType` order.

@@ -7,6 +7,8 @@ import XCTest
 
 final class GPTQTests: XCTestCase {
     static let types: [DType] = [.q8_0, .q4_0, .q4_1, .q5_0, .q5_1]
+    /// The grids with non-uniform levels or 256-value super-blocks (shared d/dmin).
+    static let superTypes: [DType] = [.iq4_NL, .q4_K, .q5_K, .q6_K, .iq4_XS, .q3_K, .q2_K]
 
     /// Inputs with strongly correlated columns and uneven scales, as activations are:
     /// X = Z·A with Z normal and A a random mixing matrix, plus a few loud columns.
@@ -82,6 +84,101 @@ final class GPTQTests: XCTestCase {
             let rel = GPTQ.relativeError(original: w, quantized: values, rows: rows, cols: cols, hessian: h)
             let direct = eGPTQ / outputError(x, n: n, w, [Float](repeating: 0, count: w.count), rows: rows, cols: cols)
             XCTAssertEqual(rel, direct, accuracy: direct * 1e-3 + 1e-12)
+        }
+    }
+
+    /// The super-block and non-uniform grids: the blocks decode to the values returned, every
+    /// row's super-block d/dmin is what ggml's weighted encoder picks for the original row (the
+    /// walk's first super-block is reached before any error is spread into it, on the diagonal
+    /// Hessian of the second check), and GPTQ's output error is below both ggml's round-to-nearest
+    /// and ggml's importance-weighted quantizer (importance = the inputs' mean squares).
+    func testGPTQOnSuperBlocksBeatsRTNAndImportanceRTN() throws {
+        let rows = 32, cols = 512, n = 1024
+        var rng = SeededRandom(17)
+        let w = (0..<(rows * cols)).map { _ in rng.normal() * 0.05 }
+        let x = correlatedInputs(rows: n, cols: cols, seed: 19)
+        let h = gram(x, n: n, cols: cols)
+        let importance = (0..<cols).map { h[$0 * cols + $0] / Float(n) }
+        for t in Self.superTypes {
+            XCTAssertTrue(GPTQGrid.isSupported(t), t.displayName)
+            let rtn = try w.withUnsafeBufferPointer { try Quantize.rows(t, $0) }.withUnsafeBytes { try Dequantize.toF32(t, $0) }
+            var weighted = [UInt8](repeating: 0, count: try Quantize.byteCount(t, values: w.count))
+            try w.withUnsafeBufferPointer { wp in
+                try importance.withUnsafeBufferPointer { ip in
+                    try weighted.withUnsafeMutableBytes {
+                        try Quantize.weightedRows(t, wp.baseAddress!, rows: rows, rowLength: cols, importance: ip.baseAddress!, into: $0.baseAddress!)
+                    }
+                }
+            }
+            let imRTN = try weighted.withUnsafeBytes { try Dequantize.toF32(t, $0) }
+            let (blocks, values) = try w.withUnsafeBufferPointer { wp in
+                try h.withUnsafeBufferPointer { hp in
+                    try GPTQ.quantize(wp.baseAddress!, rows: rows, cols: cols, hessian: hp.baseAddress!, dtype: t,
+                                      options: .init(threads: 2))
+                }
+            }
+            XCTAssertEqual(blocks.count, weighted.count, t.displayName)
+            let decoded = try blocks.withUnsafeBytes { try Dequantize.toF32(t, $0) }
+            XCTAssertEqual(decoded.map(\.bitPattern), values.map(\.bitPattern), t.displayName)
+            let eRTN = outputError(x, n: n, w, rtn, rows: rows, cols: cols)
+            let eIm = outputError(x, n: n, w, imRTN, rows: rows, cols: cols)
+            let eGPTQ = outputError(x, n: n, w, values, rows: rows, cols: cols)
+            print("\(t.displayName): ‖XWᵀ − XŴᵀ‖² RTN \(eRTN), imatrix RTN \(eIm), GPTQ \(eGPTQ) (GPTQ/imatrix \(eGPTQ / eIm))")
+            XCTAssertLessThan(eGPTQ, eRTN * 0.7, "\(t.displayName): GPTQ \(eGPTQ) vs RTN \(eRTN)")
+            XCTAssertLessThan(eGPTQ, eIm * 0.8, "\(t.displayName): GPTQ \(eGPTQ) vs imatrix RTN \(eIm)")
+        }
+    }
+
+    /// With a diagonal Hessian nothing is spread, so every super-block's d (and dmin) is ggml's
+    /// importance-weighted encoder's for the original values, and every value lands on its
+    /// group's nearest level.
+    func testSuperBlockScalesFixedFromTheWeightsTheWalkReaches() throws {
+        let rows = 4, cols = 512
+        var rng = SeededRandom(23)
+        let w = (0..<(rows * cols)).map { _ in rng.normal() }
+        var h = [Float](repeating: 0, count: cols * cols)
+        for i in 0..<cols { h[i * cols + i] = Float(1 + i % 7) }
+        let importance = (0..<cols).map { h[$0 * cols + $0] }
+        for t in Self.superTypes where GPTQGrid.layout(t)!.blockSize == 256 {
+            let (blocks, values) = try w.withUnsafeBufferPointer { wp in
+                try h.withUnsafeBufferPointer { hp in
+                    try GPTQ.quantize(wp.baseAddress!, rows: rows, cols: cols, hessian: hp.baseAddress!, dtype: t)
+                }
+            }
+            var weighted = [UInt8](repeating: 0, count: blocks.count)
+            try w.withUnsafeBufferPointer { wp in
+                try importance.withUnsafeBufferPointer { ip in
+                    try weighted.withUnsafeMutableBytes {
+                        try Quantize.weightedRows(t, wp.baseAddress!, rows: rows, rowLength: cols, importance: ip.baseAddress!, into: $0.baseAddress!)
+                    }
+                }
+            }
+            // d (and dmin) sit at the same offsets in both encodings.
+            var offsets: [(name: String, offset: Int)] = []
+            var at = 0
+            for f in t.info.fields {
+                if f.name == "d" || f.name == "dmin" { offsets.append((f.name, at)) }
+                at += f.length
+            }
+            XCTAssertFalse(offsets.isEmpty, t.displayName)
+            for b in 0..<(blocks.count / t.bytesPerBlock) {
+                for f in offsets {
+                    let o = b * t.bytesPerBlock + f.offset
+                    XCTAssertEqual(blocks[o..<(o + 2)], weighted[o..<(o + 2)], "\(t.displayName) block \(b) \(f.name)")
+                }
+            }
+            // Each value is on its group's nearest level: no other level the group uses is closer.
+            let layout = GPTQGrid.layout(t)!
+            XCTAssertEqual(values.count, w.count)
+            for i in stride(from: 0, to: w.count, by: layout.groupSize) {
+                let g = Array(values[i..<(i + layout.groupSize)])
+                let distinct = Set(g.map(\.bitPattern)).map { Float(bitPattern: $0) }
+                for j in 0..<layout.groupSize {
+                    let nearest = distinct.min { abs($0 - w[i + j]) < abs($1 - w[i + j]) }!
+                    XCTAssertLessThanOrEqual(abs(values[i + j] - w[i + j]), abs(nearest - w[i + j]) * (1 + 1e-6),
+                                             "\(t.displayName) value \(i + j)")
+                }
+            }
         }
     }
 

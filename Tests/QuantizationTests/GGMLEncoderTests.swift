@@ -94,6 +94,18 @@ final class GGMLEncoderTests: XCTestCase {
         for (t, a) in activation { XCTAssertEqual(BlockTypes.descriptor(t)?.activation, a, t.displayName) }
         XCTAssertEqual(
             BlockTypes.all.filter { $0.grid != nil }.map(\.dtype), [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0])
+        // GPTQ rounds onto every type Smelt encodes: (block, group) sizes as ggml lays them out.
+        let gptq: [DType: (Int, Int)] = [
+            .q4_0: (32, 32), .q4_1: (32, 32), .q5_0: (32, 32), .q5_1: (32, 32), .q8_0: (32, 32), .iq4_NL: (32, 32),
+            .q2_K: (256, 16), .q3_K: (256, 16), .q4_K: (256, 32), .q5_K: (256, 32), .q6_K: (256, 16), .iq4_XS: (256, 32),
+        ]
+        XCTAssertEqual(Set(BlockTypes.all.filter { $0.gptq != nil }.map(\.dtype)), Set(gptq.keys))
+        for (t, (b, g)) in gptq {
+            XCTAssertEqual(BlockTypes.descriptor(t)?.gptq?.blockSize, b, t.displayName)
+            XCTAssertEqual(BlockTypes.descriptor(t)?.gptq?.groupSize, g, t.displayName)
+        }
+        XCTAssertEqual(BlockTypes.descriptor(.iq4_XS)?.gptq?.levels, .table([-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113]))
+        XCTAssertEqual(BlockTypes.descriptor(.q6_K)?.gptq?.levels, .integers(lo: -32, hi: 31))
         XCTAssertNil(BlockTypes.descriptor(.iq2_XXS))
     }
 }

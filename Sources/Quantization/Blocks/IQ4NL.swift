@@ -103,40 +103,9 @@ enum IQ4Search {
             } else {
                 for j in 0..<32 { weight[j] = xb[j] * xb[j] }
             }
-            var amax: Float = 0, max: Float = 0
-            for j in 0..<32 {
-                let ax = abs(xb[j])
-                if ax > amax { amax = ax; max = xb[j] }
-            }
-            if amax < ggmlGroupMaxEps {
+            guard let d = subBlockScale(xb, weight: weight, levels: k, L: Lb) else {
                 scales[ib] = 0
                 continue
-            }
-            var d = -max / k[0]
-            var id = 1 / d
-            var sumqx: Float = 0, sumq2: Float = 0
-            for j in 0..<32 {
-                let l = ggmlBestIndex(k, id * xb[j])
-                Lb[j] = UInt8(l)
-                let q = k[l], w = weight[j]
-                sumqx += w * q * xb[j]
-                sumq2 += w * q * q
-            }
-            d = sumq2 > 0 ? sumqx / sumq2 : 0
-            var best = d * sumqx
-            for itry in -ntry...ntry {
-                id = Float(itry + Int(k[0])) / max
-                sumqx = 0
-                sumq2 = 0
-                for j in 0..<32 {
-                    let q = k[ggmlBestIndex(k, id * xb[j])], w = weight[j]
-                    sumqx += w * q * xb[j]
-                    sumq2 += w * q * q
-                }
-                if sumq2 > 0 && sumqx * sumqx > best * sumq2 {
-                    d = sumqx / sumq2
-                    best = d * sumqx
-                }
             }
             scales[ib] = d
             let ad = abs(d)
@@ -158,6 +127,66 @@ enum IQ4Search {
         let id: Float = scales[0] != 0 ? 1 / scales[0] : 0
         for j in 0..<n { L[j] = UInt8(ggmlBestIndex(k, id * x[j])) }
         return scales[0]
+    }
+
+    /// One sub-block's scale: the best of 16 candidates by (Σ w q x)² / Σ w q² (nil when the
+    /// sub-block's largest magnitude is below ggml's epsilon); `L` gets the first candidate's levels.
+    @inline(__always)
+    static func subBlockScale(
+        _ xb: UnsafePointer<Float>, weight: UnsafePointer<Float>, levels k: UnsafePointer<Float>, L Lb: UnsafeMutablePointer<UInt8>
+    ) -> Float? {
+        var amax: Float = 0, max: Float = 0
+        for j in 0..<32 {
+            let ax = abs(xb[j])
+            if ax > amax { amax = ax; max = xb[j] }
+        }
+        if amax < ggmlGroupMaxEps { return nil }
+        var d = -max / k[0]
+        var id = 1 / d
+        var sumqx: Float = 0, sumq2: Float = 0
+        for j in 0..<32 {
+            let l = ggmlBestIndex(k, id * xb[j])
+            Lb[j] = UInt8(l)
+            let q = k[l], w = weight[j]
+            sumqx += w * q * xb[j]
+            sumq2 += w * q * q
+        }
+        d = sumq2 > 0 ? sumqx / sumq2 : 0
+        var best = d * sumqx
+        for itry in -ntry...ntry {
+            id = Float(itry + Int(k[0])) / max
+            sumqx = 0
+            sumq2 = 0
+            for j in 0..<32 {
+                let q = k[ggmlBestIndex(k, id * xb[j])], w = weight[j]
+                sumqx += w * q * xb[j]
+                sumq2 += w * q * q
+            }
+            if sumq2 > 0 && sumqx * sumqx > best * sumq2 {
+                d = sumqx / sumq2
+                best = d * sumqx
+            }
+        }
+        return d
+    }
+
+    /// Stores IQ4_XS's 6-bit scale codes (0…63): low nibbles two per byte, top bit pairs in a u16.
+    @inline(__always)
+    static func storeScaleCodes(
+        _ code: (Int) -> Int32, count: Int, into dst: UnsafeMutableRawPointer, scalesHOffset: Int, scalesLOffset: Int
+    ) {
+        var high: UInt16 = 0
+        for ib in 0..<count {
+            let l = code(ib)
+            let low = UInt8(truncatingIfNeeded: l & 0x0F)
+            if ib % 2 == 0 {
+                dst.storeU8(low, at: scalesLOffset + ib / 2)
+            } else {
+                dst.storeU8(UnsafeRawPointer(dst).u8(scalesLOffset + ib / 2) | low << 4, at: scalesLOffset + ib / 2)
+            }
+            high |= UInt16(truncatingIfNeeded: l >> 4) << UInt16(2 * (ib % 8))
+        }
+        dst.storeBytes(of: high.littleEndian, toByteOffset: scalesHOffset, as: UInt16.self)
     }
 
     /// Packs 32 level indices per 16 bytes: value j low nibble, value j + 16 high nibble.
@@ -183,18 +212,7 @@ enum IQ4Search {
                             scales: scales, weight: weight, scaleCodes: sc.baseAddress!)
                         dst.storeF16(d, at: 0)
                         if let scalesHOffset, let scalesLOffset {
-                            var high: UInt16 = 0
-                            for ib in 0..<(n / 32) {
-                                let l = sc[ib]
-                                let low = UInt8(truncatingIfNeeded: l & 0x0F)
-                                if ib % 2 == 0 {
-                                    dst.storeU8(low, at: scalesLOffset + ib / 2)
-                                } else {
-                                    dst.storeU8(UnsafeRawPointer(dst).u8(scalesLOffset + ib / 2) | low << 4, at: scalesLOffset + ib / 2)
-                                }
-                                high |= UInt16(truncatingIfNeeded: l >> 4) << UInt16(2 * (ib % 8))
-                            }
-                            dst.storeBytes(of: high.littleEndian, toByteOffset: scalesHOffset, as: UInt16.self)
+                            storeScaleCodes({ sc[$0] }, count: n / 32, into: dst, scalesHOffset: scalesHOffset, scalesLOffset: scalesLOffset)
                         }
                         pack(codes.baseAddress!, n: n, into: dst + qsOffset)
                     }
@@ -239,6 +257,99 @@ extension IQ4_XSBlock {
         for b in 0..<(rowLength / 256) {
             IQ4Search.encode(x + 256 * b, n: 256, importance: importance + 256 * b, into: dst + bytes * b,
                              qsOffset: qsOffset, scalesHOffset: scalesHOffset, scalesLOffset: scalesLOffset)
+        }
+    }
+}
+
+// MARK: - GPTQ: groups of 32 on the non-uniform levels
+
+extension IQ4Search {
+    /// The continuous scale ggml's search picks for 32 values under `weights` (0 when tiny).
+    static func gptqEstimate(_ x: UnsafePointer<Float>, weights: UnsafePointer<Float>) -> Float {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { L in
+            iq4nlLevels.withUnsafeBufferPointer { k in
+                subBlockScale(x, weight: weights, levels: k.baseAddress!, L: L.baseAddress!) ?? 0
+            }
+        }
+    }
+}
+
+extension IQ4_NLBlock: GPTQRoundable {
+    static let gptqGroupSize = 32
+    static let gptqLevels = GPTQGrid.Levels.table(iq4nlLevels)
+
+    /// The f16 scale: ggml's search under the importance, then (with `search`) the weighted
+    /// least-squares refit for the levels it picks, whichever scores better after f16 rounding.
+    static func gptqGroupScale(
+        _ x: UnsafePointer<Float>, weights: UnsafePointer<Float>, block: GPTQGrid.BlockScale, search: Bool
+    ) -> GPTQGrid.GroupScale {
+        let first = GPTQGrid.GroupScale(d: BlockGrid.f16(IQ4Search.gptqEstimate(x, weights: weights)))
+        guard search, first.d != 0 else { return first }
+        return iq4nlLevels.withUnsafeBufferPointer { kp in
+            let k = kp.baseAddress!
+            var best = first
+            var bestError = GPTQGrid.error(x, weights, 32, first, lo: 0, hi: 0, table: k)
+            var current = first
+            for _ in 0..<2 {
+                var sumqx: Float = 0, sumq2: Float = 0
+                for j in 0..<32 {
+                    let q = GPTQGrid.round(x[j], current, lo: 0, hi: 0, table: k).code
+                    let l = k[Int(q)]
+                    sumqx += weights[j] * l * x[j]
+                    sumq2 += weights[j] * l * l
+                }
+                guard sumq2 > 0 else { break }
+                current = GPTQGrid.GroupScale(d: BlockGrid.f16(sumqx / sumq2))
+                guard current.d.isFinite, current.d != 0 else { break }
+                let e = GPTQGrid.error(x, weights, 32, current, lo: 0, hi: 0, table: k)
+                if e < bestError {
+                    bestError = e
+                    best = current
+                }
+            }
+            return best
+        }
+    }
+
+    static func gptqPack(
+        codes: UnsafePointer<Int32>, block: GPTQGrid.BlockScale, groups: UnsafePointer<GPTQGrid.GroupScale>,
+        into dst: UnsafeMutableRawPointer
+    ) {
+        dst.storeF16(groups[0].d, at: dOffset)
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { L in
+            for i in 0..<32 { L[i] = UInt8(truncatingIfNeeded: codes[i]) }
+            IQ4Search.pack(L.baseAddress!, n: 32, into: dst + qsOffset)
+        }
+    }
+}
+
+extension IQ4_XSBlock: GPTQRoundable {
+    static let gptqGroupSize = 32
+    static let gptqLevels = GPTQGrid.Levels.table(iq4nlLevels)
+
+    static func gptqBlockScale(_ x: UnsafePointer<Float>, weights: UnsafePointer<Float>) -> GPTQGrid.BlockScale {
+        GPTQGrid.encodedBlock(Self.self, x, weights: weights) { GPTQGrid.BlockScale(d: $0.f16(dOffset), dmin: 0) }
+    }
+
+    /// The signed 6-bit scale code (stored + 32): ggml's search estimates the scale, neighbouring
+    /// codes are scored.
+    static func gptqGroupScale(
+        _ x: UnsafePointer<Float>, weights: UnsafePointer<Float>, block: GPTQGrid.BlockScale, search: Bool
+    ) -> GPTQGrid.GroupScale {
+        GPTQGrid.integerGroupScale(
+            x, weights: weights, n: 32, block: block, estimate: (IQ4Search.gptqEstimate(x, weights: weights), 0),
+            scaleCodes: -32...31, minCodes: nil, levels: gptqLevels, search: search)
+    }
+
+    static func gptqPack(
+        codes: UnsafePointer<Int32>, block: GPTQGrid.BlockScale, groups: UnsafePointer<GPTQGrid.GroupScale>,
+        into dst: UnsafeMutableRawPointer
+    ) {
+        dst.storeF16(block.d, at: dOffset)
+        IQ4Search.storeScaleCodes({ groups[$0].scale + 32 }, count: 8, into: dst, scalesHOffset: scalesHOffset, scalesLOffset: scalesLOffset)
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 256) { L in
+            for i in 0..<256 { L[i] = UInt8(truncatingIfNeeded: codes[i]) }
+            IQ4Search.pack(L.baseAddress!, n: 256, into: dst + qsOffset)
         }
     }
 }

@@ -152,3 +152,45 @@ extension Q2_KBlock {
         }
     }
 }
+
+// MARK: - GPTQ: groups of 16, codes 0…3, 4-bit scale and minimum codes
+
+extension Q2_KBlock: GPTQRoundable {
+    static let gptqGroupSize = 16
+    static let gptqLevels = GPTQGrid.Levels.integers(lo: 0, hi: 3)
+
+    static func gptqBlockScale(_ x: UnsafePointer<Float>, weights: UnsafePointer<Float>) -> GPTQGrid.BlockScale {
+        GPTQGrid.encodedBlock(Self.self, x, weights: weights) {
+            GPTQGrid.BlockScale(d: $0.f16(dOffset), dmin: $0.f16(dminOffset))
+        }
+    }
+
+    /// `make_qkx3_quants`'s search (nmax 3, weights = the importance) estimates scale and minimum;
+    /// neighbouring codes are scored.
+    static func gptqGroupScale(
+        _ x: UnsafePointer<Float>, weights: UnsafePointer<Float>, block: GPTQGrid.BlockScale, search: Bool
+    ) -> GPTQGrid.GroupScale {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { buf in
+            let L = buf.baseAddress!
+            var theMin: Float = 0
+            let scale = ggmlQKX(16, 3, x, weights: weights, L, theMin: &theMin, L + 16, rmin: -0.9, rdelta: 0.05, nstep: 36,
+                                mad: false)
+            return GPTQGrid.integerGroupScale(
+                x, weights: weights, n: 16, block: block, estimate: (scale, theMin), scaleCodes: 0...15, minCodes: 0...15,
+                levels: gptqLevels, search: search)
+        }
+    }
+
+    static func gptqPack(
+        codes: UnsafePointer<Int32>, block: GPTQGrid.BlockScale, groups: UnsafePointer<GPTQGrid.GroupScale>,
+        into dst: UnsafeMutableRawPointer
+    ) {
+        for j in 0..<16 {
+            let sc = UInt8(truncatingIfNeeded: groups[j].scale) | UInt8(truncatingIfNeeded: groups[j].min) << 4
+            dst.storeU8(sc, at: scalesOffset + j)
+        }
+        dst.storeF16(block.d, at: dOffset)
+        dst.storeF16(block.dmin, at: dminOffset)
+        packTwoBitCodes(codes, into: dst + qsOffset)
+    }
+}

@@ -85,6 +85,12 @@ extension Q3_KBlock {
                 L[16 * j + i] = Int8(truncatingIfNeeded: max(-4, min(3, ggmlNearestInt(x[16 * j + i] / d))) + 4)
             }
         }
+        packCodes(L, block: block)
+    }
+
+    /// Packs 256 codes (0…7, biased by 4; `L` is overwritten) as high bits and low pairs.
+    @inline(__always)
+    static func packCodes(_ L: UnsafeMutablePointer<Int8>, block: UnsafeMutableRawPointer) {
         var hmask = [UInt8](repeating: 0, count: 32)
         var m = 0
         var hm: UInt8 = 1
@@ -163,6 +169,43 @@ extension Q3_KBlock {
                     finish(x, L, block: block)
                 }
             }
+        }
+    }
+}
+
+// MARK: - GPTQ: groups of 16, codes -4…3, signed 6-bit scale codes against d
+
+extension Q3_KBlock: GPTQRoundable {
+    static let gptqGroupSize = 16
+    static let gptqLevels = GPTQGrid.Levels.integers(lo: -4, hi: 3)
+
+    static func gptqBlockScale(_ x: UnsafePointer<Float>, weights: UnsafePointer<Float>) -> GPTQGrid.BlockScale {
+        GPTQGrid.encodedBlock(Self.self, x, weights: weights) { GPTQGrid.BlockScale(d: $0.f16(dOffset), dmin: 0) }
+    }
+
+    /// `make_qx_quants` (nmax 4, weights = the importance) estimates the scale; neighbouring codes
+    /// are scored.
+    static func gptqGroupScale(
+        _ x: UnsafePointer<Float>, weights: UnsafePointer<Float>, block: GPTQGrid.BlockScale, search: Bool
+    ) -> GPTQGrid.GroupScale {
+        withUnsafeTemporaryAllocation(of: Int8.self, capacity: 16) { L in
+            let scale = ggmlQX(16, 4, x, L.baseAddress!, weights: weights)
+            return GPTQGrid.integerGroupScale(
+                x, weights: weights, n: 16, block: block, estimate: (scale, 0), scaleCodes: -32...31, minCodes: nil,
+                levels: gptqLevels, search: search)
+        }
+    }
+
+    static func gptqPack(
+        codes: UnsafePointer<Int32>, block: GPTQGrid.BlockScale, groups: UnsafePointer<GPTQGrid.GroupScale>,
+        into dst: UnsafeMutableRawPointer
+    ) {
+        storeScales({ groups[$0].scale + 32 }, block: dst)
+        dst.storeF16(block.d, at: dOffset)
+        withUnsafeTemporaryAllocation(of: Int8.self, capacity: 256) { buf in
+            let L = buf.baseAddress!
+            for i in 0..<256 { L[i] = Int8(truncatingIfNeeded: codes[i] + 4) }
+            packCodes(L, block: dst)
         }
     }
 }

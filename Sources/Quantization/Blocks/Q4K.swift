@@ -203,3 +203,71 @@ extension Q4_KBlock {
         }
     }
 }
+
+// MARK: - GPTQ (Q4_K and Q5_K): groups of 32, codes 0…nmax, 6-bit scale and minimum codes
+
+extension KQuantSearch {
+    /// d and dmin as an importance-weighted encoding of the super-block's current values stores them.
+    static func gptqBlockScale<T: QuantEncodable>(
+        _ type: T.Type, _ x: UnsafePointer<Float>, weights: UnsafePointer<Float>, dOffset: Int, dminOffset: Int
+    ) -> GPTQGrid.BlockScale {
+        GPTQGrid.encodedBlock(type, x, weights: weights) { GPTQGrid.BlockScale(d: $0.f16(dOffset), dmin: $0.f16(dminOffset)) }
+    }
+
+    /// A group's 6-bit scale and minimum codes: `make_qkx2_quants`'s search (weights = the
+    /// importance) estimates them, neighbouring codes are scored.
+    static func gptqGroupScale(
+        _ x: UnsafePointer<Float>, weights: UnsafePointer<Float>, block: GPTQGrid.BlockScale, nmax: Int32, rmin: Float,
+        rdelta: Float, nstep: Int, search: Bool
+    ) -> GPTQGrid.GroupScale {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { buf in
+            let L = buf.baseAddress!
+            var theMin: Float = 0
+            let scale = ggmlQKX(32, nmax, x, weights: weights, L, theMin: &theMin, L + 32, rmin: rmin, rdelta: rdelta,
+                                nstep: nstep, mad: false)
+            return GPTQGrid.integerGroupScale(
+                x, weights: weights, n: 32, block: block, estimate: (scale, theMin), scaleCodes: 0...63, minCodes: 0...63,
+                levels: .integers(lo: 0, hi: nmax), search: search)
+        }
+    }
+
+    /// Stores d, dmin and the eight groups' codes; `L` gets the 256 codes as bytes.
+    static func gptqStore(
+        codes: UnsafePointer<Int32>, block: GPTQGrid.BlockScale, groups: UnsafePointer<GPTQGrid.GroupScale>,
+        L: UnsafeMutablePointer<UInt8>, into dst: UnsafeMutableRawPointer, dOffset: Int, dminOffset: Int, scalesOffset: Int
+    ) {
+        dst.storeF16(block.d, at: dOffset)
+        dst.storeF16(block.dmin, at: dminOffset)
+        storeScaleMins(
+            { UInt8(truncatingIfNeeded: groups[$0].scale) }, { UInt8(truncatingIfNeeded: groups[$0].min) },
+            into: dst + scalesOffset)
+        for i in 0..<256 { L[i] = UInt8(truncatingIfNeeded: codes[i]) }
+    }
+}
+
+extension Q4_KBlock: GPTQRoundable {
+    static let gptqGroupSize = 32
+    static let gptqLevels = GPTQGrid.Levels.integers(lo: 0, hi: 15)
+
+    static func gptqBlockScale(_ x: UnsafePointer<Float>, weights: UnsafePointer<Float>) -> GPTQGrid.BlockScale {
+        KQuantSearch.gptqBlockScale(Self.self, x, weights: weights, dOffset: dOffset, dminOffset: dminOffset)
+    }
+
+    static func gptqGroupScale(
+        _ x: UnsafePointer<Float>, weights: UnsafePointer<Float>, block: GPTQGrid.BlockScale, search: Bool
+    ) -> GPTQGrid.GroupScale {
+        KQuantSearch.gptqGroupScale(x, weights: weights, block: block, nmax: 15, rmin: -1, rdelta: 0.1, nstep: 20, search: search)
+    }
+
+    static func gptqPack(
+        codes: UnsafePointer<Int32>, block: GPTQGrid.BlockScale, groups: UnsafePointer<GPTQGrid.GroupScale>,
+        into dst: UnsafeMutableRawPointer
+    ) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 256) { buf in
+            KQuantSearch.gptqStore(
+                codes: codes, block: block, groups: groups, L: buf.baseAddress!, into: dst, dOffset: dOffset,
+                dminOffset: dminOffset, scalesOffset: scalesOffset)
+            pack(buf.baseAddress!, into: dst)
+        }
+    }
+}

@@ -91,3 +91,30 @@ extension Q5_KBlock {
         }
     }
 }
+
+extension Q5_KBlock: GPTQRoundable {
+    static let gptqGroupSize = 32
+    static let gptqLevels = GPTQGrid.Levels.integers(lo: 0, hi: 31)
+
+    static func gptqBlockScale(_ x: UnsafePointer<Float>, weights: UnsafePointer<Float>) -> GPTQGrid.BlockScale {
+        KQuantSearch.gptqBlockScale(Self.self, x, weights: weights, dOffset: dOffset, dminOffset: dminOffset)
+    }
+
+    static func gptqGroupScale(
+        _ x: UnsafePointer<Float>, weights: UnsafePointer<Float>, block: GPTQGrid.BlockScale, search: Bool
+    ) -> GPTQGrid.GroupScale {
+        KQuantSearch.gptqGroupScale(x, weights: weights, block: block, nmax: 31, rmin: -0.5, rdelta: 0.1, nstep: 15, search: search)
+    }
+
+    static func gptqPack(
+        codes: UnsafePointer<Int32>, block: GPTQGrid.BlockScale, groups: UnsafePointer<GPTQGrid.GroupScale>,
+        into dst: UnsafeMutableRawPointer
+    ) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 256) { buf in
+            KQuantSearch.gptqStore(
+                codes: codes, block: block, groups: groups, L: buf.baseAddress!, into: dst, dOffset: dOffset,
+                dminOffset: dminOffset, scalesOffset: scalesOffset)
+            pack(buf.baseAddress!, into: dst)
+        }
+    }
+}

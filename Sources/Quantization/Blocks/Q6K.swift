@@ -82,6 +82,12 @@ extension Q6_KBlock {
                 L[16 * j + i] = Int8(truncatingIfNeeded: max(-32, min(31, ggmlNearestInt(x[16 * j + i] / d))) + 32)
             }
         }
+        packCodes(L, into: block)
+    }
+
+    /// Packs 256 codes (0…63, biased by 32) into ql and qh.
+    @inline(__always)
+    static func packCodes(_ L: UnsafePointer<Int8>, into block: UnsafeMutableRawPointer) {
         for half in 0..<2 {
             let base = 128 * half
             for l in 0..<32 {
@@ -117,6 +123,45 @@ extension Q6_KBlock {
                                 scales: sc.baseAddress!, into: dst + b * bytes)
                 }
             }
+        }
+    }
+}
+
+// MARK: - GPTQ: groups of 16, codes -32…31, int8 scale codes against d
+
+extension Q6_KBlock: GPTQRoundable {
+    static let gptqGroupSize = 16
+    static let gptqLevels = GPTQGrid.Levels.integers(lo: -32, hi: 31)
+
+    static func gptqBlockScale(_ x: UnsafePointer<Float>, weights: UnsafePointer<Float>) -> GPTQGrid.BlockScale {
+        GPTQGrid.encodedBlock(Self.self, x, weights: weights) { GPTQGrid.BlockScale(d: $0.f16(dOffset), dmin: 0) }
+    }
+
+    /// `make_qx_quants` (nmax 32, weights = the importance) estimates the scale; neighbouring int8
+    /// codes are scored.
+    static func gptqGroupScale(
+        _ x: UnsafePointer<Float>, weights: UnsafePointer<Float>, block: GPTQGrid.BlockScale, search: Bool
+    ) -> GPTQGrid.GroupScale {
+        withUnsafeTemporaryAllocation(of: Int8.self, capacity: 16) { L in
+            let scale = ggmlQX(16, 32, x, L.baseAddress!, weights: weights)
+            return GPTQGrid.integerGroupScale(
+                x, weights: weights, n: 16, block: block, estimate: (scale, 0), scaleCodes: -128...127, minCodes: nil,
+                levels: gptqLevels, search: search)
+        }
+    }
+
+    static func gptqPack(
+        codes: UnsafePointer<Int32>, block: GPTQGrid.BlockScale, groups: UnsafePointer<GPTQGrid.GroupScale>,
+        into dst: UnsafeMutableRawPointer
+    ) {
+        dst.storeF16(block.d, at: dOffset)
+        for ib in 0..<16 {
+            dst.storeBytes(of: Int8(truncatingIfNeeded: groups[ib].scale), toByteOffset: scalesOffset + ib, as: Int8.self)
+        }
+        withUnsafeTemporaryAllocation(of: Int8.self, capacity: 256) { buf in
+            let L = buf.baseAddress!
+            for i in 0..<256 { L[i] = Int8(truncatingIfNeeded: codes[i] + 32) }
+            packCodes(L, into: dst)
         }
     }
 }
