@@ -7,6 +7,7 @@
 //                     GGMLSearch.swift holds the scale searches ggml's quantizers share
 //   BlockTypes.swift  the registry (one line per type) and the public `BlockTypes.Descriptor`
 //   BlockGrid.swift   code grids for scale search and GPTQ
+//   GPTQGrid.swift    how GPTQ rounds onto each type (super-block d/dmin, group scale codes, packing)
 //   WeightedQuantize  importance-matrix quantization (Smelt's search or ggml's)
 //   Dequantize.swift  `Dequantize`: the DType → decoder table, whole-buffer decoding
 //   Quantize.swift    `Quantize`: the DType → encoder table, whole-buffer encoding

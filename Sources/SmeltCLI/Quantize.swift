@@ -37,7 +37,9 @@ struct QuantizeCommand: ParsableCommand {
             `smelt calibrate`'s) each block's scale is searched to minimise the importance-weighted \
             error instead. gptq needs --calibration-text: layer by layer, on the outputs of the \
             layers before it already quantized, each linear weight is rounded column by column with \
-            the error spread onto the columns not yet rounded (GPTQ), onto the same block grids. \
+            the error spread onto the columns not yet rounded (GPTQ), onto the same block types \
+            (K-quant super-blocks: d/dmin fixed when the walk reaches the super-block, each \
+            sub-block's scale when it reaches the sub-block). \
             Tensors stream to the output one by one, rows quantized on --threads cores.
             """
     )
