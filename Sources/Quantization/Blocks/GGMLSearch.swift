@@ -232,6 +232,100 @@ private func ggmlQKX(
     return scale
 }
 
+/// `ggmlQKX` with weights and squared error (`make_qkx2_quants` / `make_qkx3_quants` as the
+/// K-quants call them, `nstep` ≥ 1) on 8 groups at once: lane j searches the `n` values at
+/// x + n·j with the weights at w + n·j. Every lane performs exactly the scalar search's float
+/// operations in the same order (no contraction, no reassociation), so each lane's scale, minimum
+/// and codes are bit-identical to a scalar call; the lanes only interleave the sums' dependency
+/// chains, which bound the scalar search's speed. Codes go to L[n·j + i]; returns the scales and
+/// the (non-negative) minimums.
+func ggmlQKX8(
+    _ n: Int, _ nmax: Int32, _ x: UnsafePointer<Float>, weights w: UnsafePointer<Float>, _ L: UnsafeMutablePointer<UInt8>,
+    rmin: Float, rdelta: Float, nstep: Int
+) -> (scale: SIMD8<Float>, theMin: SIMD8<Float>) {
+    typealias V = SIMD8<Float>
+    precondition(nstep >= 1 && n >= 2)
+    return withUnsafeTemporaryAllocation(of: V.self, capacity: 4 * n) { buf in
+        let xt = buf.baseAddress!, wt = xt + n, best = wt + n, aux = best + n
+        for i in 0..<n {
+            var xv = V(), wv = V()
+            for j in 0..<8 {
+                xv[j] = x[n &* j &+ i]
+                wv[j] = w[n &* j &+ i]
+            }
+            xt[i] = xv
+            wt[i] = wv
+        }
+        let lo = SIMD8<Int32>(repeating: 0), hi = SIMD8<Int32>(repeating: nmax)
+        @inline(__always) func codes(_ v: V, _ iscale: V, _ mn: V) -> V {
+            let t = iscale * (v - mn) + V(repeating: 12_582_912)
+            let q = SIMD8<Int32>(truncatingIfNeeded: unsafeBitCast(t, to: SIMD8<UInt32>.self) & 0x007F_FFFF) &- 0x0040_0000
+            return V(pointwiseMax(lo, pointwiseMin(hi, q)))
+        }
+        var mn = xt[0], mx = xt[0]
+        var sumW = wt[0]
+        var sumX = sumW * xt[0]
+        for i in 1..<n {
+            let v = xt[i]
+            mn.replace(with: v, where: v .< mn)
+            mx.replace(with: v, where: v .> mx)
+            sumW += wt[i]
+            sumX += wt[i] * v
+        }
+        mn.replace(with: 0, where: mn .> 0)
+        let degenerate = mx .<= mn
+        let fmax = Float(nmax)
+        var iscale = V(repeating: fmax) / (mx - mn)
+        var scale = 1 / iscale
+        var bestError = V(repeating: 0)
+        for i in 0..<n {
+            let l = codes(xt[i], iscale, mn)
+            best[i] = l
+            var diff = scale * l + mn - xt[i]
+            diff = diff * diff
+            bestError += wt[i] * diff
+        }
+        for step in 0...nstep {
+            iscale = V(repeating: rmin + rdelta * Float(step) + fmax) / (mx - mn)
+            var sumL = V(repeating: 0), sumL2 = V(repeating: 0), sumXL = V(repeating: 0)
+            for i in 0..<n {
+                let l = codes(xt[i], iscale, mn)
+                aux[i] = l
+                let w = wt[i]
+                sumL += w * l
+                sumL2 += w * l * l
+                sumXL += w * l * xt[i]
+            }
+            let D = sumW * sumL2 - sumL * sumL
+            let positive = D .> 0
+            if !any(positive) { continue }
+            var thisScale = (sumW * sumXL - sumX * sumL) / D
+            var thisMin = (sumL2 * sumX - sumL * sumXL) / D
+            let clampMin = thisMin .> 0
+            thisMin.replace(with: 0, where: clampMin)
+            thisScale.replace(with: sumXL / sumL2, where: clampMin)
+            var error = V(repeating: 0)
+            for i in 0..<n {
+                var diff = thisScale * aux[i] + thisMin - xt[i]
+                diff = diff * diff
+                error += wt[i] * diff
+            }
+            let better = positive .& (error .< bestError)
+            if !any(better) { continue }
+            for i in 0..<n { best[i].replace(with: aux[i], where: better) }
+            bestError.replace(with: error, where: better)
+            scale.replace(with: thisScale, where: better)
+            mn.replace(with: thisMin, where: better)
+        }
+        for i in 0..<n {
+            let l = best[i]
+            for j in 0..<8 { L[n &* j &+ i] = degenerate[j] ? 0 : UInt8(truncatingIfNeeded: Int32(l[j])) }
+        }
+        scale.replace(with: 0, where: degenerate)
+        return (scale, -mn)
+    }
+}
+
 /// Non-negative codes 0…nmax for non-negative values (the sub-block scales or minimums of a
 /// super-block) with weights, as `make_qp_quants`: the best of nine inverse scales by weighted
 /// squared error, then up to five passes of single-code moves.

@@ -125,21 +125,29 @@ extension Q2_KBlock {
     static func encodeWeighted(
         _ src: UnsafePointer<Float>, rowLength: Int, importance: UnsafePointer<Float>, into dst: UnsafeMutableRawPointer
     ) {
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 256 + 16 + 32) { codes in
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: 16 * 4) { floats in
-                let L = codes.baseAddress!, aux = L + 256, Ls = aux + 16, Lm = Ls + 16
-                let weight = floats.baseAddress!, mins = weight + 16, scales = mins + 16, sw = scales + 16
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 256 + 32) { codes in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: 256 + 16 * 3) { floats in
+                let L = codes.baseAddress!, Ls = L + 256, Lm = Ls + 16
+                let weight = floats.baseAddress!, mins = weight + 256, scales = mins + 16, sw = scales + 16
                 for b in 0..<(rowLength / elements) {
                     let x = src + b * elements
                     let block = dst + b * bytes
                     for j in 0..<16 { sw[j] = 0 }
                     let sigma2 = ggmlSumSquares(x, 256) / 256
                     for j in 0..<16 {
-                        let qw = importance + 256 * b + 16 * j
-                        for l in 0..<16 { weight[l] = qw[l] * (sigma2 + x[16 * j + l] * x[16 * j + l]).squareRoot() }
-                        for l in 0..<16 { sw[j] += weight[l] }
-                        scales[j] = ggmlQKX(16, 3, x + 16 * j, weights: weight, L + 16 * j, theMin: &mins[j], aux,
-                                            rmin: -0.9, rdelta: 0.05, nstep: 36, mad: false)
+                        let qw = importance + 256 * b + 16 * j, wj = weight + 16 * j
+                        for l in 0..<16 { wj[l] = qw[l] * (sigma2 + x[16 * j + l] * x[16 * j + l]).squareRoot() }
+                        for l in 0..<16 { sw[j] += wj[l] }
+                    }
+                    // Sub-blocks 0-7 and 8-15, eight searches side by side (each bit-identical to a
+                    // scalar one).
+                    for half in 0..<2 {
+                        let (s8, m8) = ggmlQKX8(16, 3, x + 128 * half, weights: weight + 128 * half, L + 128 * half,
+                                                rmin: -0.9, rdelta: 0.05, nstep: 36)
+                        for j in 0..<8 {
+                            scales[8 * half + j] = s8[j]
+                            mins[8 * half + j] = m8[j]
+                        }
                     }
                     let dm = ggmlQP(16, 15, scales, Ls, weights: sw)
                     let mm = ggmlQP(16, 15, mins, Lm, weights: sw)

@@ -101,29 +101,28 @@ enum KQuantSearch {
         _ x: UnsafePointer<Float>, nmax: Int32, rmin: Float, rdelta: Float, nstep: Int, L: UnsafeMutablePointer<UInt8>,
         block: UnsafeMutableRawPointer, dOffset: Int, dminOffset: Int, scalesOffset: Int
     ) {
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 48) { floats in
-            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { auxBuffer in
-                let weights = floats.baseAddress!, mins = weights + 32, scales = mins + 8
-                let aux = auxBuffer.baseAddress!
-                var maxScale: Float = 0, maxMin: Float = 0
-                for j in 0..<8 {
-                    let xs = x + 32 * j
-                    let avx = (ggmlSumSquares(xs, 32) / 32).squareRoot()
-                    for l in 0..<32 { weights[l] = avx + abs(xs[l]) }
-                    scales[j] = ggmlQKX(32, nmax, xs, weights: weights, L + 32 * j, theMin: &mins[j], aux,
-                                        rmin: rmin, rdelta: rdelta, nstep: nstep, mad: false)
-                    if scales[j] > maxScale { maxScale = scales[j] }
-                    if mins[j] > maxMin { maxMin = mins[j] }
-                }
-                let invScale: Float = maxScale > 0 ? 63 / maxScale : 0
-                let invMin: Float = maxMin > 0 ? 63 / maxMin : 0
-                storeScaleMins(
-                    { min(63, UInt8(truncatingIfNeeded: ggmlNearestInt(invScale * scales[$0]))) },
-                    { min(63, UInt8(truncatingIfNeeded: ggmlNearestInt(invMin * mins[$0]))) },
-                    into: block + scalesOffset)
-                block.storeF16(maxScale / 63, at: dOffset)
-                block.storeF16(maxMin / 63, at: dminOffset)
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 256) { floats in
+            let weights = floats.baseAddress!
+            for j in 0..<8 {
+                let xs = x + 32 * j
+                let avx = (ggmlSumSquares(xs, 32) / 32).squareRoot()
+                for l in 0..<32 { weights[32 * j + l] = avx + abs(xs[l]) }
             }
+            // The eight sub-blocks' searches side by side (each bit-identical to a scalar one).
+            let (scales, mins) = ggmlQKX8(32, nmax, x, weights: weights, L, rmin: rmin, rdelta: rdelta, nstep: nstep)
+            var maxScale: Float = 0, maxMin: Float = 0
+            for j in 0..<8 {
+                if scales[j] > maxScale { maxScale = scales[j] }
+                if mins[j] > maxMin { maxMin = mins[j] }
+            }
+            let invScale: Float = maxScale > 0 ? 63 / maxScale : 0
+            let invMin: Float = maxMin > 0 ? 63 / maxMin : 0
+            storeScaleMins(
+                { min(63, UInt8(truncatingIfNeeded: ggmlNearestInt(invScale * scales[$0]))) },
+                { min(63, UInt8(truncatingIfNeeded: ggmlNearestInt(invMin * mins[$0]))) },
+                into: block + scalesOffset)
+            block.storeF16(maxScale / 63, at: dOffset)
+            block.storeF16(maxMin / 63, at: dminOffset)
         }
         requantize(x, L, nmax: nmax, block: block, dOffset: dOffset, dminOffset: dminOffset, scalesOffset: scalesOffset)
     }
@@ -136,19 +135,23 @@ enum KQuantSearch {
         _ x: UnsafePointer<Float>, importance: UnsafePointer<Float>, nmax: Int32, clampCodes: Bool,
         L: UnsafeMutablePointer<UInt8>, block: UnsafeMutableRawPointer, dOffset: Int, dminOffset: Int, scalesOffset: Int
     ) {
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 56) { floats in
-            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 48) { bytes in
-                let weights = floats.baseAddress!, mins = weights + 32, scales = mins + 8, sw = scales + 8
-                let aux = bytes.baseAddress!, Ls = aux + 32, Lm = Ls + 8
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 256 + 24) { floats in
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 16) { bytes in
+                let weights = floats.baseAddress!, mins = weights + 256, scales = mins + 8, sw = scales + 8
+                let Ls = bytes.baseAddress!, Lm = Ls + 8
                 let sigma2 = 2 * ggmlSumSquares(x, 256) / 256
                 for j in 0..<8 {
-                    let xs = x + 32 * j, qw = importance + 32 * j
-                    for l in 0..<32 { weights[l] = qw[l] * (sigma2 + xs[l] * xs[l]).squareRoot() }
+                    let xs = x + 32 * j, qw = importance + 32 * j, wj = weights + 32 * j
+                    for l in 0..<32 { wj[l] = qw[l] * (sigma2 + xs[l] * xs[l]).squareRoot() }
                     var sumw: Float = 0
-                    for l in 0..<32 { sumw += weights[l] }
+                    for l in 0..<32 { sumw += wj[l] }
                     sw[j] = sumw
-                    scales[j] = ggmlQKX(32, nmax, xs, weights: weights, L + 32 * j, theMin: &mins[j], aux,
-                                        rmin: -0.9, rdelta: 0.05, nstep: 36, mad: false)
+                }
+                // The eight sub-blocks' searches side by side (each bit-identical to a scalar one).
+                let (s8, m8) = ggmlQKX8(32, nmax, x, weights: weights, L, rmin: -0.9, rdelta: 0.05, nstep: 36)
+                for j in 0..<8 {
+                    scales[j] = s8[j]
+                    mins[j] = m8[j]
                 }
                 let dBlock = ggmlQP(8, 63, scales, Ls, weights: sw)
                 let mBlock = ggmlQP(8, 63, mins, Lm, weights: sw)
