@@ -87,6 +87,79 @@ private func ggmlQX(
     return scale
 }
 
+/// `ggmlQX` with weights (`make_qx_quants` with `rmse_type` 1) on 8 groups at once: lane j
+/// searches the `n` values at x + n·j with the weights at w + n·j, each lane performing exactly the
+/// scalar search's float operations in the same order (bit-identical results); the lanes only
+/// interleave the sums' dependency chains. Codes (biased by nmax) go to L[n·j + i].
+func ggmlQX8(
+    _ n: Int, _ nmax: Int32, _ x: UnsafePointer<Float>, weights w: UnsafePointer<Float>, _ L: UnsafeMutablePointer<Int8>
+) -> SIMD8<Float> {
+    typealias V = SIMD8<Float>
+    typealias I = SIMD8<Int32>
+    return withUnsafeTemporaryAllocation(of: V.self, capacity: 2 * n) { vbuf in
+        withUnsafeTemporaryAllocation(of: I.self, capacity: n) { ibuf in
+            let xt = vbuf.baseAddress!, wt = xt + n, best = ibuf.baseAddress!
+            for i in 0..<n {
+                var xv = V(), wv = V()
+                for j in 0..<8 {
+                    xv[j] = x[n &* j &+ i]
+                    wv[j] = w[n &* j &+ i]
+                }
+                xt[i] = xv
+                wt[i] = wv
+            }
+            var mx = V(repeating: 0), amax = V(repeating: 0)
+            for i in 0..<n {
+                let ax = unsafeBitCast(unsafeBitCast(xt[i], to: SIMD8<UInt32>.self) & 0x7FFF_FFFF, to: V.self)  // |x|
+                let gt = ax .> amax
+                amax.replace(with: ax, where: gt)
+                mx.replace(with: xt[i], where: gt)
+            }
+            let tiny = amax .< ggmlGroupMaxEps
+            let lo = I(repeating: -nmax), hi = I(repeating: nmax &- 1)
+            @inline(__always) func codes(_ v: V, _ iscale: V) -> I {
+                let t = iscale * v + V(repeating: 12_582_912)
+                let q = I(truncatingIfNeeded: unsafeBitCast(t, to: SIMD8<UInt32>.self) & 0x007F_FFFF) &- 0x0040_0000
+                return pointwiseMax(lo, pointwiseMin(hi, q))
+            }
+            let fmax = Float(nmax)
+            var iscale = V(repeating: Float(-nmax)) / mx
+            var sumlx = V(repeating: 0), suml2 = V(repeating: 0)
+            for i in 0..<n {
+                let l = codes(xt[i], iscale)
+                best[i] = l
+                let fl = V(l)
+                sumlx += wt[i] * xt[i] * fl
+                suml2 += wt[i] * fl * fl
+            }
+            var scale = sumlx / suml2
+            scale.replace(with: 0, where: suml2 .== 0)
+            var bestScore = scale * sumlx
+            for step in -9...9 where step != 0 {
+                iscale = V(repeating: -(fmax + 0.1 * Float(step))) / mx
+                sumlx = V(repeating: 0)
+                suml2 = V(repeating: 0)
+                for i in 0..<n {
+                    let fl = V(codes(xt[i], iscale))
+                    sumlx += wt[i] * xt[i] * fl
+                    suml2 += wt[i] * fl * fl
+                }
+                let better = (suml2 .> 0) .& (sumlx * sumlx .> bestScore * suml2)
+                if !any(better) { continue }
+                for i in 0..<n { best[i].replace(with: codes(xt[i], iscale), where: better) }
+                scale.replace(with: sumlx / suml2, where: better)
+                bestScore.replace(with: scale * sumlx, where: better)
+            }
+            for i in 0..<n {
+                let l = best[i] &+ nmax
+                for j in 0..<8 { L[n &* j &+ i] = tiny[j] ? 0 : Int8(truncatingIfNeeded: l[j]) }
+            }
+            scale.replace(with: 0, where: tiny)
+            return scale
+        }
+    }
+}
+
 /// Q3_K's search without weights (`make_q3_quants(n, nmax, x, L, true)`): codes rounded from
 /// -nmax / extreme, then up to five passes that move single codes when that raises
 /// (Σ w x l)² / Σ w l² with w = x². Codes are stored biased by nmax.

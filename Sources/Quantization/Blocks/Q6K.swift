@@ -57,10 +57,23 @@ extension Q6_KBlock {
         _ x: UnsafePointer<Float>, importance: UnsafePointer<Float>?, L: UnsafeMutablePointer<Int8>,
         scales: UnsafeMutablePointer<Float>, into block: UnsafeMutableRawPointer
     ) {
+        // Sub-blocks 0-7 and 8-15, eight searches side by side (each bit-identical to a scalar one;
+        // weights the importance, or x² without).
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 256) { wbuf in
+            let w = wbuf.baseAddress!
+            if let importance {
+                for i in 0..<256 { w[i] = importance[i] }
+            } else {
+                for i in 0..<256 { w[i] = x[i] * x[i] }
+            }
+            for half in 0..<2 {
+                let s8 = ggmlQX8(16, 32, x + 128 * half, weights: w + 128 * half, L + 128 * half)
+                for j in 0..<8 { scales[8 * half + j] = s8[j] }
+            }
+        }
         var maxScale: Float = 0, maxAbsScale: Float = 0
         for ib in 0..<16 {
-            let scale = ggmlQX(16, 32, x + 16 * ib, L + 16 * ib, weights: importance.map { $0 + 16 * ib })
-            scales[ib] = scale
+            let scale = scales[ib]
             let a = abs(scale)
             if a > maxAbsScale { maxAbsScale = a; maxScale = scale }
         }
