@@ -30,7 +30,7 @@ def seconds(name):
         return None
 
 
-print('| type | method | size MiB | bits/weight | PPL | mean KLD | top-1 agreement | time to quantize |')
+print('| type | method | tensor data MiB | bits/weight | PPL | mean KLD | top-1 agreement | time to quantize |')
 print('|---|---|---:|---:|---:|---:|---:|---:|')
 missing, base = [], None
 for t in TYPES:
@@ -51,4 +51,11 @@ for t in TYPES:
 if base:
     print(f'\nBase (F32) PPL {base:.3f}.')
 if missing:
-    print('\nNot measured: ' + ', '.join(missing) + '.')
+    parts = []
+    for t in TYPES:
+        gone = [label for _, label in METHODS if f'{t} {label}' in missing]
+        if len(gone) == len(METHODS):
+            parts.append(f'{t} (all four)')
+        elif gone:
+            parts.append(f'{t} ({", ".join(gone)})')
+    print('\nNot measured (out of time): ' + '; '.join(parts) + '.')
