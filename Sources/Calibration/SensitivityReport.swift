@@ -50,6 +50,15 @@ public struct SensitivityReport: Codable, Sendable, Equatable {
         public var checkChunks: Int
         /// The importance matrix used, when it was read from a file rather than collected.
         public var imatrix: String?
+
+        public init(text: String, ctx: Int, chunks: Int, gainChunks: Int, checkChunks: Int, imatrix: String?) {
+            self.text = text
+            self.ctx = ctx
+            self.chunks = chunks
+            self.gainChunks = gainChunks
+            self.checkChunks = checkChunks
+            self.imatrix = imatrix
+        }
     }
 
     public struct TensorEntry: Codable, Sendable, Equatable {
@@ -64,7 +73,7 @@ public struct SensitivityReport: Codable, Sendable, Equatable {
         public var gain: Double
         /// The type the exact single-tensor KLD was measured at, and the value.
         public var reference: String
-        public var measuredKLD: Double
+        public var measuredKld: Double
         /// One entry per candidate, in `candidates` order.
         public var types: [TypeEntry]
     }
@@ -80,7 +89,7 @@ public struct SensitivityReport: Codable, Sendable, Equatable {
         public var bytes: Int
         /// Σ_rows Σ_j importance_j · (w − ŵ)², importance the mean square of input column j.
         public var weightedError: Double
-        public var predictedKLD: Double
+        public var predictedKld: Double
     }
 
     public struct FixedEntry: Codable, Sendable, Equatable {
@@ -99,15 +108,15 @@ public struct SensitivityReport: Codable, Sendable, Equatable {
         public var tensorBytes: Int
         public var bitsPerWeight: Double
         /// Σ over the chosen tensors of their predicted KLD.
-        public var predictedKLD: Double
+        public var predictedKld: Double
     }
 
     public struct Check: Codable, Sendable, Equatable {
         public struct Pair: Codable, Sendable, Equatable {
             public var tensor: String
             public var type: String
-            public var predictedKLD: Double
-            public var measuredKLD: Double
+            public var predictedKld: Double
+            public var measuredKld: Double
         }
         /// Spearman rank correlation of predicted and measured over `pairs`.
         public var spearman: Double

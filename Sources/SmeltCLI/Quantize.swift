@@ -44,7 +44,7 @@ struct QuantizeCommand: ParsableCommand {
 
     @Argument(help: "The input model.") var input: String
     @Argument(help: "The output GGUF (or .ingot); not given with --partial.") var output: String?
-    @Option(help: "The file type (Q4_K_M, Q6_K, IQ4_XS, Q4_0, … in either case); not given with --format mlx|gptq|compressed-tensors.") var type: String?
+    @Option(help: "The file type (Q4_K_M, Q6_K, IQ4_XS, Q4_0, … in either case); not given with --format mlx|gptq|compressed-tensors; with a budget, only its general.file_type.") var type: String?
     @Option(help: ArgumentHelp(
         "gguf (default), or a folder: mlx (MLX's affine grid), gptq or compressed-tensors (integer groups); the grid from --bits, --group-size, --sym/--asym.",
         valueName: "gguf|mlx|gptq|compressed-tensors"))
@@ -58,7 +58,7 @@ struct QuantizeCommand: ParsableCommand {
     @Option(help: "rtn (round to nearest; importance-weighted with --imatrix) or gptq.") var method: String = "rtn"
     @Option(help: "An importance matrix (GGUF from llama-imatrix or smelt calibrate, or a legacy .dat).")
     var imatrix: String?
-    @Option(help: "GPTQ: the calibration text (UTF-8).") var calibrationText: String?
+    @Option(help: "GPTQ, or a budget without --sensitivity: the calibration text (UTF-8).") var calibrationText: String?
     @Option(help: "GPTQ: tokens per calibration chunk.") var ctx: Int = 512
     @Option(help: "GPTQ: calibration chunks to use (default 32).") var chunks: Int = 32
     @Option(help: "GPTQ: dampening of the Hessian's diagonal, as a fraction of its mean.") var damp: Float = 0.01
@@ -76,6 +76,13 @@ struct QuantizeCommand: ParsableCommand {
     @Flag(help: "Replace an existing output.") var force = false
     @Flag(help: "Print a JSON summary instead of text.") var json = false
     @OptionGroup var shard: ShardOptions
+    @Option(help: "Budget: a sensitivity file from `smelt sensitivity` (else --calibration-text measures one).")
+    var sensitivity: String?
+    @Option(help: "Budget: bits per weight, 8 × (bytes of all tensors) ÷ parameters.") var targetBpw: Double?
+    @Option(help: "Budget: the GGUF file's size in bytes (500MB, 90MiB, 123456789), header included; never exceeded.")
+    var targetSize: String?
+    @Option(help: "Budget: the smallest mix whose predicted mean KLD is at most this.") var maxKld: Double?
+    @Option(help: "Budget: write the chosen mix as a recipe that --recipe replays.") var writeRecipe: String?
 
     /// The file type named by --type, or a pure mix of a block type smelt encodes.
     var mix: FileTypeMix? {
@@ -95,11 +102,14 @@ struct QuantizeCommand: ParsableCommand {
         if bits != nil || groupSize != nil || symmetry != nil {
             throw ValidationError("--bits, --group-size and --sym/--asym are for --format mlx|gptq|compressed-tensors")
         }
-        guard let type else { throw ValidationError("give --type (the file type), or --format mlx|gptq|compressed-tensors") }
-        guard mix != nil else {
+        try validateBudget()
+        if type == nil && !budgetMode {
+            throw ValidationError("give --type (the file type), a budget (--target-bpw, --target-size or --max-kld), or --format mlx|gptq|compressed-tensors")
+        }
+        if let type, mix == nil {
             throw ValidationError("unknown --type '\(Usage.echo(type))'; known: \(FileTypeMix.names.joined(separator: ", "))")
         }
-        if exactGGML && pure == false, FileTypeMix.named(type) == nil {
+        if exactGGML && pure == false, FileTypeMix.named(type ?? "") == nil {
             throw ValidationError("--exact-ggml needs a file type name (\(FileTypeMix.all.map(\.name).joined(separator: ", ")))")
         }
         if exactGGML && method == "gptq" { throw ValidationError("--exact-ggml reproduces llama-quantize, which has no GPTQ: use --method rtn") }
@@ -108,7 +118,9 @@ struct QuantizeCommand: ParsableCommand {
         }
         try Usage.oneOf("--gptq-order", gptqOrder, ["act", "natural"])
         if m == .gptq, calibrationText == nil { throw ValidationError("--method gptq needs --calibration-text FILE") }
-        if m == .rtn, calibrationText != nil { throw ValidationError("--calibration-text is for --method gptq") }
+        if m == .rtn, calibrationText != nil, !budgetMode || sensitivity != nil {
+            throw ValidationError("--calibration-text is for --method gptq, or a budget without --sensitivity")
+        }
         guard ctx >= 16 else { throw ValidationError("--ctx must be at least 16") }
         guard chunks >= 1 else { throw ValidationError("--chunks must be at least 1") }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
@@ -131,8 +143,7 @@ struct QuantizeCommand: ParsableCommand {
         if Self.folderFormats.contains(format) { return try runFolder() }
         try SmeltCLI.run {
             if format == "mlx" { return try runMLX() }
-            let mix = self.mix!
-            let type = mix.defaultType
+            var mix = self.mix ?? .pure(.q8_0, fileType: nil)
             let method = QuantMethod(rawValue: method)!
             if let s = try shard.resolved() { return try runShard(s, mix: mix) }
             let output = output!
@@ -143,6 +154,13 @@ struct QuantizeCommand: ParsableCommand {
             if let path = self.recipe { recipe = recipe.overridden(by: try QuantRecipe.read(path)) }
             recipe = recipe.keeping(keep)
             let matrix = try imatrix.map { try ImportanceMatrix.read($0) }
+            var budget: Budget?
+            if budgetMode {
+                let b = try allocate(graph: graph, recipe: recipe, imatrix: matrix)
+                (recipe, mix, budget) = (b.recipe, b.mix, b)
+                if let path = writeRecipe { try Self.writeRecipe(b, to: path, replace: force) }
+            }
+            let type = mix.defaultType
             let request = ModelQuantizer.Request(mix: mix, pure: pure, exactGGML: exactGGML, hasImatrix: matrix != nil)
             let plan = ModelQuantizer.plan(graph, recipe: recipe, request: request)
 
@@ -181,6 +199,13 @@ struct QuantizeCommand: ParsableCommand {
             if let matrix, usedImportance == 0 {
                 Terminal.printErr("smelt: warning: the importance matrix (\(matrix.entries.count) entries) names none of the quantized tensors")
             }
+            if let limit = budget?.targetFileBytes {
+                let (header, alignment) = try GGUFWriter.layout(quantized)
+                let bytes = quantized.tensors.reduce(header) { $0 + ($1.byteCount + alignment - 1) / alignment * alignment }
+                guard bytes <= limit else {
+                    throw CalibrationError.badInput("internal: the allocated file would take \(bytes) bytes, above --target-size \(limit); nothing written")
+                }
+            }
             let progress = GroupProgress(label: "quantize", tensors: quantized.tensors)
             if FormatRegistry.outputFormat(for: output) == .ingot {
                 // An Ingot of the GGUF graph: `smelt convert OUT.ingot X.gguf` gives the GGUF back.
@@ -212,10 +237,11 @@ struct QuantizeCommand: ParsableCommand {
                     ("calibration_seconds", .double(calibrationSeconds)),
                     ("gptq_relative_error", .object(gptqErrors.sorted { $0.key < $1.key }.map { ($0.key, .double($0.value)) })),
                     ("rtn_relative_error", .object(rtnErrors.sorted { $0.key < $1.key }.map { ($0.key, .double($0.value)) })),
+                    ("allocation", budget.map { .object($0.json + [("recipe", writeRecipe.map(JSONValue.string) ?? .null)]) } ?? .null),
                 ]), indent: 2))
             } else {
                 let how = method == .gptq ? "gptq" : (usedImportance > 0 ? "rtn + importance matrix (\(usedImportance) tensors)" : "rtn")
-                let kind = request.appliesMix ? "\(mix.name) mix" : "\(type.displayName), pure"
+                let kind = budget != nil ? "budgeted mix" : request.appliesMix ? "\(mix.name) mix" : "\(type.displayName), pure"
                 print("wrote \(output): \(kind) (\(how)\(exactGGML ? ", exact ggml" : "")); tensors: \(tensorMix)")
                 if !fallbacks.isEmpty {
                     // One line per distinct reason, with how many tensors it covers.
@@ -229,6 +255,10 @@ struct QuantizeCommand: ParsableCommand {
                     format: "%@ parameters, %@ (%.4f bits per weight), %.2f s%@", Terminal.humanCount(size.parameters),
                     Terminal.humanBytes(fileBytes), size.bitsPerWeight, secs,
                     method == .gptq ? String(format: " (calibration and GPTQ %.1f s)", calibrationSeconds) : ""))
+                if let b = budget {
+                    print(String(format: "budget: %@ (reachable %@); predicted mean KLD %.5f (sum of the tensors' predictions)%@",
+                                 b.asked, b.reachable, b.predictedKld, writeRecipe.map { "; recipe written to \($0)" } ?? ""))
+                }
                 if !gptqErrors.isEmpty {
                     let mean = gptqErrors.values.reduce(0, +) / Double(gptqErrors.count)
                     let worst = gptqErrors.max { $0.value < $1.value }!

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The budget table of the README: SmolLM2-135M-Instruct (F32) quantized by `smelt quantize` with a
+# budget (`--target-size` = the bytes of llama-quantize's Q3_K_M / Q4_K_M / Q6_K file made with the
+# same importance matrix, and a few --target-bpw points for the curve) against those llama.cpp
+# files, each judged by `smelt drift --ctx 512 --chunks 40` on WikiText-2 (text calibration never
+# saw). Calibration: corpus/groups_merged.txt (llama-imatrix, 64 chunks of 512; the sensitivity
+# uses the same importance matrix so its estimate rounds as the quantizer does).
+#
+#   scripts/budget_table.sh [SMELT]      (resumable: finished steps are kept)
+#
+# WORK (default /tmp/smelt-budget-table), LLAMA_CPP_BIN (default /work/llama/src/build/bin),
+# BASE (default .cache/bench/smollm2-f32.gguf), THREADS (2), EVAL_CHUNKS (40), BPWS (the curve's
+# extra budgets), NICE (10). Prints a markdown table at the end.
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+S=$(realpath "${1:-$ROOT/.build/release/smelt}")
+W=${WORK:-/tmp/smelt-budget-table}
+L=${LLAMA_CPP_BIN:-/work/llama/src/build/bin}
+BASE=$(realpath "${BASE:-$ROOT/.cache/bench/smollm2-f32.gguf}")
+CAL=$(realpath "$ROOT/corpus/groups_merged.txt")
+WIKI=$(realpath "$ROOT/corpus/wiki.test.raw")
+TH=${THREADS:-2} EVAL_CHUNKS=${EVAL_CHUNKS:-40} NICE=${NICE:-10}
+BPWS=${BPWS:-"4.75 5.5 6.25 7.0"}
+mkdir -p "$W/results"; cd "$W"
+R=results
+T="/usr/bin/time -f %e"
+N="nice -n $NICE"
+step() { echo "[$(date +%H:%M:%S)] $*" >&2; }
+
+[ -f base.gguf ] || ln -s "$BASE" base.gguf
+[ -f llama.imatrix.gguf ] || { step "llama-imatrix"; $T -o $R/time-llama-imatrix.txt $N "$L/llama-imatrix" -m base.gguf -f "$CAL" -c 512 --chunks 64 -t $TH -o llama.imatrix.gguf > $R/llama-imatrix.log 2>&1; }
+for t in Q3_K_M Q4_K_M Q6_K; do
+  [ -f lq-$t.gguf ] || { step "llama-quantize $t"; $N "$L/llama-quantize" --imatrix llama.imatrix.gguf base.gguf lq-$t.gguf $t $TH > $R/lq-$t.log 2>&1; }
+done
+[ -f sens.json ] || { step "smelt sensitivity"; $T -o $R/time-sensitivity.txt $N "$S" sensitivity base.gguf --text "$CAL" --imatrix llama.imatrix.gguf --threads $TH --output sens.json > $R/sensitivity.txt 2>&1; }
+ROWS=""
+for t in Q3_K_M Q4_K_M Q6_K; do
+  size=$(stat -c %s lq-$t.gguf)
+  [ -f budget-$t.gguf ] || { step "smelt quantize at $t's size ($size bytes)"; $T -o $R/time-budget-$t.txt $N "$S" quantize base.gguf budget-$t.gguf --sensitivity sens.json --target-size $size --imatrix llama.imatrix.gguf --threads $TH --write-recipe budget-$t.recipe.json --json > $R/quant-budget-$t.json; }
+  ROWS="$ROWS lq-$t budget-$t"
+done
+for b in $BPWS; do
+  [ -f bpw-$b.gguf ] || { step "smelt quantize at $b bits per weight"; $N "$S" quantize base.gguf bpw-$b.gguf --sensitivity sens.json --target-bpw $b --imatrix llama.imatrix.gguf --threads $TH --json > $R/quant-bpw-$b.json; }
+  ROWS="$ROWS bpw-$b"
+done
+for c in $ROWS; do
+  [ -f $R/drift-$c.json ] || { step "drift $c"; $N "$S" drift --base base.gguf --candidate $c.gguf --text "$WIKI" --ctx 512 --chunks "$EVAL_CHUNKS" --threads $TH --json $R/drift-$c.json > $R/drift-$c.txt 2>&1; }
+done
+step "done"
+python3 - "$W" $ROWS <<'EOF'
+import json, os, sys
+w = sys.argv[1]; rows = sys.argv[2:]
+sens = json.load(open(os.path.join(w, 'sens.json')))
+pred = {p['name']: p['predicted_kld'] for p in sens['file_types']}
+print('| file | bytes | bits/weight | predicted KLD | mean KLD | PPL ratio | top-1 agreement |')
+print('|---|---:|---:|---:|---:|---:|---:|')
+for c in rows:
+    d = json.load(open(os.path.join(w, 'results', f'drift-{c}.json')))
+    size = os.path.getsize(os.path.join(w, c + '.gguf'))
+    if c.startswith('lq-'):
+        p = pred.get(c[3:]); bpw = None
+    else:
+        q = json.load(open(os.path.join(w, 'results', f'quant-{c}.json')))
+        p = q['allocation']['predicted_kld']; bpw = q['bits_per_weight']
+    k = d['kld']
+    print(f"| {c} | {size} | {bpw if bpw is None else round(bpw, 3)} | {p if p is None else round(p, 4)} | "
+          f"{k['mean']:.4f} ± {k['stderr']:.4f} | {d['ppl_ratio']:.4f} | {100 * d['top1_agreement']:.2f} % |")
+EOF
