@@ -3,8 +3,7 @@
 # budget (`--target-size` = the bytes of llama-quantize's Q3_K_M / Q4_K_M / Q6_K file made with the
 # same importance matrix, and a few --target-bpw points for the curve) against those llama.cpp
 # files, each judged by `smelt drift --ctx 512 --chunks 40` on WikiText-2 (text calibration never
-# saw). Calibration: corpus/groups_merged.txt (llama-imatrix, 64 chunks of 512; the sensitivity
-# uses the same importance matrix so its estimate rounds as the quantizer does).
+# saw). Calibration: corpus/groups_merged.txt; one importance matrix for every file.
 #
 #   scripts/budget_table.sh [SMELT]      (resumable: finished steps are kept)
 #
@@ -28,19 +27,28 @@ N="nice -n $NICE"
 step() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 
 [ -f base.gguf ] || ln -s "$BASE" base.gguf
-[ -f llama.imatrix.gguf ] || { step "llama-imatrix"; $T -o $R/time-llama-imatrix.txt $N "$L/llama-imatrix" -m base.gguf -f "$CAL" -c 512 --chunks 64 -t $TH -o llama.imatrix.gguf > $R/llama-imatrix.log 2>&1; }
-for t in Q3_K_M Q4_K_M Q6_K; do
-  [ -f lq-$t.gguf ] || { step "llama-quantize $t"; $N "$L/llama-quantize" --imatrix llama.imatrix.gguf base.gguf lq-$t.gguf $t $TH > $R/lq-$t.log 2>&1; }
+# The importance matrix: smelt's, collected by the sensitivity run on CAL_CHUNKS chunks (it
+# matches llama-imatrix's, see the quantization table), and given to llama-quantize too;
+# IMATRIX=llama uses llama-imatrix (64 chunks) for both instead.
+if [ "${IMATRIX:-smelt}" = llama ]; then
+  IM=llama.imatrix.gguf
+  [ -f $IM ] || { step "llama-imatrix"; $T -o $R/time-llama-imatrix.txt $N "$L/llama-imatrix" -m base.gguf -f "$CAL" -c 512 --chunks 64 -t $TH -o $IM > $R/llama-imatrix.log 2>&1; }
+  [ -f sens.json ] || { step "smelt sensitivity"; $T -o $R/time-sensitivity.txt $N "$S" sensitivity base.gguf --text "$CAL" --imatrix $IM --threads $TH --output sens.json > $R/sensitivity.txt 2>&1; }
+else
+  IM=smelt.imatrix.gguf
+  [ -f sens.json ] || { step "smelt sensitivity"; $T -o $R/time-sensitivity.txt $N "$S" sensitivity base.gguf --text "$CAL" --chunks ${CAL_CHUNKS:-32} --write-imatrix $IM --threads $TH --output sens.json --force > $R/sensitivity.txt 2>&1; }
+fi
+for t in Q4_K_M Q3_K_M Q6_K; do
+  [ -f lq-$t.gguf ] || { step "llama-quantize $t"; $N "$L/llama-quantize" --imatrix $IM base.gguf lq-$t.gguf $t $TH > $R/lq-$t.log 2>&1; }
 done
-[ -f sens.json ] || { step "smelt sensitivity"; $T -o $R/time-sensitivity.txt $N "$S" sensitivity base.gguf --text "$CAL" --imatrix llama.imatrix.gguf --threads $TH --output sens.json > $R/sensitivity.txt 2>&1; }
 ROWS=""
-for t in Q3_K_M Q4_K_M Q6_K; do
+for t in Q4_K_M Q3_K_M Q6_K; do
   size=$(stat -c %s lq-$t.gguf)
-  [ -f budget-$t.gguf ] || { step "smelt quantize at $t's size ($size bytes)"; $T -o $R/time-budget-$t.txt $N "$S" quantize base.gguf budget-$t.gguf --sensitivity sens.json --target-size $size --imatrix llama.imatrix.gguf --threads $TH --write-recipe budget-$t.recipe.json --json > $R/quant-budget-$t.json; }
+  [ -f budget-$t.gguf ] || { step "smelt quantize at $t's size ($size bytes)"; $T -o $R/time-budget-$t.txt $N "$S" quantize base.gguf budget-$t.gguf --sensitivity sens.json --target-size $size --imatrix $IM --threads $TH --write-recipe budget-$t.recipe.json --json > $R/quant-budget-$t.json; }
   ROWS="$ROWS lq-$t budget-$t"
 done
 for b in $BPWS; do
-  [ -f bpw-$b.gguf ] || { step "smelt quantize at $b bits per weight"; $N "$S" quantize base.gguf bpw-$b.gguf --sensitivity sens.json --target-bpw $b --imatrix llama.imatrix.gguf --threads $TH --json > $R/quant-bpw-$b.json; }
+  [ -f bpw-$b.gguf ] || { step "smelt quantize at $b bits per weight"; $N "$S" quantize base.gguf bpw-$b.gguf --sensitivity sens.json --target-bpw $b --imatrix $IM --threads $TH --json > $R/quant-bpw-$b.json; }
   ROWS="$ROWS bpw-$b"
 done
 for c in $ROWS; do
