@@ -190,11 +190,13 @@ public enum Sensitivity {
     /// The estimate for `graph` (in GGUF layout; `model` runs it).
     public static func estimate(
         graph: TensorGraph, model: LanguageModel, recipe: QuantRecipe, importance: ImportanceMatrix?,
-        gainChunks: [[Int32]], checkChunks: [[Int32]], options: Options,
+        gainChunks: [[Int32]], checkChunks: [[Int32]], options: Options, range: Range<Int>? = nil,
         progress: (_ phase: String, _ done: Int, _ total: Int) -> Void = { _, _, _ in }
-    ) throws -> (tensors: [SensitivityReport.TensorEntry], fixed: [SensitivityReport.FixedEntry], check: SensitivityReport.Check?) {
+    ) throws -> (tensors: [SensitivityReport.TensorEntry], fixed: [SensitivityReport.FixedEntry], check: [(index: Int, pair: SensitivityReport.Check.Pair)]) {
         let tied = !graph.tensors.contains { $0.name == "output.weight" }
-        let (free, fixedList) = split(graph, recipe: recipe)
+        let (allFree, fixedList) = split(graph, recipe: recipe)
+        let range = range ?? allFree.indices
+        let free = Array(allFree[range])
         var fixed: [SensitivityReport.FixedEntry] = []
         for (i, type) in fixedList {
             let t = graph.tensors[i]
@@ -241,36 +243,56 @@ public enum Sensitivity {
         }
         progress("done", free.count, free.count)
 
-        var check: SensitivityReport.Check?
-        if options.checkPairs > 0, !checkChunks.isEmpty, !entries.isEmpty {
+        // The held-out check: the pairs are drawn from every chosen tensor (by shape alone, so a
+        // shard draws the same sequence) and measured where the tensor is in this run's range.
+        var check: [(index: Int, pair: SensitivityReport.Check.Pair)] = []
+        let picks = checkPlan(allFree.map { graph.tensors[$0].shape }, candidates: options.candidates, count: options.checkPairs)
+        let mine = picks.enumerated().filter { range.contains($0.element.tensor) }
+        if !mine.isEmpty, !checkChunks.isEmpty {
             let held = try Measurer(model: model, chunks: checkChunks)
-            // Deterministic pairs: tensors spread over the model, types other than the reference
-            // (and F16, whose drift is below the measurement's resolution).
-            var rng = UInt64(0x9E37_79B9_7F4A_7C15)
-            func next(_ n: Int) -> Int {
-                rng = rng &* 6364136223846793005 &+ 1442695040888963407
-                return Int((rng >> 33) % UInt64(n))
-            }
-            var pairs: [SensitivityReport.Check.Pair] = []
-            for p in 0..<options.checkPairs {
-                progress("check", p, options.checkPairs)
-                let e = entries[next(entries.count)]
-                let choices = Array(Set(e.types.filter { $0.stored != e.reference && $0.stored != "f16" && $0.stored != "f32" }.map(\.stored))).sorted()
-                guard !choices.isEmpty else { continue }
-                let stored = DType(name: choices[next(choices.count)])!
+            for (n, (index, pick)) in mine.enumerated() {
+                progress("check", n, mine.count)
+                let e = entries[pick.tensor - range.lowerBound]
                 let t = graph[e.name]!
                 let imp = importance?.importance(for: t.name).flatMap { $0.count == (t.shape.last ?? 0) ? $0 : nil }
-                let (_, q) = try roundTrip(t.name, try values(t), shape: t.shape, type: stored, importance: imp)
+                let (_, q) = try roundTrip(t.name, try values(t), shape: t.shape, type: pick.type, importance: imp)
                 let measured = try held.kld(t.name, values: q)
-                let predicted = e.types.first { $0.stored == stored.rawValue }!.predictedKld
-                pairs.append(.init(tensor: e.name, type: stored.rawValue, predictedKld: predicted, measuredKld: measured))
+                let predicted = e.types.first { $0.stored == pick.type.rawValue }!.predictedKld
+                check.append((index, .init(tensor: e.name, type: pick.type.rawValue, predictedKld: predicted, measuredKld: measured)))
             }
-            let ratios = pairs.filter { $0.measuredKld > 0 }.map { $0.predictedKld / $0.measuredKld }.sorted()
-            check = .init(
-                spearman: spearman(pairs.map(\.predictedKld), pairs.map(\.measuredKld)),
-                medianRatio: ratios.isEmpty ? .nan : ratios[ratios.count / 2], pairs: pairs)
         }
         return (entries, fixed, check)
+    }
+
+    /// The check's pairs (index among the chosen tensors, stored type), drawn deterministically:
+    /// types other than the tensor's reference (and F16, whose drift is below the measurement's
+    /// resolution).
+    static func checkPlan(_ shapes: [[Int]], candidates: [DType], count: Int) -> [(tensor: Int, type: DType)] {
+        guard !shapes.isEmpty else { return [] }
+        var rng = UInt64(0x9E37_79B9_7F4A_7C15)
+        func next(_ n: Int) -> Int {
+            rng = rng &* 6364136223846793005 &+ 1442695040888963407
+            return Int((rng >> 33) % UInt64(n))
+        }
+        var out: [(Int, DType)] = []
+        for _ in 0..<count {
+            let i = next(shapes.count)
+            let ref = reference(shape: shapes[i], candidates: candidates)
+            let stored = Set(candidates.compactMap { FileTypeMix.fitting($0, shape: shapes[i])?.type })
+            let choices = stored.filter { $0 != ref && $0.isQuantized }.sorted { $0.rawValue < $1.rawValue }
+            guard !choices.isEmpty else { continue }
+            out.append((i, choices[next(choices.count)]))
+        }
+        return out
+    }
+
+    /// The check from its measured pairs (in draw order).
+    public static func check(_ pairs: [SensitivityReport.Check.Pair]) -> SensitivityReport.Check? {
+        guard !pairs.isEmpty else { return nil }
+        let ratios = pairs.filter { $0.measuredKld > 0 }.map { $0.predictedKld / $0.measuredKld }.sorted()
+        return .init(
+            spearman: spearman(pairs.map(\.predictedKld), pairs.map(\.measuredKld)),
+            medianRatio: ratios.isEmpty ? .nan : ratios[ratios.count / 2], pairs: pairs)
     }
 
     /// Spearman's rank correlation (ties get their mean rank).
@@ -317,23 +339,38 @@ public enum Sensitivity {
         }
     }
 
-    /// The predicted KLD and tensor bytes of llama.cpp's file types on this model (their mix as
-    /// `ModelQuantizer.plan` makes it, with an importance matrix), priced with the report.
-    public static func fileTypePoints(_ report: SensitivityReport, graph: TensorGraph, recipe: QuantRecipe) -> [SensitivityReport.Point] {
+    /// llama.cpp's file types on this model: per file type, every tensor's type and bytes (their
+    /// mix as `ModelQuantizer.plan` makes it, with an importance matrix).
+    public struct FileTypePlan: Codable, Sendable {
+        public var name: String
+        public var tensors: [String]
+        public var types: [String]
+        public var bytes: [Int]
+    }
+
+    public static func fileTypePlans(graph: TensorGraph, recipe: QuantRecipe) -> [FileTypePlan] {
+        FileTypeMix.all.map { mix in
+            let plan = ModelQuantizer.plan(graph, recipe: recipe, request: .init(mix: mix, exactGGML: true, hasImatrix: true))
+            return FileTypePlan(
+                name: mix.name, tensors: plan.map(\.name), types: plan.map(\.target.rawValue),
+                bytes: plan.map { (try? $0.target.byteCount(shape: $0.shape)) ?? $0.shape.reduce(1, *) * 4 })
+        }
+    }
+
+    /// The predicted KLD and tensor bytes of each file type's mix, priced with the report (a mix
+    /// using a type the report does not price is left out).
+    public static func fileTypePoints(_ report: SensitivityReport, plans: [FileTypePlan]) -> [SensitivityReport.Point] {
         let byName = Dictionary(uniqueKeysWithValues: report.tensors.map { ($0.name, $0) })
         let total = max(1, report.parameters)
-        return FileTypeMix.all.compactMap { mix in
-            let plan = ModelQuantizer.plan(graph, recipe: recipe, request: .init(mix: mix, exactGGML: true, hasImatrix: true))
-            var bytes = 0, kld = 0.0
-            for p in plan {
-                let params = p.shape.reduce(1, *)
-                bytes += (try? p.target.byteCount(shape: p.shape)) ?? params * 4
-                if let e = byName[p.name] {
-                    guard let te = e.types.first(where: { $0.stored == p.target.rawValue }) else { return nil }
-                    kld += te.predictedKld
-                }
+        return plans.compactMap { plan in
+            var kld = 0.0
+            for (name, type) in zip(plan.tensors, plan.types) {
+                guard let e = byName[name] else { continue }
+                guard let te = e.types.first(where: { $0.stored == type }) else { return nil }
+                kld += te.predictedKld
             }
-            return .init(name: mix.name, tensorBytes: bytes, bitsPerWeight: Double(bytes) * 8 / Double(total), predictedKld: kld)
+            let bytes = plan.bytes.reduce(0, +)
+            return .init(name: plan.name, tensorBytes: bytes, bitsPerWeight: Double(bytes) * 8 / Double(total), predictedKld: kld)
         }
     }
 

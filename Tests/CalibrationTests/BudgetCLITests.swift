@@ -133,6 +133,35 @@ final class BudgetCLITests: XCTestCase {
         XCTAssertEqual(u.status, 64, u.stderr)
     }
 
+    /// --shard: the merged partials are the file one run writes (but seconds).
+    func testSensitivityShardsMergeToOneRun() throws {
+        _ = try sensitivity()
+        let common = ["sensitivity", Self.tiny, "--text", Self.text, "--ctx", "32", "--gain-chunks", "1", "--check-chunks", "1",
+                      "--check-pairs", "6", "--threads", "2", "--imatrix", Self.imatrix]
+        let whole = "\(Self.dir)/whole.json"
+        var r = try smelt(common + ["--output", whole, "--force"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        var partials: [String] = []
+        for k in 0..<3 {
+            let p = "\(Self.dir)/part\(k).gguf"
+            r = try smelt(common + ["--shard", "\(k)/3", "--partial", p])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            partials.append(p)
+        }
+        let merged = "\(Self.dir)/merged.json"
+        r = try smelt(["merge"] + partials.reversed() + ["--output", merged, "--force"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        var a = try SensitivityReport.read(whole), b = try SensitivityReport.read(merged)
+        XCTAssertEqual(b.tensors.count, 16)
+        XCTAssertEqual(b.check?.pairs.count, 6)
+        a.seconds = 0
+        b.seconds = 0
+        XCTAssertEqual(a, b)
+        // Without --imatrix a shard is refused (every shard must round alike).
+        r = try smelt(Array(common.dropLast(2)) + ["--shard", "0/3", "--partial", "\(Self.dir)/x.gguf"])
+        XCTAssertEqual(r.status, 64, r.stderr)
+    }
+
     /// --keep wins over the allocation.
     func testKeepIsHonoured() throws {
         _ = try sensitivity()
