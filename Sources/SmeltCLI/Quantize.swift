@@ -39,6 +39,18 @@ struct QuantizeCommand: ParsableCommand {
             layers before it already quantized, each linear weight is rounded column by column with \
             the error spread onto the columns not yet rounded (GPTQ), onto the same block grids. \
             Tensors stream to the output one by one, rows quantized on --threads cores.
+
+            Budgets: with --target-bpw B (8 × bytes of all tensors ÷ parameters), --target-size \
+            SIZE (the GGUF file's bytes, header and alignment included; never exceeded) or \
+            --max-kld K (the smallest mix predicted at or under K), each tensor the recipe leaves \
+            to the requested type gets the type, among Q4_0…Q8_0, Q2_K…Q6_K, IQ4_NL, IQ4_XS and F16 \
+            (fallbacks where blocks do not fit), that minimises the summed predicted KLD of \
+            --sensitivity S.json (from `smelt sensitivity`; or measured first from \
+            --calibration-text): an exact multiple-choice knapsack on a byte grid of at most 0.1 % \
+            of the budget. --keep and --recipe rules with a type are honoured; --type then only \
+            sets general.file_type. --write-recipe FILE writes the mix as a recipe that \
+            `--recipe FILE --type T` replays to the same bytes. A budget out of reach is an error \
+            giving the reachable range.
             """
     )
 

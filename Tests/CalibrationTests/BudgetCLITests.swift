@@ -114,6 +114,14 @@ final class BudgetCLITests: XCTestCase {
             let k = (summary["allocation"] as! [String: Any])["predicted_kld"] as! Double
             XCTAssertLessThanOrEqual(k, last)
             last = k
+            // --max-kld at that prediction: a mix within it, no larger (the grid's unit there is
+            // 0.1 % of the largest mix ÷ tensors; 4 bytes × parameters bounds the largest).
+            let m = try smelt(["quantize", Self.tiny, "\(Self.dir)/kld.gguf", "--sensitivity", Self.sens, "--max-kld", "\(k)",
+                               "--force", "--json"])
+            XCTAssertEqual(m.status, 0, m.stderr)
+            let ms = try JSONSerialization.jsonObject(with: Data(m.stdout.utf8)) as! [String: Any]
+            XCTAssertLessThanOrEqual((ms["allocation"] as! [String: Any])["predicted_kld"] as! Double, k * (1 + 1e-12))
+            XCTAssertLessThanOrEqual(ms["tensor_bytes"] as! Int, (summary["tensor_bytes"] as! Int) + 4 * (summary["parameters"] as! Int) / 1000)
         }
     }
 
