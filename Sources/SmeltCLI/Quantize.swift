@@ -95,6 +95,8 @@ struct QuantizeCommand: ParsableCommand {
     var targetSize: String?
     @Option(help: "Budget: the smallest mix whose predicted mean KLD is at most this.") var maxKld: Double?
     @Option(help: "Budget: write the chosen mix as a recipe that --recipe replays.") var writeRecipe: String?
+    @Option(help: ArgumentHelp("Budget: choose only among these stored types (comma-separated, e.g. q4_0,q5_0,q4_k,q6_k,q8_0).", valueName: "LIST"))
+    var types: String?
 
     /// The file type named by --type, or a pure mix of a block type smelt encodes.
     var mix: FileTypeMix? {

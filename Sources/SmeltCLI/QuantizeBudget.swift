@@ -10,13 +10,14 @@ import TensorGraph
 /// chosen by `Allocation` (an exact multiple-choice knapsack on a fine byte grid).
 extension QuantizeCommand {
     var budgetMode: Bool { targetBpw != nil || targetSize != nil || maxKld != nil }
+    var allowedTypes: [String]? { types.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() } } }
 
     func validateBudget() throws {
         let given = [targetBpw != nil, targetSize != nil, maxKld != nil].filter { $0 }.count
         guard given <= 1 else { throw ValidationError("give one of --target-bpw, --target-size and --max-kld") }
         if !budgetMode {
-            if sensitivity != nil || writeRecipe != nil {
-                throw ValidationError("--sensitivity and --write-recipe go with a budget: --target-bpw, --target-size or --max-kld")
+            if sensitivity != nil || writeRecipe != nil || types != nil {
+                throw ValidationError("--sensitivity, --types and --write-recipe go with a budget: --target-bpw, --target-size or --max-kld")
             }
             return
         }
@@ -27,6 +28,9 @@ extension QuantizeCommand {
         if pure { throw ValidationError("--pure and a budget contradict each other") }
         if shard.partial != nil { throw ValidationError("a budget is not available with --shard") }
         try Usage.size("--target-size", targetSize)
+        for name in allowedTypes ?? [] where DType(name: name) == nil {
+            throw ValidationError("--types: unknown type '\(Usage.echo(name))'")
+        }
         try Usage.number("--target-bpw", targetBpw, in: 0.001...64, what: "a positive number of bits")
         try Usage.number("--max-kld", maxKld, in: 0...1e9, what: "a non-negative KLD")
         if targetSize != nil, let output, FormatRegistry.outputFormat(for: output) != .gguf {
@@ -92,7 +96,16 @@ extension QuantizeCommand {
             fixedBytes += slot(b)
             if t.dtype.isFloat || t.dtype.isQuantized { rules.append((t.name, type, "fixed by the recipe")) }
         }
-        let options = Sensitivity.options(report, alignment: alignment)
+        var options = Sensitivity.options(report, alignment: alignment)
+        if let allowed = allowedTypes.map({ Set($0.compactMap { DType(name: $0) }) }) {
+            for k in options.indices {
+                let keep = options[k].types.indices.filter { allowed.contains(options[k].types[$0]) }
+                guard !keep.isEmpty else {
+                    throw CalibrationError.badInput("--types \(types!): none of them is a candidate for tensor '\(options[k].name)' (it takes \(options[k].types.map(\.rawValue).joined(separator: ", ")))")
+                }
+                options[k] = (options[k].name, keep.map { options[k].types[$0] }, keep.map { options[k].options[$0] })
+            }
+        }
         let optionsByName = Dictionary(options.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         let items = free.map { optionsByName[graph.tensors[$0].name]! }
         let r = Allocation.range(items.map(\.options))
@@ -108,7 +121,7 @@ extension QuantizeCommand {
                 reachable = String(format: "%.4f…%.4f bits per weight", bpw(r.smallest + fixedBytes), bpw(r.largest + fixedBytes))
                 asked = String(format: "%.4f bits per weight", b)
                 guard budget >= r.smallest, budget <= r.largest else {
-                    throw CalibrationError.badInput("--target-bpw \(b) is outside the reachable range \(reachable) (every tensor at its smallest candidate … at F16)")
+                    throw CalibrationError.badInput("--target-bpw \(b) is outside the reachable range \(reachable) (every tensor at its smallest candidate … at its largest, F16 unless --types)")
                 }
                 solution = try Allocation.minimizeCost(items.map(\.options), budget: budget)
             } else if let s = targetSize {
@@ -117,7 +130,7 @@ extension QuantizeCommand {
                 reachable = "\(header + fixedBytes + r.smallest)…\(header + fixedBytes + r.largest) bytes"
                 asked = "\(size) bytes (GGUF file)"
                 guard budget >= r.smallest, budget <= r.largest else {
-                    throw CalibrationError.badInput("--target-size \(s) (\(size) bytes) is outside the reachable range \(reachable) of GGUF files (every tensor at its smallest candidate … at F16)")
+                    throw CalibrationError.badInput("--target-size \(s) (\(size) bytes) is outside the reachable range \(reachable) of GGUF files (every tensor at its smallest candidate … at its largest, F16 unless --types)")
                 }
                 targetFileBytes = size
                 solution = try Allocation.minimizeCost(items.map(\.options), budget: budget)

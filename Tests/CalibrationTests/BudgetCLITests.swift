@@ -177,5 +177,9 @@ final class BudgetCLITests: XCTestCase {
         let r = try smelt(["quantize", Self.tiny, out, "--sensitivity", Self.sens, "--target-bpw", "15", "--keep", "blk.0.*", "--force"])
         XCTAssertEqual(r.status, 0, r.stderr)
         for t in try GGUFReader.read(out).tensors where t.name.hasPrefix("blk.0.") { XCTAssertEqual(t.dtype, .f32, t.name) }
+        // --types limits the choice.
+        let r2 = try smelt(["quantize", Self.tiny, out, "--sensitivity", Self.sens, "--target-bpw", "7", "--types", "q4_0,q8_0", "--force"])
+        XCTAssertEqual(r2.status, 0, r2.stderr)
+        for t in try GGUFReader.read(out).tensors where t.shape.count == 2 { XCTAssertTrue([.q4_0, .q8_0].contains(t.dtype), t.name) }
     }
 }
