@@ -19,7 +19,7 @@ BASE=$(realpath "${BASE:-$ROOT/.cache/bench/smollm2-f32.gguf}")
 CAL=$(realpath "$ROOT/corpus/groups_merged.txt")
 WIKI=$(realpath "$ROOT/corpus/wiki.test.raw")
 TH=${THREADS:-2} EVAL_CHUNKS=${EVAL_CHUNKS:-40} NICE=${NICE:-10}
-BPWS=${BPWS:-"4.75 5.5 6.25 7.0"}
+BPWS=${BPWS:-"4.75 5.25 6.5 7.5"}
 mkdir -p "$W/results"; cd "$W"
 R=results
 T="/usr/bin/time -f %e"
@@ -41,21 +41,27 @@ fi
 for t in Q4_K_M Q3_K_M Q6_K; do
   [ -f lq-$t.gguf ] || { step "llama-quantize $t"; $N "$L/llama-quantize" --imatrix $IM base.gguf lq-$t.gguf $t $TH > $R/lq-$t.log 2>&1; }
 done
+# Budgeted files: every candidate (budget-*), and without Q4_1/Q5_1 (ng-*: the F32 base is the
+# PyPI Q4_1 file dequantized, so those two round it back exactly); smelt's rendition of
+# llama.cpp's mix with the same rounding (mix-*) separates allocation from rounding.
+TYPES=${TYPES:-q4_0,q5_0,q8_0,q2_k,q3_k,q4_k,q5_k,q6_k,iq4_nl,iq4_xs,f16}
 ROWS=""
 for t in Q4_K_M Q3_K_M Q6_K; do
   size=$(stat -c %s lq-$t.gguf)
-  [ -f budget-$t.gguf ] || { step "smelt quantize at $t's size ($size bytes)"; $T -o $R/time-budget-$t.txt $N "$S" quantize base.gguf budget-$t.gguf --sensitivity sens.json --target-size $size --imatrix $IM --threads $TH --write-recipe budget-$t.recipe.json --json > $R/quant-budget-$t.json; }
-  ROWS="$ROWS lq-$t budget-$t"
+  [ -f budget-$t.gguf ] || { step "smelt quantize at $t's size ($size bytes)"; $N "$S" quantize base.gguf budget-$t.gguf --sensitivity sens.json --target-size $size --imatrix $IM --threads $TH --write-recipe budget-$t.recipe.json --json > $R/quant-budget-$t.json; }
+  [ -f ng-$t.gguf ] || { step "smelt quantize at $t's size, --types $TYPES"; $N "$S" quantize base.gguf ng-$t.gguf --sensitivity sens.json --target-size $size --types $TYPES --imatrix $IM --threads $TH --write-recipe ng-$t.recipe.json --json > $R/quant-ng-$t.json; }
+  [ -f mix-$t.gguf ] || { step "smelt quantize --type $t"; $N "$S" quantize base.gguf mix-$t.gguf --type $t --imatrix $IM --threads $TH --json > $R/quant-mix-$t.json; }
+  ROWS="$ROWS lq-$t ng-$t mix-$t budget-$t"
 done
 for b in $BPWS; do
-  [ -f bpw-$b.gguf ] || { step "smelt quantize at $b bits per weight"; $N "$S" quantize base.gguf bpw-$b.gguf --sensitivity sens.json --target-bpw $b --imatrix $IM --threads $TH --json > $R/quant-bpw-$b.json; }
-  ROWS="$ROWS bpw-$b"
+  [ -f ngbpw-$b.gguf ] || { step "smelt quantize at $b bits per weight"; $N "$S" quantize base.gguf ngbpw-$b.gguf --sensitivity sens.json --target-bpw $b --types $TYPES --imatrix $IM --threads $TH --json > $R/quant-ngbpw-$b.json; }
+  ROWS="$ROWS ngbpw-$b"
 done
 for c in $ROWS; do
   [ -f $R/drift-$c.json ] || { step "drift $c"; $N "$S" drift --base base.gguf --candidate $c.gguf --text "$WIKI" --ctx 512 --chunks "$EVAL_CHUNKS" --threads $TH --json $R/drift-$c.json > $R/drift-$c.txt 2>&1; }
 done
 step "done"
-python3 - "$W" $ROWS <<'EOF'
+python3 - "$W" $ROWS <<'EOF2'
 import json, os, sys
 w = sys.argv[1]; rows = sys.argv[2:]
 sens = json.load(open(os.path.join(w, 'sens.json')))
@@ -63,14 +69,16 @@ pred = {p['name']: p['predicted_kld'] for p in sens['file_types']}
 print('| file | bytes | bits/weight | predicted KLD | mean KLD | PPL ratio | top-1 agreement |')
 print('|---|---:|---:|---:|---:|---:|---:|')
 for c in rows:
+    kind, t = c.split('-', 1)
     d = json.load(open(os.path.join(w, 'results', f'drift-{c}.json')))
     size = os.path.getsize(os.path.join(w, c + '.gguf'))
-    if c.startswith('lq-'):
-        p = pred.get(c[3:]); bpw = None
+    if kind == 'lq':
+        p, bpw = pred.get(t), None
     else:
         q = json.load(open(os.path.join(w, 'results', f'quant-{c}.json')))
-        p = q['allocation']['predicted_kld']; bpw = q['bits_per_weight']
+        bpw = q['bits_per_weight']
+        p = q['allocation']['predicted_kld'] if q.get('allocation') else pred.get(t)
     k = d['kld']
-    print(f"| {c} | {size} | {bpw if bpw is None else round(bpw, 3)} | {p if p is None else round(p, 4)} | "
+    print(f"| {c} | {size:,} | {'' if bpw is None else f'{bpw:.3f}'} | {'' if p is None else f'{p:.4f}'} | "
           f"{k['mean']:.4f} ± {k['stderr']:.4f} | {d['ppl_ratio']:.4f} | {100 * d['top1_agreement']:.2f} % |")
-EOF
+EOF2
