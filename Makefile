@@ -105,6 +105,7 @@ bench: release pydeps models
 	@if [ -x scripts/bench_ingot.sh ]; then scripts/bench_ingot.sh $(RELEASE_BIN); fi
 	@if [ -x scripts/bench_quantize.sh ]; then scripts/bench_quantize.sh $(RELEASE_BIN); fi
 	@if [ -x scripts/bench_gptoss.sh ]; then PYTHON=$(PYTHON) scripts/bench_gptoss.sh $(RELEASE_BIN); fi
+	@if [ -x scripts/bench_budget.sh ]; then scripts/bench_budget.sh $(RELEASE_BIN) $(SMOLLM); fi
 
 # Re-make the golden files (needs pydeps); the manifest records each file's sha256.
 # (golden/make_tiny_models.py needs torch and transformers; see its docstring.)

@@ -32,6 +32,12 @@ public final class LanguageModel: @unchecked Sendable {
         try weights.override(name, values: values)
     }
 
+    /// The threads the model runs on.
+    public var threadCount: Int { threads }
+
+    /// Undoes `overrideWeight`: the stored weight is used again.
+    public func removeOverride(_ name: String) { weights.removeOverride(name) }
+
     /// When set, the inputs of products with block-quantized weights are rounded to 8 bits per
     /// 32-value block first (Q8_0 for Q4_0/Q5_0/Q8_0/IQ4_NL weights, Q8_1 for Q4_1/Q5_1), the way
     /// llama.cpp's CPU backend computes them; off, activations stay f32 (the exact model).

@@ -37,6 +37,11 @@ final class Weights: @unchecked Sendable {
         overrides[name] = buffer
     }
 
+    /// Drops a pinned tensor: its stored bytes are used again.
+    func removeOverride(_ name: String) {
+        overrides.removeValue(forKey: name)?.deallocate()
+    }
+
     func tensor(_ name: String) throws -> Tensor {
         guard let t = graph[name] else { throw EvaluatorError.missingTensor(name: name) }
         return t

@@ -8,7 +8,7 @@ import TensorGraph
 struct MergeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "merge",
-        abstract: "Merge the partial results of a sharded perplexity, drift, calibrate or quantize run into one run's result.",
+        abstract: "Merge the partial results of a sharded perplexity, drift, calibrate, quantize or sensitivity run into one run's result.",
         discussion: """
             Each PARTIAL is what `--shard K/N --partial FILE` wrote. They must all be shards of the \
             same run (same fingerprint: model files, text, ctx, chunking, threads, kernels, Smelt \
@@ -17,7 +17,8 @@ struct MergeCommand: ParsableCommand {
             result equals a single run's in every field but elapsed times (the sum of the shards') \
             and paths: perplexity writes the `perplexity --json` report to --output, drift prints \
             its report, writes the `drift --json` report to --output and applies the gates (exit 1 \
-            when one fails), calibrate writes the importance-matrix GGUF, quantize the quantized GGUF.
+            when one fails), calibrate writes the importance-matrix GGUF, quantize the quantized GGUF, \
+            sensitivity the sensitivity file.
             """
     )
 
@@ -97,6 +98,11 @@ struct MergeCommand: ParsableCommand {
                 }
                 try GGUFWriter.write(graph, to: output, replace: force)
                 print("merged \(set.count) shards into \(output): \(graph.tensors.count) tensors")
+            case .sensitivity:
+                let report = try SensitivityCommand.merge(set, seconds: seconds)
+                if !force && Paths.exists(output) { throw OutputError.exists(path: output) }
+                try report.write(to: output)
+                print(SensitivityCommand.summary(report, written: output))
             case .calibrate:
                 var nodes: [ChunkTree.Node: ImportanceSums] = [:]
                 for p in set {

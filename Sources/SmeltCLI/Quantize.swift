@@ -41,12 +41,24 @@ struct QuantizeCommand: ParsableCommand {
             (K-quant super-blocks: d/dmin fixed when the walk reaches the super-block, each \
             sub-block's scale when it reaches the sub-block). \
             Tensors stream to the output one by one, rows quantized on --threads cores.
+
+            Budgets: with --target-bpw B (8 × bytes of all tensors ÷ parameters), --target-size \
+            SIZE (the GGUF file's bytes, header and alignment included; never exceeded) or \
+            --max-kld K (the smallest mix predicted at or under K), each tensor the recipe leaves \
+            to the requested type gets the type, among Q4_0…Q8_0, Q2_K…Q6_K, IQ4_NL, IQ4_XS and F16 \
+            (fallbacks where blocks do not fit), that minimises the summed predicted KLD of \
+            --sensitivity S.json (from `smelt sensitivity`; or measured first from \
+            --calibration-text): an exact multiple-choice knapsack on a byte grid of at most 0.1 % \
+            of the budget. --keep and --recipe rules with a type are honoured; --type then only \
+            sets general.file_type. --write-recipe FILE writes the mix as a recipe that \
+            `--recipe FILE --type T` replays to the same bytes. A budget out of reach is an error \
+            giving the reachable range.
             """
     )
 
     @Argument(help: "The input model.") var input: String
     @Argument(help: "The output GGUF (or .ingot); not given with --partial.") var output: String?
-    @Option(help: "The file type (Q4_K_M, Q6_K, IQ4_XS, Q4_0, … in either case); not given with --format mlx|gptq|compressed-tensors.") var type: String?
+    @Option(help: "The file type (Q4_K_M, Q6_K, IQ4_XS, Q4_0, … in either case); not given with --format mlx|gptq|compressed-tensors; with a budget, only its general.file_type.") var type: String?
     @Option(help: ArgumentHelp(
         "gguf (default), or a folder: mlx (MLX's affine grid), gptq or compressed-tensors (integer groups); the grid from --bits, --group-size, --sym/--asym.",
         valueName: "gguf|mlx|gptq|compressed-tensors"))
@@ -60,7 +72,7 @@ struct QuantizeCommand: ParsableCommand {
     @Option(help: "rtn (round to nearest; importance-weighted with --imatrix) or gptq.") var method: String = "rtn"
     @Option(help: "An importance matrix (GGUF from llama-imatrix or smelt calibrate, or a legacy .dat).")
     var imatrix: String?
-    @Option(help: "GPTQ: the calibration text (UTF-8).") var calibrationText: String?
+    @Option(help: "GPTQ, or a budget without --sensitivity: the calibration text (UTF-8).") var calibrationText: String?
     @Option(help: "GPTQ: tokens per calibration chunk.") var ctx: Int = 512
     @Option(help: "GPTQ: calibration chunks to use (default 32).") var chunks: Int = 32
     @Option(help: "GPTQ: dampening of the Hessian's diagonal, as a fraction of its mean.") var damp: Float = 0.01
@@ -78,6 +90,15 @@ struct QuantizeCommand: ParsableCommand {
     @Flag(help: "Replace an existing output.") var force = false
     @Flag(help: "Print a JSON summary instead of text.") var json = false
     @OptionGroup var shard: ShardOptions
+    @Option(help: "Budget: a sensitivity file from `smelt sensitivity` (else --calibration-text measures one).")
+    var sensitivity: String?
+    @Option(help: "Budget: bits per weight, 8 × (bytes of all tensors) ÷ parameters.") var targetBpw: Double?
+    @Option(help: "Budget: the GGUF file's size in bytes (500MB, 90MiB, 123456789), header included; never exceeded.")
+    var targetSize: String?
+    @Option(help: "Budget: the smallest mix whose predicted mean KLD is at most this.") var maxKld: Double?
+    @Option(help: "Budget: write the chosen mix as a recipe that --recipe replays.") var writeRecipe: String?
+    @Option(help: ArgumentHelp("Budget: choose only among these stored types (comma-separated, e.g. q4_0,q5_0,q4_k,q6_k,q8_0).", valueName: "LIST"))
+    var types: String?
 
     /// The file type named by --type, or a pure mix of a block type smelt encodes.
     var mix: FileTypeMix? {
@@ -97,11 +118,14 @@ struct QuantizeCommand: ParsableCommand {
         if bits != nil || groupSize != nil || symmetry != nil {
             throw ValidationError("--bits, --group-size and --sym/--asym are for --format mlx|gptq|compressed-tensors")
         }
-        guard let type else { throw ValidationError("give --type (the file type), or --format mlx|gptq|compressed-tensors") }
-        guard mix != nil else {
+        try validateBudget()
+        if type == nil && !budgetMode {
+            throw ValidationError("give --type (the file type), a budget (--target-bpw, --target-size or --max-kld), or --format mlx|gptq|compressed-tensors")
+        }
+        if let type, mix == nil {
             throw ValidationError("unknown --type '\(Usage.echo(type))'; known: \(FileTypeMix.names.joined(separator: ", "))")
         }
-        if exactGGML && pure == false, FileTypeMix.named(type) == nil {
+        if exactGGML && pure == false, FileTypeMix.named(type ?? "") == nil {
             throw ValidationError("--exact-ggml needs a file type name (\(FileTypeMix.all.map(\.name).joined(separator: ", ")))")
         }
         if exactGGML && method == "gptq" { throw ValidationError("--exact-ggml reproduces llama-quantize, which has no GPTQ: use --method rtn") }
@@ -110,7 +134,9 @@ struct QuantizeCommand: ParsableCommand {
         }
         try Usage.oneOf("--gptq-order", gptqOrder, ["act", "natural"])
         if m == .gptq, calibrationText == nil { throw ValidationError("--method gptq needs --calibration-text FILE") }
-        if m == .rtn, calibrationText != nil { throw ValidationError("--calibration-text is for --method gptq") }
+        if m == .rtn, calibrationText != nil, !budgetMode || sensitivity != nil {
+            throw ValidationError("--calibration-text is for --method gptq, or a budget without --sensitivity")
+        }
         guard ctx >= 16 else { throw ValidationError("--ctx must be at least 16") }
         guard chunks >= 1 else { throw ValidationError("--chunks must be at least 1") }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
@@ -133,8 +159,7 @@ struct QuantizeCommand: ParsableCommand {
         if Self.folderFormats.contains(format) { return try runFolder() }
         try SmeltCLI.run {
             if format == "mlx" { return try runMLX() }
-            let mix = self.mix!
-            let type = mix.defaultType
+            var mix = self.mix ?? .pure(.q8_0, fileType: nil)
             let method = QuantMethod(rawValue: method)!
             if let s = try shard.resolved() { return try runShard(s, mix: mix) }
             let output = output!
@@ -145,6 +170,13 @@ struct QuantizeCommand: ParsableCommand {
             if let path = self.recipe { recipe = recipe.overridden(by: try QuantRecipe.read(path)) }
             recipe = recipe.keeping(keep)
             let matrix = try imatrix.map { try ImportanceMatrix.read($0) }
+            var budget: Budget?
+            if budgetMode {
+                let b = try allocate(graph: graph, recipe: recipe, imatrix: matrix)
+                (recipe, mix, budget) = (b.recipe, b.mix, b)
+                if let path = writeRecipe { try Self.writeRecipe(b, to: path, replace: force) }
+            }
+            let type = mix.defaultType
             let request = ModelQuantizer.Request(mix: mix, pure: pure, exactGGML: exactGGML, hasImatrix: matrix != nil)
             let plan = ModelQuantizer.plan(graph, recipe: recipe, request: request)
 
@@ -183,6 +215,13 @@ struct QuantizeCommand: ParsableCommand {
             if let matrix, usedImportance == 0 {
                 Terminal.printErr("smelt: warning: the importance matrix (\(matrix.entries.count) entries) names none of the quantized tensors")
             }
+            if let limit = budget?.targetFileBytes {
+                let (header, alignment) = try GGUFWriter.layout(quantized)
+                let bytes = quantized.tensors.reduce(header) { $0 + ($1.byteCount + alignment - 1) / alignment * alignment }
+                guard bytes <= limit else {
+                    throw CalibrationError.badInput("internal: the allocated file would take \(bytes) bytes, above --target-size \(limit); nothing written")
+                }
+            }
             let progress = GroupProgress(label: "quantize", tensors: quantized.tensors)
             if FormatRegistry.outputFormat(for: output) == .ingot {
                 // An Ingot of the GGUF graph: `smelt convert OUT.ingot X.gguf` gives the GGUF back.
@@ -214,10 +253,11 @@ struct QuantizeCommand: ParsableCommand {
                     ("calibration_seconds", .double(calibrationSeconds)),
                     ("gptq_relative_error", .object(gptqErrors.sorted { $0.key < $1.key }.map { ($0.key, .double($0.value)) })),
                     ("rtn_relative_error", .object(rtnErrors.sorted { $0.key < $1.key }.map { ($0.key, .double($0.value)) })),
+                    ("allocation", budget.map { .object($0.json + [("recipe", writeRecipe.map(JSONValue.string) ?? .null)]) } ?? .null),
                 ]), indent: 2))
             } else {
                 let how = method == .gptq ? "gptq" : (usedImportance > 0 ? "rtn + importance matrix (\(usedImportance) tensors)" : "rtn")
-                let kind = request.appliesMix ? "\(mix.name) mix" : "\(type.displayName), pure"
+                let kind = budget != nil ? "budgeted mix" : request.appliesMix ? "\(mix.name) mix" : "\(type.displayName), pure"
                 print("wrote \(output): \(kind) (\(how)\(exactGGML ? ", exact ggml" : "")); tensors: \(tensorMix)")
                 if !fallbacks.isEmpty {
                     // One line per distinct reason, with how many tensors it covers.
@@ -231,6 +271,10 @@ struct QuantizeCommand: ParsableCommand {
                     format: "%@ parameters, %@ (%.4f bits per weight), %.2f s%@", Terminal.humanCount(size.parameters),
                     Terminal.humanBytes(fileBytes), size.bitsPerWeight, secs,
                     method == .gptq ? String(format: " (calibration and GPTQ %.1f s)", calibrationSeconds) : ""))
+                if let b = budget {
+                    print(String(format: "budget: %@ (reachable %@); predicted mean KLD %.5f (sum of the tensors' predictions)%@",
+                                 b.asked, b.reachable, b.predictedKld, writeRecipe.map { "; recipe written to \($0)" } ?? ""))
+                }
                 if !gptqErrors.isEmpty {
                     let mean = gptqErrors.values.reduce(0, +) / Double(gptqErrors.count)
                     let worst = gptqErrors.max { $0.value < $1.value }!

@@ -155,7 +155,7 @@ struct PartialFile {
 
     /// perplexity, drift, calibrate: chunks and F64 tensors of numbers; quantize: tensors of the
     /// output model (chunks are tensor indices) and its whole metadata.
-    enum Kind: String { case perplexity, drift, calibrate, quantize }
+    enum Kind: String { case perplexity, drift, calibrate, quantize, sensitivity }
 
     var kind: Kind
     var shard: Int
@@ -173,6 +173,8 @@ struct PartialFile {
     var path = ""
     /// quantize: the partial as read (the output's metadata with the smelt.partial.* keys, and this shard's tensors).
     var graph: TensorGraph? = nil
+    /// sensitivity: this shard's part of the sensitivity file (JSON, `SensitivityPartial`).
+    var payload: String? = nil
     static let keyPrefix = "smelt.partial."
 
     var fingerprintHash: String {
@@ -212,6 +214,7 @@ struct PartialFile {
         m["smelt.partial.seconds"] = .float64(seconds)
         m["smelt.partial.threads"] = .uint32(UInt32(threads))
         m["smelt.partial.tensor_count"] = .uint64(UInt64(tensorCount))
+        if let payload { m["smelt.partial.payload"] = .string(payload) }
         return m
     }
 
@@ -247,7 +250,8 @@ struct PartialFile {
             kind: kind, shard: try int("shard"), shards: try int("shards"), chunks: first..<end, totalChunks: try int("chunk_total"),
             ctx: try int("ctx"), fingerprint: try strings("fingerprint"), paths: try strings("paths"),
             text: m["smelt.partial.text"]?.stringValue ?? "", seconds: m["smelt.partial.seconds"]?.doubleValue ?? 0,
-            threads: try int("threads"), tensors: tensors, path: path, graph: kind == .quantize ? g : nil)
+            threads: try int("threads"), tensors: tensors, path: path, graph: kind == .quantize ? g : nil,
+            payload: m["smelt.partial.payload"]?.stringValue)
     }
 
     func tensor(_ name: String) throws -> [Double] {

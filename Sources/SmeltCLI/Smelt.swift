@@ -23,7 +23,7 @@ struct Smelt: ParsableCommand {
             Exit status: 0 success, 1 a failed drift gate, 2 a runtime error (bad input, I/O), 64 a usage error.
             """,
         subcommands: [Inspect.self, Convert.self, Verify.self, Tokenize.self, PerplexityCommand.self, DriftCommand.self,
-            QuantizeCommand.self, CalibrateCommand.self, MergeCommand.self, SystemCommand.self]
+            QuantizeCommand.self, CalibrateCommand.self, SensitivityCommand.self, MergeCommand.self, SystemCommand.self]
     )
 
     /// Chooses the BLAS kernels first (this may re-execute the process once; see

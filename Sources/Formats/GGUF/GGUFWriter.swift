@@ -25,6 +25,17 @@ public enum GGUFWriter {
     /// split down to split 1, the file readers open first, so a set whose split 1 exists is
     /// complete. Without `replace`, an existing file at any of the names is an error
     /// (`OutputError.exists`), checked atomically as each file is published.
+    /// The header bytes (magic to the padding before the first tensor) and the alignment of the
+    /// single file `write` makes of `graph`: the file is the header plus each tensor's bytes rounded
+    /// up to the alignment. Tensor infos hold no byte counts, so the header does not depend on the
+    /// tensors' types.
+    public static func layout(_ graph: TensorGraph) throws -> (headerBytes: Int, alignment: Int) {
+        let alignment = try checkAlignment(graph.metadata, file: "(output)")
+        var metadata = Metadata()
+        for (k, v) in graph.metadata.entries where !k.hasPrefix(GGUFKeys.splitPrefix) { metadata[k] = v }
+        return (header(metadata: metadata, tensors: graph.tensors, alignment: alignment).count, alignment)
+    }
+
     @discardableResult
     public static func write(
         _ graph: TensorGraph, to path: String, splitMaxSize: Int? = nil, splitMaxTensors: Int? = nil,
