@@ -15,8 +15,11 @@ GEMMA3      := $(GEMMA3_DIR)/gemma-3-270m-q4_k_m.gguf
 RELEASE_BIN := .build/release/smelt
 APT_PKGS    := libzstd-dev libopenblas-dev pkg-config zstd time
 PY_PKGS     := numpy safetensors gguf tokenizers
+# The headless browser the report tests load pages in (ReportsTests.BrowserTests); ~155 MB
+# download, ~480 MB installed on Debian 12, so only `make test` installs it.
+BROWSER_PKGS := chromium
 
-.PHONY: all deps pydeps build release test demo bench models golden tables clean fuzz slurm-test
+.PHONY: all deps browser pydeps build release test demo bench models golden tables clean fuzz slurm-test
 
 all: build
 
@@ -28,6 +31,15 @@ deps:
 	    apt-get update -qq && apt-get install -y -qq $(APT_PKGS) >/dev/null; \
 	fi
 	@pkg-config --exists libzstd openblas || { echo "libzstd/openblas still missing"; exit 1; }
+
+# Chromium for the report tests: installed with apt-get when missing.
+browser:
+	@if ! command -v chromium >/dev/null; then \
+	    echo "installing $(BROWSER_PKGS)"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get update -qq && apt-get install -y -qq $(BROWSER_PKGS) >/dev/null; \
+	fi
+	@command -v chromium >/dev/null || { echo "chromium still missing"; exit 1; }
 
 # Python packages the interop tests and golden scripts use (no torch).
 pydeps:
@@ -44,7 +56,7 @@ release: deps
 # call python3 with safetensors/numpy/gguf; the evaluation text is corpus/wiki.test.raw. A missing
 # real model skips its tests loudly (a failure under CI=true); `models` fetches them first.
 # XCTest only (no Swift Testing tests exist), then one plain closing line: "N passed, M failed".
-test: deps pydeps models
+test: deps browser pydeps models
 	@mkdir -p .build
 	@set -o pipefail; $(SWIFT) test --disable-swift-testing --skip BenchmarkTests 2>&1 | tee .build/test.log; status=$$?; \
 	    $(PYTHON) scripts/test_summary.py .build/test.log; exit $$status

@@ -51,11 +51,13 @@ let package = Package(
         .target(
             name: "Calibration",
             dependencies: ["TensorGraph", "Quantization", "Formats", "Architectures", "Evaluator", "Kernels"]),
+        // Report pages: report data → one self-contained HTML page with inline SVG charts.
+        .target(name: "Reports", dependencies: ["Formats"]),
         // The `smelt` command: wiring and printing only.
         .executableTarget(
             name: "SmeltCLI",
             dependencies: [
-                "TensorGraph", "Codecs", "Formats", "Quantization", "Architectures", "Evaluator", "Tokenizers", "Calibration", "Kernels",
+                "TensorGraph", "Codecs", "Formats", "Quantization", "Architectures", "Evaluator", "Tokenizers", "Calibration", "Kernels", "Reports",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -79,6 +81,9 @@ let package = Package(
             dependencies: ["Evaluator", "Architectures", "Formats", "TensorGraph", "TestSupport", "SmeltCLI"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "Formats", "TensorGraph", "TestSupport", "SmeltCLI"]),
         .testTarget(name: "CLITests", dependencies: ["SmeltCLI", "TestSupport"]),
+        .testTarget(
+            name: "ReportsTests",
+            dependencies: ["Reports", "Calibration", "Evaluator", "Formats", "TensorGraph", "TestSupport", "SmeltCLI"]),
         .testTarget(
             name: "CalibrationTests",
             dependencies: [

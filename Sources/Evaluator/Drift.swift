@@ -18,6 +18,8 @@ public enum Drift {
         public let top1Agreement: Double
         public let top1Error: Double
         public let seconds: Double
+        /// One entry per chunk, in chunk order (what a report draws per chunk).
+        public let perChunk: [ChunkSummary]
 
         public var pplRatio: Double { candidate.ppl / base.ppl }
         public var pplDifference: Double { candidate.ppl - base.ppl }
@@ -28,7 +30,42 @@ public enum Drift {
             return kld[idx]
         }
         public var kldMedian: Double { kldPercentile(50) }
+
+        /// The per-position KLDs counted in bins equal on a log scale (`binsPerDecade` to a
+        /// factor of 10), from the decade holding the 1st percentile of the positive values (not
+        /// below 1e-12) to the decade above the maximum; `below` counts the positions under
+        /// `floor` (zeros included). Bins are [low, high), the last one closed.
+        public func kldHistogram(binsPerDecade: Int = 8) -> (floor: Double, below: Int, bins: [(low: Double, high: Double, count: Int)]) {
+            let positive = kld.drop { $0 <= 0 }
+            guard let first = positive.first, let top = kld.last, top > 0 else { return (1e-12, kld.count, []) }
+            let p1 = positive[positive.startIndex + (positive.count - 1) / 100]
+            let lowDecade = max(-12, Int(Foundation.floor(log10(max(p1, first)) + 1e-9)))
+            let highDecade = max(lowDecade + 1, Int(ceil(log10(top) - 1e-9)))
+            let n = (highDecade - lowDecade) * binsPerDecade
+            let edges = (0...n).map { pow(10, Double(lowDecade) + Double($0) / Double(binsPerDecade)) }
+            var counts = [Int](repeating: 0, count: n)
+            var below = 0
+            for v in kld {
+                if v < edges[0] { below += 1; continue }
+                var b = Int(Foundation.floor((log10(v) - Double(lowDecade)) * Double(binsPerDecade)))
+                b = min(n - 1, max(0, b))
+                // log10 rounding at an edge: move to the bin whose [low, high) holds v.
+                if v < edges[b] && b > 0 { b -= 1 } else if b < n - 1 && v >= edges[b + 1] { b += 1 }
+                counts[b] += 1
+            }
+            return (edges[0], below, (0..<n).map { (edges[$0], edges[$0 + 1], counts[$0]) })
+        }
         public var kldMax: Double { kld.last ?? .nan }
+    }
+
+    /// One chunk's figures: both models' PPL over its scored positions, its mean KLD and its
+    /// top-1 agreement.
+    public struct ChunkSummary: Sendable, Equatable {
+        public let positions: Int
+        public let pplBase: Double
+        public let pplCandidate: Double
+        public let kldMean: Double
+        public let top1Agreement: Double
     }
 
     /// Compares one row: returns (KL(base‖cand), Δp of the target, top-1 agreement) and the NLLs.
@@ -135,6 +172,18 @@ public enum Drift {
             accB.add(x.nllBase)
             accC.add(x.nllCandidate)
         }
+        let chunkSummaries = perChunk.map { c -> ChunkSummary in
+            var b = Perplexity.Accumulator(), d = Perplexity.Accumulator()
+            var kl = 0.0, agree = 0
+            for x in c {
+                b.add(x.nllBase)
+                d.add(x.nllCandidate)
+                kl += x.kld
+                if x.same { agree += 1 }
+            }
+            let n = Double(max(1, c.count))
+            return ChunkSummary(positions: c.count, pplBase: b.ppl, pplCandidate: d.ppl, kldMean: kl / n, top1Agreement: Double(agree) / n)
+        }
         let n = Double(klds.count)
         let mean = klds.reduce(0, +) / n
         let variance = klds.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / max(1, n - 1)
@@ -143,6 +192,6 @@ public enum Drift {
             ctx: ctx, chunks: perChunk.count, positions: klds.count, base: accB, candidate: accC, kld: klds.sorted(),
             kldMean: mean, kldError: (variance / n).squareRoot(), rmsDeltaP: (sumDp2 / n).squareRoot(),
             top1Agreement: agree, top1Error: (agree * (1 - agree) / max(1, n - 1)).squareRoot(),
-            seconds: seconds)
+            seconds: seconds, perChunk: chunkSummaries)
     }
 }

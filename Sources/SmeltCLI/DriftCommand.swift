@@ -1,6 +1,8 @@
 import ArgumentParser
 import Evaluator
+import Calibration
 import Formats
+import Reports
 import Foundation
 import TensorGraph
 
@@ -19,6 +21,12 @@ struct DriftCommand: ParsableCommand {
             Gates: with --max-ppl-ratio, --max-kld (on the mean) or --min-top1 (a percentage), a \
             failed gate is printed with the margin and the exit status is 1. Other errors exit 2. \
             --json FILE writes the full report (schema in the README).
+
+            --report DIR writes DIR/index.html, a self-contained page (inline SVG charts, no script, \
+            nothing fetched) with the gates, the summary, the KLD distribution, per-chunk PPL of both \
+            models, KLD and top-1 agreement, and the candidate's bytes per layer and per tensor role \
+            (with the predicted drift per layer and role when --sensitivity gives one, and the type a \
+            --recipe gives each tensor), and DIR/report.json with every figure the page shows.
             """
     )
 
@@ -29,7 +37,8 @@ struct DriftCommand: ParsableCommand {
     @Option(help: "Fail (exit 1) when the mean KL divergence exceeds this.") var maxKld: Double?
     @Option(help: "Fail (exit 1) when top-1 agreement (percent) is below this.") var minTop1: Double?
     @Option(help: "Write the full report as JSON to this file.") var json: String?
-    @Flag(help: "Replace an existing --json report.") var force = false
+    @OptionGroup var reportOptions: DriftReportOptions
+    @Flag(help: "Replace an existing --json report or --report folder.") var force = false
     @OptionGroup var shard: ShardOptions
 
     /// The gates' limits (the evaluation options are checked by EvalOptions.validate()).
@@ -38,12 +47,17 @@ struct DriftCommand: ParsableCommand {
         if maxPplRatio == 0 { throw ValidationError("--max-ppl-ratio must be a positive ratio, not 0") }
         try Usage.number("--max-kld", maxKld, in: 0...Double.greatestFiniteMagnitude, what: "0 or more (nats)")
         try Usage.number("--min-top1", minTop1, in: 0...100, what: "a percentage from 0 to 100")
+        if reportOptions.reportDir != nil && shard.shard != nil {
+            throw ValidationError("--report with --shard: a shard writes a partial file; report on a whole run")
+        }
     }
 
     func run() throws {
         var gateFailed = false
         try SmeltCLI.run {
             if let json, !force && Paths.exists(json) { throw OutputError.exists(path: json) }
+            // Read before the long evaluation, so a bad file fails at once.
+            let reportInputs = try reportOptions.prepare(force: force)
             let b = try eval.load(base)
             let c = try eval.load(candidate)
             let tokens = try eval.tokens(for: b.graph)
@@ -80,9 +94,10 @@ struct DriftCommand: ParsableCommand {
                 bos: eval.bosToken(b.graph)
             ) { i, n, tps in progress.update(done: i + 1, total: n, tokensPerSecond: tps) }
             progress.finish()
-            gateFailed = try Self.emit(
-                report, base: base, candidate: candidate, gates: DriftGates(maxPPLRatio: maxPplRatio, maxKLD: maxKld, minTop1: minTop1),
-                json: json, force: force, threads: eval.threads)
+            let gates = DriftGates(maxPPLRatio: maxPplRatio, maxKLD: maxKld, minTop1: minTop1)
+            gateFailed = try Self.emit(report, base: base, candidate: candidate, gates: gates, json: json, force: force, threads: eval.threads)
+            try reportInputs?.write(report, base: base, candidate: candidate, gates: gates.check(report), candidateGraph: c.graph,
+                                    threads: eval.threads, force: force)
         }
         if gateFailed { throw ExitCode(1) }
     }

@@ -18,7 +18,8 @@ struct MergeCommand: ParsableCommand {
             and paths: perplexity writes the `perplexity --json` report to --output, drift prints \
             its report, writes the `drift --json` report to --output and applies the gates (exit 1 \
             when one fails), calibrate writes the importance-matrix GGUF, quantize the quantized GGUF, \
-            sensitivity the sensitivity file.
+            sensitivity the sensitivity file. For drift and sensitivity, --report DIR also writes the \
+            report folder `drift --report` / `sensitivity --report` writes.
             """
     )
 
@@ -27,7 +28,8 @@ struct MergeCommand: ParsableCommand {
     @Option(help: "drift: fail (exit 1) when candidate PPL / base PPL exceeds this.") var maxPplRatio: Double?
     @Option(help: "drift: fail (exit 1) when the mean KL divergence exceeds this.") var maxKld: Double?
     @Option(help: "drift: fail (exit 1) when top-1 agreement (percent) is below this.") var minTop1: Double?
-    @Flag(help: "Replace an existing output.") var force = false
+    @OptionGroup var reportOptions: DriftReportOptions
+    @Flag(help: "Replace an existing output (and --report folder).") var force = false
 
     func validate() throws {
         guard !partials.isEmpty else { throw ValidationError("give the partial files") }
@@ -37,8 +39,17 @@ struct MergeCommand: ParsableCommand {
         var gateFailed = false
         try SmeltCLI.run {
             if !force && Paths.exists(output) { throw OutputError.exists(path: output) }
+            let reportInputs = try reportOptions.prepare(force: force)
             let set = try ShardSet.check(partials.map(PartialFile.read))
             let first = set[0]
+            if let r = reportInputs {
+                guard first.kind == .drift || first.kind == .sensitivity else {
+                    throw EvaluatorError.badInput("--report is for drift and sensitivity partials; \(first.path) is a \(first.kind) partial")
+                }
+                guard first.kind == .drift || (r.predictions == nil && r.recipe == nil) else {
+                    throw EvaluatorError.badInput("--sensitivity and --recipe are for a drift report; \(first.path) is a sensitivity partial")
+                }
+            }
             let seconds = set.reduce(0) { $0 + $1.seconds }
             switch first.kind {
             case .perplexity:
@@ -63,9 +74,13 @@ struct MergeCommand: ParsableCommand {
                 }
                 let report = Drift.report(ctx: first.ctx, perChunk: perChunk, seconds: seconds)
                 guard first.paths.count == 2 else { throw EvaluatorError.badInput("\(first.path): a drift partial names two models") }
+                let gates = DriftGates(maxPPLRatio: maxPplRatio, maxKLD: maxKld, minTop1: minTop1)
                 gateFailed = try DriftCommand.emit(
-                    report, base: first.paths[0], candidate: first.paths[1],
-                    gates: DriftGates(maxPPLRatio: maxPplRatio, maxKLD: maxKld, minTop1: minTop1), json: output, force: force, threads: first.threads)
+                    report, base: first.paths[0], candidate: first.paths[1], gates: gates, json: output, force: force, threads: first.threads)
+                // The breakdown reads the candidate's tensor list (its header only).
+                try reportInputs?.write(
+                    report, base: first.paths[0], candidate: first.paths[1], gates: gates.check(report),
+                    candidateGraph: try ModelQuantizer.open(first.paths[1]), threads: first.threads, force: force)
             case .quantize:
                 guard FormatRegistry.outputFormat(for: output) == .gguf else {
                     throw EvaluatorError.badInput("\(output): merged quantize shards are written as GGUF: give a .gguf output")
@@ -103,6 +118,10 @@ struct MergeCommand: ParsableCommand {
                 if !force && Paths.exists(output) { throw OutputError.exists(path: output) }
                 try report.write(to: output)
                 print(SensitivityCommand.summary(report, written: output))
+                if let r = reportInputs {
+                    try SensitivityReportOutput.write(report, to: r.dir, force: force)
+                    print("report: \(r.dir)/index.html")
+                }
             case .calibrate:
                 var nodes: [ChunkTree.Node: ImportanceSums] = [:]
                 for p in set {

@@ -21,11 +21,14 @@ struct SensitivityCommand: ParsableCommand {
             error, turns errors into predicted KLD. --check-pairs random tensor/type pairs are then \
             measured exactly on the next --check-chunks chunks and compared with the prediction \
             (Spearman rank correlation). The result (formats/sensitivity.md) feeds \
-            `smelt quantize --sensitivity S.json --target-bpw B`.
+            `smelt quantize --sensitivity S.json --target-bpw B`. --report DIR also writes DIR/index.html, \
+            a self-contained page with the size-vs-predicted-drift curve and llama.cpp's file types \
+            marked on it, and DIR/report.json with the figures it shows.
 
             --shard K/N --partial FILE measures shard K's contiguous share of the tensors (it needs \
             --imatrix: collect one first, e.g. with `smelt calibrate --shard` and `smelt merge`); \
-            `smelt merge` joins the partials into the file one run writes (every field but seconds).
+            `smelt merge` joins the partials into the file one run writes (every field but seconds) \
+            and, with --report DIR, writes the report.
             """
     )
 
@@ -39,6 +42,8 @@ struct SensitivityCommand: ParsableCommand {
     @Option(help: "Also write the collected importance matrix here (for quantize --imatrix).") var writeImatrix: String?
     @Option(help: "Keep tensors whose GGUF name matches this glob unquantized (F32); repeatable.") var keep: [String] = []
     @Option(help: "A recipe file whose rules come before the built-in recipe's.") var recipe: String?
+    @Option(name: .customLong("report"), help: ArgumentHelp("Also write an HTML report (index.html, report.json) into this folder.", valueName: "DIR"))
+    var reportDir: String?
     @Flag(help: "Replace existing outputs.") var force = false
     @Flag(help: "Print a JSON summary.") var json = false
     @OptionGroup var shard: ShardOptions
@@ -46,6 +51,7 @@ struct SensitivityCommand: ParsableCommand {
     func validate() throws {
         if shard.partial != nil {
             guard output == nil else { throw ValidationError("give --output or --partial, not both") }
+            guard reportDir == nil else { throw ValidationError("--report with --shard: give --report to `smelt merge`") }
             guard imatrix != nil else {
                 throw ValidationError("--shard needs --imatrix FILE (every shard must use the same one: collect it with `smelt calibrate --shard` and `smelt merge`)")
             }
@@ -60,6 +66,7 @@ struct SensitivityCommand: ParsableCommand {
     func run() throws {
         try SmeltCLI.run {
             if let output, !force && Paths.exists(output) { throw OutputError.exists(path: output) }
+            if let reportDir, !force && Paths.exists(reportDir) { throw OutputError.exists(path: reportDir) }
             var r = QuantRecipe.builtIn()
             if let path = recipe { r = r.overridden(by: try QuantRecipe.read(path)) }
             r = r.keeping(keep)
@@ -69,6 +76,10 @@ struct SensitivityCommand: ParsableCommand {
                 model: model, eval: eval, imatrixChunks: eval.chunks ?? 16, gainChunks: gainChunks, checkChunks: checkChunks,
                 checkPairs: checkPairs, imatrix: imatrix, writeImatrix: writeImatrix, recipe: r, force: force)
             try report.write(to: output)
+            if let reportDir {
+                try SensitivityReportOutput.write(report, to: reportDir, force: force)
+                FileHandle.standardError.write(Data("report: \(reportDir)/index.html\n".utf8))
+            }
             if json {
                 FileHandle.standardOutput.write(try report.json())
                 print()

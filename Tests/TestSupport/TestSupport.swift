@@ -124,6 +124,28 @@ public enum TestSupport {
         throw XCTSkip(message)
     }
 
+    /// A program a test runs (found on PATH), under the same policy as `requireModel`: missing,
+    /// it fails the test under `CI=true` and skips it loudly elsewhere. `install` says how to get it.
+    @discardableResult
+    public static func requireExecutable(_ name: String, install: String) throws -> String {
+        let dirs = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":")
+        for d in dirs {
+            let p = "\(d)/\(name)"
+            if FileManager.default.isExecutableFile(atPath: p) { return p }
+        }
+        let message = "\(name) is not on PATH: \(install)"
+        if isCI { throw MissingInput(message: message + " [CI=true: a missing program fails the test]") }
+        FileHandle.standardError.write(Data("""
+
+            ************************************************************************
+            SKIPPING A TEST THAT NEEDS \(name): \(message).
+            Under CI=true this is a failure.
+            ************************************************************************
+
+            """.utf8))
+        throw XCTSkip(message)
+    }
+
     /// A file committed in the repository (corpus/, golden/): missing is always a failure.
     @discardableResult
     public static func requireFile(_ path: String) throws -> String {
