@@ -55,27 +55,18 @@ public enum AWQ {
         let qweight: Tensor, qzeros: Tensor, scales: Tensor
 
         init(graph: TensorGraph, prefix: String, settings s: Settings, dir: String) throws {
-            let qweightName = prefix + ".qweight"
-            let qweight = graph[qweightName]!
-            let qzeros = try PackedCheckpoint.require(graph, prefix + ".qzeros", dir: dir, for: qweightName)
-            let scales = try PackedCheckpoint.require(graph, prefix + ".scales", dir: dir, for: qweightName)
-            for t in [qweight, qzeros] {
-                try PackedCheckpoint.checkDType(t, PackedCheckpoint.wordTypes, dir: dir)
-                try PackedCheckpoint.checkRank2(t, dir: dir)
-            }
-            try PackedCheckpoint.checkDType(scales, PackedCheckpoint.floatTypes, dir: dir)
-            try PackedCheckpoint.checkRank2(scales, dir: dir)
+            let (qweight, qzeros, scales) = try PackedCheckpoint.requireQWeightSet(graph, prefix: prefix, dir: dir)
             let cols = qweight.shape[0], rows = qweight.shape[1] * 8
             let groupSize = s.groupSize ?? cols
             guard cols > 0, cols % groupSize == 0 else {
-                throw PackedCheckpointError.groupSize(dir: dir, tensor: qweightName, columns: cols, groupSize: groupSize)
+                throw PackedCheckpointError.groupSize(dir: dir, tensor: qweight.name, columns: cols, groupSize: groupSize)
             }
             let groups = cols / groupSize
             guard scales.shape == [groups, rows] else {
                 // The outputs come from qweight's packed width: say so when that is what disagrees.
                 if scales.shape.count == 2, scales.shape[0] == groups {
                     throw PackedCheckpointError.packedWidth(
-                        dir: dir, tensor: qweightName, shape: qweight.shape, bits: s.bits,
+                        dir: dir, tensor: qweight.name, shape: qweight.shape, bits: s.bits,
                         expected: "[\(cols), \(scales.shape[1] / 8)] for the \(scales.shape[1]) outputs of '\(scales.name)'")
                 }
                 throw PackedCheckpointError.badShape(

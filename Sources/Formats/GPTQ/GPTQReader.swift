@@ -85,23 +85,14 @@ public enum GPTQ {
         let dir: String
 
         init(graph: TensorGraph, prefix: String, settings s: Settings, dir: String) throws {
-            let qweightName = prefix + ".qweight"
-            let qweight = graph[qweightName]!
-            let qzeros = try PackedCheckpoint.require(graph, prefix + ".qzeros", dir: dir, for: qweightName)
-            let scales = try PackedCheckpoint.require(graph, prefix + ".scales", dir: dir, for: qweightName)
-            for t in [qweight, qzeros] {
-                try PackedCheckpoint.checkDType(t, PackedCheckpoint.wordTypes, dir: dir)
-                try PackedCheckpoint.checkRank2(t, dir: dir)
-            }
-            try PackedCheckpoint.checkDType(scales, PackedCheckpoint.floatTypes, dir: dir)
-            try PackedCheckpoint.checkRank2(scales, dir: dir)
+            let (qweight, qzeros, scales) = try PackedCheckpoint.requireQWeightSet(graph, prefix: prefix, dir: dir)
             let per = 32 / s.bits
             let cols = qweight.shape[0] * per, rows = qweight.shape[1]
             // The packed widths first: a bit width that disagrees with the packing shows here.
             guard rows % per == 0, qzeros.shape.last == rows / per else {
                 throw PackedCheckpointError.packedWidth(
                     dir: dir, tensor: qzeros.name, shape: qzeros.shape, bits: s.bits,
-                    expected: rows % per == 0 ? "[groups, \(rows / per)] for the \(rows) outputs of '\(qweightName)'" : "an output count divisible by \(per), not \(rows)")
+                    expected: rows % per == 0 ? "[groups, \(rows / per)] for the \(rows) outputs of '\(qweight.name)'" : "an output count divisible by \(per), not \(rows)")
             }
             let gTensor = graph[prefix + ".g_idx"]
             if let g = gTensor {
@@ -109,7 +100,7 @@ public enum GPTQ {
                 guard g.shape == [cols] else {
                     throw PackedCheckpointError.packedWidth(
                         dir: dir, tensor: g.name, shape: g.shape, bits: s.bits,
-                        expected: "[\(cols)] (one group per input column of '\(qweightName)' \(qweight.shape))")
+                        expected: "[\(cols)] (one group per input column of '\(qweight.name)' \(qweight.shape))")
                 }
             }
             // GPTQ allows a last, shorter group (⌈in / group_size⌉ groups), as GPTQModel writes

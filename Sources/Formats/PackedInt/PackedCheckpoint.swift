@@ -16,6 +16,24 @@ public enum PackedCheckpoint {
         return t
     }
 
+    /// The `qweight`, `qzeros` and `scales` of one layer (GPTQ and AWQ name them alike): words for the
+    /// first two, floats for the scales, all 2-D; an error names the folder and tensor otherwise.
+    static func requireQWeightSet(_ graph: TensorGraph, prefix: String, dir: String)
+        throws(PackedCheckpointError) -> (qweight: Tensor, qzeros: Tensor, scales: Tensor)
+    {
+        let qweightName = prefix + ".qweight"
+        let qweight = try require(graph, qweightName, dir: dir, for: qweightName)
+        let qzeros = try require(graph, prefix + ".qzeros", dir: dir, for: qweightName)
+        let scales = try require(graph, prefix + ".scales", dir: dir, for: qweightName)
+        for t in [qweight, qzeros] {
+            try checkDType(t, wordTypes, dir: dir)
+            try checkRank2(t, dir: dir)
+        }
+        try checkDType(scales, floatTypes, dir: dir)
+        try checkRank2(scales, dir: dir)
+        return (qweight, qzeros, scales)
+    }
+
     static func checkDType(_ t: Tensor, _ allowed: Set<DType>, dir: String) throws(PackedCheckpointError) {
         guard allowed.contains(t.dtype) else {
             throw .badDType(dir: dir, tensor: t.name, dtype: t.dtype, expected: allowed.map(\.displayName).sorted())
