@@ -14,6 +14,18 @@ func ggmlNearestInt(_ x: Float) -> Int32 {
     return Int32(bitPattern: bits & 0x007F_FFFF) &- 0x0040_0000
 }
 
+/// The first of 32 values with the largest magnitude, sign kept (ggml's `max` in the Q4_0/Q5_0
+/// reference quantizers, whose scale is it ÷ −8 or ÷ −16).
+@inline(__always)
+func ggmlSignedMax32(_ x: UnsafePointer<Float>) -> Float {
+    var amax: Float = 0, max: Float = 0
+    for j in 0..<32 where amax < abs(x[j]) {
+        amax = abs(x[j])
+        max = x[j]
+    }
+    return max
+}
+
 /// Groups whose largest magnitude is below this are all zero to ggml (`GROUP_MAX_EPS`).
 let ggmlGroupMaxEps: Float = 1e-15
 

@@ -79,12 +79,7 @@ extension Q4_0Block {
     static let hasOffset = false
 
     static func referenceScale(_ x: UnsafePointer<Float>) -> BlockGrid.Scale {
-        var amax: Float = 0, mx: Float = 0
-        for j in 0..<32 where amax < abs(x[j]) {
-            amax = abs(x[j])
-            mx = x[j]
-        }
-        return BlockGrid.Scale(d: BlockGrid.f16(mx / -8))
+        BlockGrid.Scale(d: BlockGrid.f16(ggmlSignedMax32(x) / -8))
     }
 
     static func pack(codes: UnsafePointer<Int32>, scale: BlockGrid.Scale, into dst: UnsafeMutableRawPointer) {

@@ -49,12 +49,7 @@ enum Q5_0Block: GridBlock {
         for b in 0..<count {
             let x = src + b &* elements
             let block = dst + b &* bytes
-            var amax: Float = 0, max: Float = 0
-            for j in 0..<32 where amax < abs(x[j]) {
-                amax = abs(x[j])
-                max = x[j]
-            }
-            let d = max / -16
+            let d = ggmlSignedMax32(x) / -16
             let id: Float = d != 0 ? 1 / d : 0
             block.storeF16(d, at: dOffset)
             storeCodes({ UInt8(truncatingIfNeeded: Swift.min(31, cInt8(x[$0] * id + 16.5))) }, into: block,
@@ -83,12 +78,7 @@ enum Q5_0Block: GridBlock {
     static let hasOffset = false
 
     static func referenceScale(_ x: UnsafePointer<Float>) -> BlockGrid.Scale {
-        var amax: Float = 0, mx: Float = 0
-        for j in 0..<32 where amax < abs(x[j]) {
-            amax = abs(x[j])
-            mx = x[j]
-        }
-        return BlockGrid.Scale(d: BlockGrid.f16(mx / -16))
+        BlockGrid.Scale(d: BlockGrid.f16(ggmlSignedMax32(x) / -16))
     }
 
     static func pack(codes: UnsafePointer<Int32>, scale: BlockGrid.Scale, into dst: UnsafeMutableRawPointer) {
