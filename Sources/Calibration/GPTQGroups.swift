@@ -12,7 +12,9 @@ import TensorGraph
 /// act order), so no `g_idx` permutation is needed and the result still moves exactly to Q4_0 or
 /// Q8_0 where the group size covers whole blocks. A group's scale and zero are chosen when the
 /// walk reaches it, from the row's already error-updated values (min-max, or with `scaleSearch`
-/// the candidate minimising the error weighted by H's diagonal).
+/// the candidate minimising the error weighted by H's diagonal). On MLX's affine grid
+/// (`grid.affineBias`) the walk rounds with the f16 scale and f16 bias the file stores, so the
+/// values it compensates for are the values the file decodes to.
 extension GPTQ {
     public static func quantize(
         _ w: UnsafePointer<Float>, rows: Int, cols: Int, hessian: UnsafePointer<Float>, grid: IntGroupGrid,
@@ -51,63 +53,74 @@ extension GPTQ {
         let walkDiag = order.map { diag[$0] }
 
         var codes = [UInt8](repeating: 0, count: rows * cols)
-        var scales = [Float](repeating: 0, count: rows * groups)
-        var zeros = [Int32](repeating: 0, count: rows * groups)
+        var params = [IntGroupGrid.Group](repeating: .init(scale: 0, zero: 0, bias: 0), count: rows * groups)
         codes.withUnsafeMutableBufferPointer { cp in
-            scales.withUnsafeMutableBufferPointer { sp in
-                zeros.withUnsafeMutableBufferPointer { zp in
-                    walkDiag.withUnsafeBufferPointer { dp in
-                        order.withUnsafeBufferPointer { op in
-                            let shared = GroupWalk(
-                                w: w, u: u, diag: dp.baseAddress!, order: op.baseAddress!, codes: cp.baseAddress!,
-                                scales: sp.baseAddress!, zeros: zp.baseAddress!, starts: starts, groupCols: groupCols,
-                                grid: grid, search: options.scaleSearch)
-                            let rowGroups = (rows + rowGroup - 1) / rowGroup
-                            let parts = max(1, min(options.threads, rowGroups))
-                            DispatchQueue.concurrentPerform(iterations: parts) { p in
-                                for g in stride(from: p, to: rowGroups, by: parts) {
-                                    let r0 = g * rowGroup
-                                    shared.walk(rows: r0..<min(rows, r0 + rowGroup), cols: cols)
-                                }
+            params.withUnsafeMutableBufferPointer { pp in
+                walkDiag.withUnsafeBufferPointer { dp in
+                    order.withUnsafeBufferPointer { op in
+                        let shared = GroupWalk(
+                            w: w, u: u, diag: dp.baseAddress!, order: op.baseAddress!, codes: cp.baseAddress!,
+                            params: pp.baseAddress!, starts: starts, groupCols: groupCols,
+                            grid: grid, search: options.scaleSearch)
+                        let rowGroups = (rows + rowGroup - 1) / rowGroup
+                        let parts = max(1, min(options.threads, rowGroups))
+                        DispatchQueue.concurrentPerform(iterations: parts) { p in
+                            for g in stride(from: p, to: rowGroups, by: parts) {
+                                let r0 = g * rowGroup
+                                shared.walk(rows: r0..<min(rows, r0 + rowGroup), cols: cols)
                             }
                         }
                     }
                 }
             }
         }
-        let layout = GroupQuantizedLayout(rows: rows, cols: cols, bits: grid.bits, groupSize: gs, groups: groups, symmetric: grid.symmetric)
-        return GroupQuantizedMatrix(
-            layout: layout, parts: GroupQuantizedParts(scales: scales, zeros: zeros, groupIndex: nil, scaleType: .f16), codes: codes,
-            format: "GPTQ")
+        return grid.matrix(rows: rows, cols: cols, codes: codes, groups: params, format: "GPTQ")
     }
 
     /// Importance-weighted parameters for one group: min-max's, and scales from 0.80 to 1.05 of it
-    /// (zero re-chosen for each), keeping the one with the least Σ weight · error².
-    static func searchParameters(_ x: UnsafeBufferPointer<Float>, weights: UnsafeBufferPointer<Float>, grid: IntGroupGrid) -> (scale: Float, zero: Int32) {
-        let base = grid.parameters(x)
-        var lo: Float = 0
-        for v in x { lo = min(lo, v) }
-        func cost(_ s: Float, _ z: Int32) -> Float {
+    /// (zero re-chosen for each; on an affine grid the bias re-centred on the range), keeping the
+    /// one with the least Σ weight · error².
+    static func searchParameters(_ x: UnsafeBufferPointer<Float>, weights: UnsafeBufferPointer<Float>, grid: IntGroupGrid) -> IntGroupGrid.Group {
+        let base = grid.group(x)
+        var lo: Float = 0, hi: Float = 0
+        if grid.affineBias {
+            (lo, hi) = (.infinity, -.infinity)
+            for v in x where v.isFinite {
+                lo = min(lo, v)
+                hi = max(hi, v)
+            }
+        } else {
+            for v in x { lo = min(lo, v) }
+        }
+        func cost(_ g: IntGroupGrid.Group) -> Float {
             var e: Float = 0
             for i in 0..<x.count {
-                let q = Float(Int32(grid.code(x[i], scale: s, zero: z)) - z) * s
+                let q = grid.value(grid.code(x[i], g), g)
                 e += weights[i] * (x[i] - q) * (x[i] - q)
             }
             return e
         }
         var best = base
-        var bestCost = cost(base.scale, base.zero)
+        var bestCost = cost(base)
+        guard lo <= hi else { return best }
         for k in 0..<26 {
             let f = 0.80 + Float(k) * 0.01
-            var s = Half.f32(f16Bits: Half.f16Bits(base.scale * f))
-            if !(s > 0) { continue }
-            if s == best.scale { continue }
-            s = s.isFinite ? s : base.scale
-            let z = grid.symmetric ? grid.midpoint : Int32(max(0, min(Float(grid.maxq), (-lo / s).rounded())))
-            let c = cost(s, z)
+            let candidate: IntGroupGrid.Group
+            if grid.affineBias {
+                candidate = grid.affineGroup(scale: base.scale * f, lo: lo, hi: hi)
+                if candidate.scale == 0 || !candidate.scale.isFinite || !candidate.bias.isFinite || candidate == best { continue }
+            } else {
+                var s = Half.f32(f16Bits: Half.f16Bits(base.scale * f))
+                if !(s > 0) { continue }
+                if s == best.scale { continue }
+                s = s.isFinite ? s : base.scale
+                let z = grid.symmetric ? grid.midpoint : Int32(max(0, min(Float(grid.maxq), (-lo / s).rounded())))
+                candidate = IntGroupGrid.Group(scale: s, zero: z, bias: -Float(z) * s)
+            }
+            let c = cost(candidate)
             if c < bestCost {
                 bestCost = c
-                best = (s, z)
+                best = candidate
             }
         }
         return best
@@ -118,27 +131,22 @@ extension GPTQ {
     public static func weightedRTN(_ values: [Float], rows: Int, cols: Int, importance: [Float], grid: IntGroupGrid) -> GroupQuantizedMatrix {
         let groups = grid.groups(cols: cols)
         var codes = [UInt8](repeating: 0, count: rows * cols)
-        var scales = [Float](repeating: 0, count: rows * groups)
-        var zeros = [Int32](repeating: 0, count: rows * groups)
+        var params = [IntGroupGrid.Group](repeating: .init(scale: 0, zero: 0, bias: 0), count: rows * groups)
         values.withUnsafeBufferPointer { v in
             importance.withUnsafeBufferPointer { imp in
                 for r in 0..<rows {
                     for g in 0..<groups {
                         let c0 = g * grid.groupSize, c1 = min(cols, c0 + grid.groupSize)
-                        let (s, z) = searchParameters(
+                        let p = searchParameters(
                             UnsafeBufferPointer(rebasing: v[(r * cols + c0)..<(r * cols + c1)]),
                             weights: UnsafeBufferPointer(rebasing: imp[c0..<c1]), grid: grid)
-                        scales[r * groups + g] = s
-                        zeros[r * groups + g] = z
-                        for c in c0..<c1 { codes[r * cols + c] = grid.code(v[r * cols + c], scale: s, zero: z) }
+                        params[r * groups + g] = p
+                        for c in c0..<c1 { codes[r * cols + c] = grid.code(v[r * cols + c], p) }
                     }
                 }
             }
         }
-        let layout = GroupQuantizedLayout(rows: rows, cols: cols, bits: grid.bits, groupSize: grid.groupSize, groups: groups, symmetric: grid.symmetric)
-        return GroupQuantizedMatrix(
-            layout: layout, parts: GroupQuantizedParts(scales: scales, zeros: zeros, groupIndex: nil, scaleType: .f16), codes: codes,
-            format: "round to nearest + importance")
+        return grid.matrix(rows: rows, cols: cols, codes: codes, groups: params, format: "round to nearest + importance")
     }
 }
 
@@ -149,8 +157,7 @@ struct GroupWalk: @unchecked Sendable {
     let diag: UnsafePointer<Float>
     let order: UnsafePointer<Int>
     let codes: UnsafeMutablePointer<UInt8>
-    let scales: UnsafeMutablePointer<Float>
-    let zeros: UnsafeMutablePointer<Int32>
+    let params: UnsafeMutablePointer<IntGroupGrid.Group>
     let starts: [Int: Int]
     let groupCols: [Range<Int>]
     let grid: IntGroupGrid
@@ -161,14 +168,12 @@ struct GroupWalk: @unchecked Sendable {
         let groups = groupCols.count
         let wt = UnsafeMutablePointer<Float>.allocate(capacity: cols * R)
         let err = UnsafeMutablePointer<Float>.allocate(capacity: R)
-        let curScale = UnsafeMutablePointer<Float>.allocate(capacity: R)
-        let curZero = UnsafeMutablePointer<Int32>.allocate(capacity: R)
+        let cur = UnsafeMutablePointer<IntGroupGrid.Group>.allocate(capacity: R)
         let tmp = UnsafeMutablePointer<Float>.allocate(capacity: max(1, grid.groupSize))
         defer {
             wt.deallocate()
             err.deallocate()
-            curScale.deallocate()
-            curZero.deallocate()
+            cur.deallocate()
             tmp.deallocate()
         }
         for (r, row) in rows.enumerated() {
@@ -183,20 +188,18 @@ struct GroupWalk: @unchecked Sendable {
                     let x = UnsafeBufferPointer(start: UnsafePointer(tmp), count: n)
                     let p = search
                         ? GPTQ.searchParameters(x, weights: UnsafeBufferPointer(start: diag + j, count: n), grid: grid)
-                        : grid.parameters(x)
-                    curScale[r] = p.scale
-                    curZero[r] = p.zero
-                    scales[row * groups + g] = p.scale
-                    zeros[row * groups + g] = p.zero
+                        : grid.group(x)
+                    cur[r] = p
+                    params[row * groups + g] = p
                 }
             }
             let d = u[j * cols + j]
             let column = wt + j * R
             let c = order[j]
             for (r, row) in rows.enumerated() {
-                let q = grid.code(column[r], scale: curScale[r], zero: curZero[r])
+                let q = grid.code(column[r], cur[r])
                 codes[row * cols + c] = q
-                let value = Float(Int32(q) - curZero[r]) * curScale[r]
+                let value = grid.value(q, cur[r])
                 err[r] = (column[r] - value) / d
             }
             let urow = u + j * cols

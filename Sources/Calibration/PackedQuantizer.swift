@@ -37,10 +37,18 @@ public enum PackedQuantizer {
     }
 
     /// GPTQ, layer by layer on the calibration chunks (`GPTQRunner`'s sequential walk).
+    /// `groupSize`, when given, picks each matrix's group size from its row length (MLX, whose
+    /// groups must divide the row); otherwise every matrix takes `grid`'s.
     public static func gptq(
         _ graph: TensorGraph, model: LanguageModel, chunks: [[Int32]], grid: IntGroupGrid, options: GPTQ.Options,
-        progress: @escaping GPTQRunner.Progress = { _, _, _ in }
+        progress: @escaping GPTQRunner.Progress = { _, _, _ in },
+        groupSize: ((_ cols: Int) -> Int)? = nil
     ) throws -> (graph: TensorGraph, relativeErrors: [String: Double]) {
+        func gridFor(_ cols: Int) -> IntGroupGrid {
+            var g = grid
+            if let groupSize { g.groupSize = groupSize(cols) }
+            return g
+        }
         let names = targets(graph)
         var targetTypes: [String: DType] = [:]
         for n in names { targetTypes[n] = .f32 }  // any type: the matrix quantizer below decides
@@ -49,7 +57,7 @@ public enum PackedQuantizer {
         runner.matrixQuantizer = { name, w, rows, cols, hessian in
             let m = try w.withUnsafeBufferPointer { wp in
                 try hessian.withUnsafeBufferPointer { hp in
-                    try GPTQ.quantize(wp.baseAddress!, rows: rows, cols: cols, hessian: hp.baseAddress!, grid: grid, options: options, name: name)
+                    try GPTQ.quantize(wp.baseAddress!, rows: rows, cols: cols, hessian: hp.baseAddress!, grid: gridFor(cols), options: options, name: name)
                 }
             }
             matrices[name] = m
@@ -59,7 +67,7 @@ public enum PackedQuantizer {
         // Weights the calibration never reached (no input seen) are rounded to nearest.
         for name in names where matrices[name] == nil {
             let t = graph[name]!
-            matrices[name] = grid.quantize(try f32(t), rows: t.shape[0], cols: t.shape[1])
+            matrices[name] = gridFor(t.shape[1]).quantize(try f32(t), rows: t.shape[0], cols: t.shape[1])
         }
         return (try replaced(graph, matrices), runner.relativeErrors)
     }
@@ -68,9 +76,11 @@ public enum PackedQuantizer {
     /// back to Hugging Face names and layout (rows un-permuted with their codes), the tensors left
     /// in float cast to `floatType` (f16, the type GPTQModel and llm-compressor checkpoints keep
     /// them in; `nil` keeps the source's), then packed.
+    /// `exact: false` lets the flavour round to nearest what it quantizes beyond the matrices
+    /// given (MLX quantizes the embedding too).
     public static func folder(
         _ graph: TensorGraph, flavour: any FolderFlavour.Type, grid: IntGroupGrid, floatType: DType? = .f16,
-        moves: inout [TensorMove]
+        exact: Bool = true, moves: inout [TensorMove]
     ) throws -> TensorGraph {
         var hf = try Conversion.prepare(graph, from: .gguf, to: .hfFolder, dtype: nil)
         if let floatType {
@@ -79,7 +89,7 @@ public enum PackedQuantizer {
             }
             FlavourRegistry.updateConfig(&hf, setting: [("torch_dtype", .string(floatType == .bf16 ? "bfloat16" : floatType == .f16 ? "float16" : "float32"))])
         }
-        let request = FlavourRequest(format: flavour.name, bits: grid.bits, groupSize: grid.groupSize, symmetric: grid.symmetric, exact: true)
+        let request = FlavourRequest(format: flavour.name, bits: grid.bits, groupSize: grid.groupSize, symmetric: grid.symmetric, exact: exact)
         return try flavour.pack(hf, request, moves: &moves)
     }
 

@@ -12,9 +12,10 @@ import TensorGraph
 /// - rtn: every matrix rounded onto the MLX affine grid (`--bits`, default 4; `--group-size`,
 ///   default 64; `--sym`), f16 scales and biases; with `--imatrix`, each group's range is
 ///   searched for the least importance-weighted error.
-/// - gptq: GPTQ onto Q4_1's grid (32-value groups, f16 scale and bias: MLX affine 4-bit g32
-///   exactly), then moved to MLX without a value changing. Other widths and group sizes are
-///   refused (the GPTQ code rounds 32-column blocks).
+/// - gptq: GPTQ (`PackedQuantizer.gptq`, the integer-group walk) onto the same affine grid
+///   (`--bits`, `--group-size`, `--sym`/`--asym`), rounding with the f16 scale and bias the file
+///   stores, so the file decodes to exactly the values GPTQ compensated for. The decoder's linear
+///   layers are GPTQ's; the embedding (and an untied head) is rounded to nearest, as rtn does.
 extension QuantizeCommand {
     func runMLX() throws {
         guard let output else { throw ValidationError("give OUT") }
@@ -25,29 +26,26 @@ extension QuantizeCommand {
         let graph: TensorGraph
         var how = "rtn"
         if method == "gptq" {
-            guard (bits ?? 4) == 4, (groupSize ?? 32) == 32, symmetry != .sym else {
-                throw ValidationError("--method gptq --format mlx writes MLX affine 4-bit groups of 32 (Q4_1's grid, moved exactly); --bits, --group-size and --sym cannot change it")
-            }
-            request.groupSize = 32
-            let gguf = try ModelQuantizer.open(input) { Terminal.printErr("smelt: note: \($0)") }
-            let plan = ModelQuantizer.plan(gguf, recipe: try quantRecipe(), type: .q4_1)
-            let model = try LanguageModel(graph: gguf, threads: threads)
-            let tokens = try TextTokens.tokenize(file: calibrationText!, graph: gguf)
-            let bos = gguf.tokenizer.addBOS == true ? gguf.tokenizer.bosTokenID.map { Int32($0) } : nil
+            // GPTQ onto the MLX affine grid itself: the walk rounds with the f16 scale and bias
+            // the file stores (`IntGroupGrid.affineBias`), group sizes as the writer picks them.
+            let wanted = groupSize ?? MLXGrid.defaultAffine.groupSize
+            let grid = IntGroupGrid(bits: bits ?? MLXGrid.defaultAffine.bits, groupSize: wanted, symmetric: symmetry == .sym, affineBias: true)
+            let source = try ModelQuantizer.open(input) { Terminal.printErr("smelt: note: \($0)") }
+            let model = try LanguageModel(graph: source, threads: threads)
+            let tokens = try TextTokens.tokenize(file: calibrationText!, graph: source)
+            let bos = source.tokenizer.addBOS == true ? source.tokenizer.bosTokenID.map { Int32($0) } : nil
             let calibration = try Perplexity.chunks(of: tokens, ctx: ctx, limit: chunks, bos: bos)
-            let runner = GPTQRunner(
-                model: model, targets: ModelQuantizer.gptqTargets(plan, model: model), chunks: calibration,
-                options: GPTQ.Options(damp: damp, scaleSearch: true, actOrder: gptqOrder != "natural", threads: threads))
             let bar = StepBar(label: "gptq")
-            try runner.run { phase, done, total in bar.update(phase: phase, done: done, total: total) }
+            let (quantized, _) = try PackedQuantizer.gptq(
+                source, model: model, chunks: calibration, grid: grid,
+                options: GPTQ.Options(damp: damp, scaleSearch: true, actOrder: gptqOrder != "natural", threads: threads),
+                progress: { phase, done, total in bar.update(phase: phase, done: done, total: total) },
+                groupSize: { MLXFlavour.groupSize(cols: $0, wanted: wanted) ?? wanted })
             bar.finish()
-            let (quantized, _) = try ModelQuantizer.output(
-                gguf, plan: plan, type: .q4_1, precomputed: runner.results, method: .gptq)
-            request.exact = true
             graph = try InputError.naming(input) {
-                try Conversion.prepare(quantized, from: .gguf, to: .hfFolder, dtype: nil, flavour: request, moves: &moves)
+                try PackedQuantizer.folder(quantized, flavour: MLXFlavour.self, grid: grid, floatType: nil, exact: false, moves: &moves)
             }
-            how = "gptq onto Q4_1, moved exactly"
+            how = "gptq, \(calibration.count) chunks of \(ctx)"
         } else {
             let opened = try ModelSource.open(input)
             if let path = imatrix {
@@ -112,7 +110,7 @@ extension QuantizeCommand {
         if m == .rtn, calibrationText != nil { throw ValidationError("--calibration-text is for --method gptq") }
         if m == .gptq, imatrix != nil { throw ValidationError("--imatrix is for --method rtn") }
         if let bits, !MLXGrid.affineBits.contains(bits) { throw ValidationError("--bits must be 1, 2, 3, 4, 5, 6 or 8, not \(bits)") }
-        if let groupSize, groupSize <= 0 { throw ValidationError("--group-size must be positive, not \(groupSize)") }
+        if let groupSize, ![32, 64, 128].contains(groupSize) { throw ValidationError("--group-size must be 32, 64 or 128 (MLX's group sizes), not \(groupSize)") }
         guard threads >= 1, ctx >= 16, chunks >= 1, damp > 0 else { throw ValidationError("--threads, --ctx (≥ 16), --chunks and --damp must be positive") }
     }
 }

@@ -40,12 +40,16 @@ public struct GroupQuantizedParts: Sendable {
     public var groupIndex: [Int32]?
     /// How the source stores its scales (f16, bf16 or f32).
     public var scaleType: DType
+    /// `rows × groups` biases of an affine grid (MLX's `scale · code + bias`); when set, a value
+    /// is `scale · code + bias` and `zeros` only records the code the bias stands nearest.
+    public var biases: [Float]?
 
-    public init(scales: [Float], zeros: [Int32], groupIndex: [Int32]?, scaleType: DType) {
+    public init(scales: [Float], zeros: [Int32], groupIndex: [Int32]?, scaleType: DType, biases: [Float]? = nil) {
         self.scales = scales
         self.zeros = zeros
         self.groupIndex = groupIndex
         self.scaleType = scaleType
+        self.biases = biases
     }
 
     /// The group of column `c`.
@@ -102,12 +106,13 @@ public struct PermutedRowsSource: GroupQuantizedSource {
     public func parts() throws -> GroupQuantizedParts {
         var p = try base.parts()
         let l = layout
-        let (scales, zeros) = (p.scales, p.zeros)
+        let (scales, zeros, biases) = (p.scales, p.zeros, p.biases)
         for r in 0..<l.rows {
             let s = sourceRow(r)
             for g in 0..<l.groups {
                 p.scales[r * l.groups + g] = scales[s * l.groups + g]
                 p.zeros[r * l.groups + g] = zeros[s * l.groups + g]
+                if let biases { p.biases![r * l.groups + g] = biases[s * l.groups + g] }
             }
         }
         return p
@@ -126,7 +131,8 @@ public struct PermutedRowsSource: GroupQuantizedSource {
 }
 
 extension GroupQuantizedParts {
-    /// `scale · (code − zero)` for every value of the matrix, row-major.
+    /// `scale · (code − zero)` (or, with `biases`, `scale · code + bias`) for every value of the
+    /// matrix, row-major.
     public func decode(codes: [UInt8], layout l: GroupQuantizedLayout) -> [Float] {
         var out = [Float](repeating: 0, count: l.rows * l.cols)
         out.withUnsafeMutableBufferPointer { o in
@@ -135,7 +141,11 @@ extension GroupQuantizedParts {
                     let base = r * l.cols, gBase = r * l.groups
                     for c in 0..<l.cols {
                         let g = gBase + group(ofColumn: c, groupSize: l.groupSize)
-                        o[base + c] = scales[g] * Float(Int32(q[base + c]) - zeros[g])
+                        if let biases {
+                            o[base + c] = scales[g] * Float(q[base + c]) + biases[g]
+                        } else {
+                            o[base + c] = scales[g] * Float(Int32(q[base + c]) - zeros[g])
+                        }
                     }
                 }
             }

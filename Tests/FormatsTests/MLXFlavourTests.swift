@@ -265,7 +265,8 @@ final class MLXFlavourTests: XCTestCase {
     }
 
     /// `smelt quantize --format mlx` on the tiny Llama: rtn (config and tensors as MLX has them),
-    /// --imatrix (changes codes, and is said), gptq (Q4_1's grid: moves to GGUF Q4_1 exactly).
+    /// --imatrix (changes codes, and is said), gptq onto the affine grid asked for (4-bit g64
+    /// moves to GGUF Q4_1 exactly, 8-bit g32 --sym to Q8_0), bad --bits/--group-size refused.
     func testQuantizeFormatMLX() throws {
         let dir = TestSupport.tempDir("mlx-quantize")
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -287,15 +288,43 @@ final class MLXFlavourTests: XCTestCase {
         let changed = try g.tensors.filter { $0.name.hasSuffix("proj.weight") }.filter { try $0.storage.readAll() != gi[$0.name]!.storage.readAll() }
         XCTAssertFalse(changed.isEmpty, "the importance matrix changed no code")
 
+        // gptq onto the affine grid asked for: default 4-bit g64 (moves to GGUF Q4_1 exactly, two
+        // blocks sharing each group's scale and bias), and 8-bit g32 symmetric.
         let gptq = try TestSupport.smelt([
             "quantize", tiny, dir + "/gptq", "--format", "mlx", "--method", "gptq", "--calibration-text", text, "--ctx", "32", "--chunks", "4",
         ])
         XCTAssertEqual(gptq.status, 0, gptq.stderr)
+        let gg = try HFFolder.read(dir + "/gptq")
+        XCTAssertEqual(FlavourRegistry.config(gg)?["quantization"]?["bits"]?.intValue, 4)
+        // Rows of 64 take groups of 64; the tiny model's rows of 32 take 32 (as rtn does).
+        XCTAssertEqual(gg["model.layers.0.mlp.down_proj.scales"]?.shape, [32, 1])
+        XCTAssertEqual(FlavourRegistry.config(gg)?["quantization"]?["model.layers.0.mlp.down_proj"]?["group_size"]?.intValue, 64)
         let back = try TestSupport.smelt(["convert", dir + "/gptq", dir + "/gptq.gguf", "--exact"])
         XCTAssertEqual(back.status, 0, back.stderr)
         XCTAssertEqual(try GGUFReader.read(dir + "/gptq.gguf")["blk.0.attn_q.weight"]?.dtype, .q4_1)
-        let refused = try TestSupport.smelt(["quantize", tiny, dir + "/x", "--format", "mlx", "--method", "gptq", "--calibration-text", text, "--group-size", "64"])
-        XCTAssertNotEqual(refused.status, 0)
-        XCTAssertTrue(refused.stderr.contains("groups of 32"), refused.stderr)
+        let rtn64 = try TestSupport.smelt(["quantize", tiny, dir + "/rtn64", "--format", "mlx"])
+        XCTAssertEqual(rtn64.status, 0, rtn64.stderr)
+        let r64 = try HFFolder.read(dir + "/rtn64")
+        let differ = try gg.tensors.filter { $0.name.hasSuffix("proj.weight") }.filter { try $0.storage.readAll() != r64[$0.name]!.storage.readAll() }
+        XCTAssertFalse(differ.isEmpty, "GPTQ chose the same codes as round to nearest everywhere")
+        let g8 = try TestSupport.smelt([
+            "quantize", tiny, dir + "/gptq8", "--format", "mlx", "--method", "gptq", "--calibration-text", text, "--ctx", "32", "--chunks", "4",
+            "--bits", "8", "--group-size", "32", "--sym",
+        ])
+        XCTAssertEqual(g8.status, 0, g8.stderr)
+        let q8 = FlavourRegistry.config(try HFFolder.read(dir + "/gptq8"))?["quantization"]
+        XCTAssertEqual(q8?["bits"]?.intValue, 8)
+        XCTAssertEqual(q8?["group_size"]?.intValue, 32)
+        let back8 = try TestSupport.smelt(["convert", dir + "/gptq8", dir + "/gptq8.gguf", "--exact"])
+        XCTAssertEqual(back8.status, 0, back8.stderr)
+        XCTAssertEqual(try GGUFReader.read(dir + "/gptq8.gguf")["blk.0.attn_q.weight"]?.dtype, .q8_0)
+        for (flag, value, says) in [("--bits", "7", "--bits must be"), ("--group-size", "48", "--group-size must be 32, 64 or 128")] {
+            let refused = try TestSupport.smelt([
+                "quantize", tiny, dir + "/x", "--format", "mlx", "--method", "gptq", "--calibration-text", text, flag, value,
+            ])
+            XCTAssertNotEqual(refused.status, 0)
+            XCTAssertTrue(refused.stderr.contains(says), refused.stderr)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/x"))
+        }
     }
 }

@@ -147,6 +147,14 @@ public enum MLXFlavour: FolderFlavour {
             }
             let base = String(t.name.dropLast(".weight".count))
             let cols = t.shape.last!
+            // Codes already decided on an MLX affine grid (a quantizer's, or an integer grid whose
+            // scales and −scale·zero are f16 values): stored as they are.
+            if let source = t.groupQuantizedSource, let (grid, parts) = try storedCodes(source, base: base, shape: t.shape, request) {
+                tensors += parts
+                grids.append((base, grid))
+                moves.append(TensorMove(tensor: t.name, from: "\(source.format) g\(source.layout.groupSize)", to: "\(grid) (F16 scales)", exact: true))
+                continue
+            }
             // An exact move from a block type, where the request allows one.
             if MLXBlockMoves.blockTypes.contains(t.dtype), let parts = try exactParts(t, base: base, request) {
                 tensors += [parts.packed, parts.scales] + (parts.biases.map { [$0] } ?? [])
@@ -161,8 +169,7 @@ public enum MLXFlavour: FolderFlavour {
             guard MLXGrid.affineBits.contains(bits) else {
                 throw FlavourError.unsupported(tensor: t.name, reason: "\(bits) bits is not an MLX affine width (1, 2, 3, 4, 5, 6, 8)")
             }
-            let wanted = request.groupSize ?? MLXGrid.defaultAffine.groupSize
-            guard let group = [wanted, 32].first(where: { cols % $0 == 0 }) else {
+            guard let group = groupSize(cols: cols, wanted: request.groupSize ?? MLXGrid.defaultAffine.groupSize) else {
                 // mlx_lm leaves such layers unquantized too.
                 tensors.append(t.dtype.isQuantized ? try t.dequantized(to: .f32) : t)
                 continue
@@ -190,6 +197,30 @@ public enum MLXFlavour: FolderFlavour {
             FlavourRegistry.updateConfig(&out, setting: [("quantization", q), ("quantization_config", q)])
         }
         return out
+    }
+
+    /// The group size a row of `cols` values takes when `wanted` is asked for: `wanted` when it
+    /// divides the row, else 32 when that does, else none (the layer stays in float, as mlx_lm
+    /// leaves it).
+    public static func groupSize(cols: Int, wanted: Int) -> Int? {
+        [wanted, 32].first { $0 > 0 && cols % $0 == 0 }
+    }
+
+    /// A group-quantized matrix's own codes as MLX's three tensors, when they sit on an affine
+    /// grid the request allows: contiguous groups of the size `groupSize` picks for the row, an
+    /// MLX width, f16 scales and biases (`biases`, or `−scale · zero`). `nil` otherwise.
+    static func storedCodes(_ s: any GroupQuantizedSource, base: String, shape: [Int], _ request: FlavourRequest) throws -> (MLXGrid, [Tensor])? {
+        let l = s.layout
+        guard shape.count == 2, MLXGrid.affineBits.contains(l.bits), request.bits ?? l.bits == l.bits,
+              l.groupSize == groupSize(cols: l.cols, wanted: request.groupSize ?? l.groupSize),
+              l.groups * l.groupSize == l.cols, request.symmetric != true || l.symmetric
+        else { return nil }
+        let p = try s.parts()
+        guard p.isContiguous(groupSize: l.groupSize) else { return nil }
+        let biases = p.biases ?? zip(p.scales, p.zeros).map { -Float($1) * $0 }
+        guard p.scales.allSatisfy(PackedBlockMoves.isF16), biases.allSatisfy(PackedBlockMoves.isF16) else { return nil }
+        let grid = MLXGrid(bits: l.bits, groupSize: l.groupSize)
+        return (grid, try stored(base: base, shape: shape, grid: grid, codes: try s.codes(), scales: p.scales, biases: biases))
     }
 
     /// `t` (a block type) moved exactly onto an MLX grid the request allows: the group size asked

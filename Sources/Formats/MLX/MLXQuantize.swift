@@ -17,6 +17,18 @@ public enum MLXQuantize {
         public var maxChange: Double
     }
 
+    /// A group's scale and bias, rounded to `scaleType`: asymmetric over `lo…hi`
+    /// (`scale = (hi − lo) / (2^bits − 1)`, `bias = lo`); symmetric with `largest` (the value
+    /// of largest magnitude) at code 0.
+    public static func range(lo: Float, hi: Float, largest m: Float, bits: Int, symmetric: Bool, scaleType: DType) -> (scale: Float, bias: Float) {
+        if symmetric {
+            let half = Float(1 << (bits - 1))
+            let s = rounded(m / -half, to: scaleType)
+            return (s, rounded(-half * s, to: scaleType))
+        }
+        return (rounded((hi - lo) / Float((1 << bits) - 1), to: scaleType), rounded(lo, to: scaleType))
+    }
+
     /// Quantizes `values` (rows of `cols`, `cols` a multiple of the group size).
     public static func affine(
         _ values: [Float], cols: Int, grid: MLXGrid, symmetric: Bool, scaleType: DType, importance: [Float]? = nil
@@ -27,7 +39,7 @@ public enum MLXQuantize {
         var scales = [Float](repeating: 0, count: groups), biases = [Float](repeating: 0, count: groups)
         var maxChange = 0.0
         let top = Float(grid.maxCode)
-        let half = Float(1 << (grid.bits - 1))
+        let width = grid.bits
         for gi in 0..<groups {
             let base = gi * g
             let w = importance.map { imp in (0..<g).map { imp[(base + $0) % cols] } }
@@ -38,11 +50,7 @@ public enum MLXQuantize {
                 if abs(values[i]) > abs(m) { m = values[i] }
             }
             func grid(_ lo: Float, _ hi: Float) -> (Float, Float) {
-                if symmetric {
-                    let s = rounded(m / -half, to: scaleType)
-                    return (s, rounded(-half * s, to: scaleType))
-                }
-                return (rounded((hi - lo) / top, to: scaleType), rounded(lo, to: scaleType))
+                range(lo: lo, hi: hi, largest: m, bits: width, symmetric: symmetric, scaleType: scaleType)
             }
             func encode(_ s: Float, _ b: Float, into out: inout [UInt8], error: inout Double) {
                 error = 0

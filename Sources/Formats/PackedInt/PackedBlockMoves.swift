@@ -17,6 +17,7 @@ public enum PackedBlockMoves {
     /// The block type that holds `layout`/`parts` exactly, or `nil` with the reason none does.
     public static func exactType(_ l: GroupQuantizedLayout, _ p: GroupQuantizedParts) -> (type: DType?, reason: String) {
         guard p.isContiguous(groupSize: l.groupSize) else { return (nil, "groups not contiguous (act order)") }
+        guard p.biases == nil else { return (nil, "affine biases (MLX's grid), not zero points") }
         guard l.cols % 32 == 0, l.groupSize % 32 == 0 else { return (nil, "group size \(l.groupSize) does not cover whole 32-value blocks") }
         guard p.scales.allSatisfy(isF16) else { return (nil, "a scale is not an f16 value") }
         switch l.bits {

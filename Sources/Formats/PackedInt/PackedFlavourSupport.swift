@@ -78,7 +78,7 @@ enum PackedFlavourSupport {
         if let s = t.groupQuantizedSource {
             let p = try s.parts()
             let l = s.layout
-            let sameGrid = l.bits == grid.bits && l.groupSize == grid.groupSize
+            let sameGrid = l.bits == grid.bits && l.groupSize == grid.groupSize && p.biases == nil
                 && (!grid.symmetric || p.zeros.allSatisfy { $0 == grid.midpoint })
                 && (allowGroupIndex || p.isContiguous(groupSize: l.groupSize))
                 && p.scales.allSatisfy(PackedBlockMoves.isF16)
