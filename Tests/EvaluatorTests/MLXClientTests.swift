@@ -66,6 +66,24 @@ final class MLXClientTests: XCTestCase {
         }
     }
 
+    /// The tiny Llama quantized by `quantize --format mlx --method gptq` (4-bit, groups of 64
+    /// where the row allows and 32 elsewhere, so config.json carries per-layer overrides; and
+    /// 3-bit g32 --sym), loaded by mlx_lm.
+    func testTinyLlamaGPTQ() throws {
+        _ = try mlxPython
+        for extra in [[String](), ["--bits", "3", "--group-size", "32", "--sym"]] {
+            let folder = TestSupport.tempDir("mlx-client") + "/gptq"
+            let r = try TestSupport.smelt([
+                "quantize", TestSupport.path("golden/tiny/llama"), folder, "--format", "mlx", "--method", "gptq",
+                "--calibration-text", TestSupport.calibrationText, "--ctx", "32", "--chunks", "4", "--force",
+            ] + extra)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let err = try compare(folder, text: "hello world, this is a test")
+            print("mlx_lm vs smelt, tiny llama MLX GPTQ \(extra): max relative difference \(err)")
+            XCTAssertLessThan(err, 1e-3, "\(extra)")
+        }
+    }
+
     /// SmolLM2-135M Q4_1 GGUF moved exactly to MLX (4-bit g32, the embedding 8-bit), loaded by mlx_lm.
     func testSmolLM2FromGGUF() throws {
         _ = try mlxPython
