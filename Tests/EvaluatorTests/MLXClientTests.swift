@@ -84,6 +84,18 @@ final class MLXClientTests: XCTestCase {
         }
     }
 
+    /// Any MLX folder named by `SMELT_MLX_FOLDER` (for example one `scripts/mlx_table.sh` made),
+    /// loaded by mlx_lm; skipped when the variable is not set.
+    func testFolderFromEnvironment() throws {
+        _ = try mlxPython
+        guard let folder = ProcessInfo.processInfo.environment["SMELT_MLX_FOLDER"], !folder.isEmpty else {
+            throw XCTSkip("SMELT_MLX_FOLDER is not set")
+        }
+        let err = try compare(folder, text: "The capital of France is Paris, and the capital of Germany is Berlin.")
+        print("mlx_lm vs smelt, \(folder): max relative difference \(err)")
+        XCTAssertLessThan(err, 1e-3)
+    }
+
     /// SmolLM2-135M Q4_1 GGUF moved exactly to MLX (4-bit g32, the embedding 8-bit), loaded by mlx_lm.
     func testSmolLM2FromGGUF() throws {
         _ = try mlxPython
