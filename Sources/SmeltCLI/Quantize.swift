@@ -64,7 +64,7 @@ struct QuantizeCommand: ParsableCommand {
         valueName: "gguf|mlx|gptq|compressed-tensors"))
     var format: String = "gguf"
     @Option(help: "Folder formats: bits per weight (mlx: 1, 2, 3, 4, 5, 6, 8; gptq, compressed-tensors: 2, 4, 8; default 4).") var bits: Int?
-    @Option(help: "Folder formats: values per group sharing a scale (default: mlx 64, gptq and compressed-tensors 128).") var groupSize: Int?
+    @Option(help: "Folder formats: values per group sharing a scale (mlx: 32, 64 or 128, default 64; gptq and compressed-tensors: default 128).") var groupSize: Int?
     @Flag(help: "Folder formats: symmetric (--sym; gptq's and compressed-tensors' default) or asymmetric (--asym; mlx's default) grid.") var symmetry: Symmetry?
     @Flag(help: "Quantize every eligible tensor to the type's one block type (no mix).") var pure = false
     @Flag(help: "Reproduce llama-quantize's tensor data byte for byte (its mix, fallbacks and imatrix use).")
