@@ -1,7 +1,8 @@
 #!/bin/bash
 # The MLX rows of the README's quality table: SmolLM2-135M 4-bit g64 by mlx_lm.convert -q (its
 # round-to-nearest), by smelt's round-to-nearest, by smelt with an importance matrix, and by smelt
-# GPTQ onto the same grid; with G128=1 also smelt GPTQ at --group-size 128. Each judged by
+# GPTQ onto the same grid (act order; with NATURAL=1 also in natural column order); with G128=1
+# also round-to-nearest and GPTQ at --group-size 128. Each judged by
 # `smelt drift --ctx 512 --chunks 40` on corpus/wiki.test.raw against the F32 base.
 #
 #   MLX_PYTHON=/path/to/venv/bin/python scripts/mlx_table.sh WORKDIR
@@ -32,6 +33,10 @@ IMATRIX=${IMATRIX:-imatrix.gguf}
 GPTQ_CHUNKS=${GPTQ_CHUNKS:-32}
 [ -d gptq-g64 ] || $T $SMELT quantize "$BASE" gptq-g64 --format mlx --method gptq --calibration-text "$CAL" --chunks "$GPTQ_CHUNKS" --threads 2
 ROWS="mlxlm-g64 rtn-g64 imatrix-g64 gptq-g64"
+if [ "${NATURAL:-0}" = 1 ]; then
+  [ -d gptq-nat-g64 ] || $T $SMELT quantize "$BASE" gptq-nat-g64 --format mlx --method gptq --gptq-order natural --calibration-text "$CAL" --chunks "$GPTQ_CHUNKS" --threads 2
+  ROWS="$ROWS gptq-nat-g64"
+fi
 if [ "${G128:-0}" = 1 ]; then
   [ -d rtn-g128 ] || $T $SMELT quantize f32-hf rtn-g128 --format mlx --group-size 128 --threads 2
   [ -d gptq-g128 ] || $T $SMELT quantize "$BASE" gptq-g128 --format mlx --method gptq --group-size 128 --calibration-text "$CAL" --chunks "$GPTQ_CHUNKS" --threads 2
