@@ -9,7 +9,9 @@
 #
 # WORK (default /tmp/smelt-budget-table), LLAMA_CPP_BIN (default /work/llama/src/build/bin),
 # BASE (default .cache/bench/smollm2-f32.gguf), THREADS (2), EVAL_CHUNKS (40), BPWS (the curve's
-# extra budgets), NICE (10). Prints a markdown table at the end.
+# extra budgets), NICE (10), GPTQ (1; 0 skips the GPTQ-rounded rows), GPTQ_CHUNKS (32 chunks of
+# 512 tokens of the calibration text for GPTQ). Prints a markdown table at the end;
+# scripts/budget_curve.py WORK draws the curve from the same folder.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 S=$(realpath "${1:-$ROOT/.build/release/smelt}")
@@ -47,17 +49,28 @@ done
 TYPES=${TYPES:-q4_0,q5_0,q8_0,q2_k,q3_k,q4_k,q5_k,q6_k,iq4_nl,iq4_xs,f16}
 ROWS=""
 for t in Q4_K_M Q3_K_M Q6_K; do
-  size=$(stat -c %s lq-$t.gguf)
+  size=$(stat -L -c %s lq-$t.gguf)
   [ -f budget-$t.gguf ] || { step "smelt quantize at $t's size ($size bytes)"; $N "$S" quantize base.gguf budget-$t.gguf --sensitivity sens.json --target-size $size --imatrix $IM --threads $TH --write-recipe budget-$t.recipe.json --json > $R/quant-budget-$t.json; }
   [ -f ng-$t.gguf ] || { step "smelt quantize at $t's size, --types $TYPES"; $N "$S" quantize base.gguf ng-$t.gguf --sensitivity sens.json --target-size $size --types $TYPES --imatrix $IM --threads $TH --write-recipe ng-$t.recipe.json --json > $R/quant-ng-$t.json; }
   [ -f mix-$t.gguf ] || { step "smelt quantize --type $t"; $N "$S" quantize base.gguf mix-$t.gguf --type $t --imatrix $IM --threads $TH --json > $R/quant-mix-$t.json; }
   ROWS="$ROWS lq-$t ng-$t mix-$t budget-$t"
 done
+# The same budgets and --types rounded by GPTQ (gq-*): the allocation from the same sensitivity
+# file (priced with importance-weighted rounding), every chosen block type rounded by sequential
+# GPTQ on GPTQ_CHUNKS chunks of the calibration text.
+if [ "${GPTQ:-1}" != 0 ]; then
+  for t in Q4_K_M Q3_K_M Q6_K; do
+    size=$(stat -L -c %s lq-$t.gguf)
+    [ -f gq-$t.gguf ] || { step "smelt quantize --method gptq at $t's size ($size bytes)"; $T -o $R/time-gq-$t.txt $N "$S" quantize base.gguf gq-$t.gguf --sensitivity sens.json --target-size $size --types $TYPES --method gptq --calibration-text "$CAL" --chunks ${GPTQ_CHUNKS:-32} --threads $TH --write-recipe gq-$t.recipe.json --json > $R/quant-gq-$t.json; }
+    ROWS="$ROWS gq-$t"
+  done
+fi
 for b in $BPWS; do
   [ -f ngbpw-$b.gguf ] || { step "smelt quantize at $b bits per weight"; $N "$S" quantize base.gguf ngbpw-$b.gguf --sensitivity sens.json --target-bpw $b --types $TYPES --imatrix $IM --threads $TH --json > $R/quant-ngbpw-$b.json; }
   ROWS="$ROWS ngbpw-$b"
 done
 for c in $ROWS; do
+  [ -f $c.gguf ] || continue
   [ -f $R/drift-$c.json ] || { step "drift $c"; $N "$S" drift --base base.gguf --candidate $c.gguf --text "$WIKI" --ctx 512 --chunks "$EVAL_CHUNKS" --threads $TH --json $R/drift-$c.json > $R/drift-$c.txt 2>&1; }
 done
 step "done"
@@ -70,8 +83,14 @@ print('| file | bytes | bits/weight | predicted KLD | mean KLD | PPL ratio | top
 print('|---|---:|---:|---:|---:|---:|---:|')
 for c in rows:
     kind, t = c.split('-', 1)
-    d = json.load(open(os.path.join(w, 'results', f'drift-{c}.json')))
+    if not os.path.exists(os.path.join(w, c + '.gguf')):
+        print(f"| {c} | | | | not made | | |")
+        continue
     size = os.path.getsize(os.path.join(w, c + '.gguf'))
+    if not os.path.exists(os.path.join(w, 'results', f'drift-{c}.json')):
+        print(f"| {c} | {size:,} | | | not measured | | |")
+        continue
+    d = json.load(open(os.path.join(w, 'results', f'drift-{c}.json')))
     if kind == 'lq':
         p, bpw = pred.get(t), None
     else:
