@@ -10,8 +10,8 @@
 # WORK (default /tmp/smelt-budget-table), LLAMA_CPP_BIN (default /work/llama/src/build/bin),
 # BASE (default .cache/bench/smollm2-f32.gguf), THREADS (2), EVAL_CHUNKS (40), BPWS (the curve's
 # extra budgets), NICE (10), GPTQ (1; 0 skips the GPTQ-rounded rows), GPTQ_CHUNKS (32 chunks of
-# 512 tokens of the calibration text for GPTQ). Prints a markdown table at the end;
-# scripts/budget_curve.py WORK draws the curve from the same folder.
+# 512 tokens of the calibration text for GPTQ), CURVE_TITLE. Prints a markdown table at the end
+# and writes WORK/curve.csv and WORK/curve.svg (scripts/budget_curve.py) from the results so far.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 S=$(realpath "${1:-$ROOT/.build/release/smelt}")
@@ -74,30 +74,38 @@ for c in $ROWS; do
   [ -f $R/drift-$c.json ] || { step "drift $c"; $N "$S" drift --base base.gguf --candidate $c.gguf --text "$WIKI" --ctx 512 --chunks "$EVAL_CHUNKS" --threads $TH --json $R/drift-$c.json > $R/drift-$c.txt 2>&1; }
 done
 step "done"
-python3 - "$W" $ROWS <<'EOF2'
+# The curve (KLD vs bits per weight) and its data, from the results so far.
+python3 "$ROOT/scripts/budget_curve.py" "$W" --csv "$W/curve.csv" --svg "$W/curve.svg" --title "${CURVE_TITLE:-$(basename "$BASE")}" || true
+python3 - "$ROOT/scripts" "$W" $ROWS <<'EOF2'
 import json, os, sys
-w = sys.argv[1]; rows = sys.argv[2:]
+sys.path.insert(0, sys.argv[1])
+from budget_curve import gguf_tensor_sizes
+w = sys.argv[2]; rows = sys.argv[3:]
 sens = json.load(open(os.path.join(w, 'sens.json')))
 pred = {p['name']: p['predicted_kld'] for p in sens['file_types']}
+def kld(x): return f'{x:.4f}' if x >= 0.01 or x == 0 else f'{x:.5f}'
 print('| file | bytes | bits/weight | predicted KLD | mean KLD | PPL ratio | top-1 agreement |')
 print('|---|---:|---:|---:|---:|---:|---:|')
 for c in rows:
     kind, t = c.split('-', 1)
-    if not os.path.exists(os.path.join(w, c + '.gguf')):
+    gguf = os.path.join(w, c + '.gguf')
+    if not os.path.exists(gguf):
         print(f"| {c} | | | | not made | | |")
         continue
-    size = os.path.getsize(os.path.join(w, c + '.gguf'))
+    size = os.path.getsize(gguf)
+    tb, params = gguf_tensor_sizes(gguf)
+    bpw = 8 * tb / params
+    p = pred.get(t)
+    qj = os.path.join(w, 'results', f'quant-{c}.json')
+    if kind != 'lq' and os.path.exists(qj) and os.path.getsize(qj) > 0:
+        q = json.load(open(qj))
+        if q.get('allocation'):
+            p = q['allocation']['predicted_kld']
     if not os.path.exists(os.path.join(w, 'results', f'drift-{c}.json')):
-        print(f"| {c} | {size:,} | | | not measured | | |")
+        print(f"| {c} | {size:,} | {bpw:.3f} | {'' if p is None else kld(p)} | not measured | | |")
         continue
     d = json.load(open(os.path.join(w, 'results', f'drift-{c}.json')))
-    if kind == 'lq':
-        p, bpw = pred.get(t), None
-    else:
-        q = json.load(open(os.path.join(w, 'results', f'quant-{c}.json')))
-        bpw = q['bits_per_weight']
-        p = q['allocation']['predicted_kld'] if q.get('allocation') else pred.get(t)
     k = d['kld']
-    print(f"| {c} | {size:,} | {'' if bpw is None else f'{bpw:.3f}'} | {'' if p is None else f'{p:.4f}'} | "
-          f"{k['mean']:.4f} ± {k['stderr']:.4f} | {d['ppl_ratio']:.4f} | {100 * d['top1_agreement']:.2f} % |")
+    print(f"| {c} | {size:,} | {bpw:.3f} | {'' if p is None else kld(p)} | "
+          f"{kld(k['mean'])} ± {kld(k['stderr'])} | {d['ppl_ratio']:.4f} | {100 * d['top1_agreement']:.2f} % |")
 EOF2
