@@ -55,16 +55,6 @@ for t in Q4_K_M Q3_K_M Q6_K; do
   [ -f mix-$t.gguf ] || { step "smelt quantize --type $t"; $N "$S" quantize base.gguf mix-$t.gguf --type $t --imatrix $IM --threads $TH --json > $R/quant-mix-$t.json; }
   ROWS="$ROWS lq-$t ng-$t mix-$t budget-$t"
 done
-# The same budgets and --types rounded by GPTQ (gq-*): the allocation from the same sensitivity
-# file (priced with importance-weighted rounding), every chosen block type rounded by sequential
-# GPTQ on GPTQ_CHUNKS chunks of the calibration text.
-if [ "${GPTQ:-1}" != 0 ]; then
-  for t in Q4_K_M Q3_K_M Q6_K; do
-    size=$(stat -L -c %s lq-$t.gguf)
-    [ -f gq-$t.gguf ] || { step "smelt quantize --method gptq at $t's size ($size bytes)"; $T -o $R/time-gq-$t.txt $N "$S" quantize base.gguf gq-$t.gguf --sensitivity sens.json --target-size $size --types $TYPES --method gptq --calibration-text "$CAL" --chunks ${GPTQ_CHUNKS:-32} --threads $TH --write-recipe gq-$t.recipe.json --json > $R/quant-gq-$t.json; }
-    ROWS="$ROWS gq-$t"
-  done
-fi
 for b in $BPWS; do
   [ -f ngbpw-$b.gguf ] || { step "smelt quantize at $b bits per weight"; $N "$S" quantize base.gguf ngbpw-$b.gguf --sensitivity sens.json --target-bpw $b --types $TYPES --imatrix $IM --threads $TH --json > $R/quant-ngbpw-$b.json; }
   ROWS="$ROWS ngbpw-$b"
@@ -73,6 +63,17 @@ for c in $ROWS; do
   [ -f $c.gguf ] || continue
   [ -f $R/drift-$c.json ] || { step "drift $c"; $N "$S" drift --base base.gguf --candidate $c.gguf --text "$WIKI" --ctx 512 --chunks "$EVAL_CHUNKS" --threads $TH --json $R/drift-$c.json > $R/drift-$c.txt 2>&1; }
 done
+# The same budgets and --types rounded by GPTQ (gq-*): the allocation from the same sensitivity
+# file (priced with importance-weighted rounding), every chosen block type rounded by sequential
+# GPTQ on GPTQ_CHUNKS chunks of the calibration text. Last, being the slowest steps.
+if [ "${GPTQ:-1}" != 0 ]; then
+  for t in Q4_K_M Q3_K_M Q6_K; do
+    size=$(stat -L -c %s lq-$t.gguf)
+    [ -f gq-$t.gguf ] || { step "smelt quantize --method gptq at $t's size ($size bytes)"; $T -o $R/time-gq-$t.txt $N "$S" quantize base.gguf gq-$t.gguf --sensitivity sens.json --target-size $size --types $TYPES --method gptq --calibration-text "$CAL" --chunks ${GPTQ_CHUNKS:-32} --threads $TH --write-recipe gq-$t.recipe.json --json > $R/quant-gq-$t.json; }
+    [ -f gq-$t.gguf ] && { [ -f $R/drift-gq-$t.json ] || { step "drift gq-$t"; $N "$S" drift --base base.gguf --candidate gq-$t.gguf --text "$WIKI" --ctx 512 --chunks "$EVAL_CHUNKS" --threads $TH --json $R/drift-gq-$t.json > $R/drift-gq-$t.txt 2>&1; }; }
+    ROWS="$ROWS gq-$t"
+  done
+fi
 step "done"
 # The curve (KLD vs bits per weight) and its data, from the results so far.
 python3 "$ROOT/scripts/budget_curve.py" "$W" --csv "$W/curve.csv" --svg "$W/curve.svg" --title "${CURVE_TITLE:-$(basename "$BASE")}" || true
