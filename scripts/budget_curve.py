@@ -11,7 +11,7 @@ its NAME.gguf becomes a row of DATA.csv; bits per weight are 8 x (bytes of all t
     lq-T      llama-quantize's file type T with the importance matrix   (marked points)
     mix-T     smelt's rendition of llama.cpp's T mix, same rounding     (hollow points)
     ng-T, ngbpw-B   smelt budgets without Q4_1/Q5_1, importance-weighted rounding   (a line)
-    gq-T      the same budgets rounded by GPTQ                          (a line)
+    gq-T, gqbpw-B   the same budgets rounded by GPTQ                    (a line)
     budget-T  smelt budget with every candidate                         (CSV only)
 
 The CSV is the figure's data: the second form redraws the figure from it alone. Points with a
@@ -41,6 +41,7 @@ SERIES = {  # prefix -> (series key, legend)
     'ng': ('budget_imatrix', 'smelt budget, importance-weighted rounding'),
     'ngbpw': ('budget_imatrix', 'smelt budget, importance-weighted rounding'),
     'gq': ('budget_gptq', 'smelt budget, GPTQ rounding'),
+    'gqbpw': ('budget_gptq', 'smelt budget, GPTQ rounding'),
     'lq': ('llama', 'llama-quantize + importance matrix'),
     'mix': ('llama_mix_smelt', "llama.cpp's mix, smelt's rounding"),
     'budget': ('budget_all', 'smelt budget, every candidate'),
@@ -111,7 +112,7 @@ def collect(work):
         d = json.load(open(path))
         tb, params = gguf_tensor_sizes(gguf)
         rows.append({
-            'file': name, 'series': SERIES[prefix][0], 'label': label if prefix != 'ngbpw' else f'{label} bpw',
+            'file': name, 'series': SERIES[prefix][0], 'label': f'{label} bpw' if prefix.endswith('bpw') else label,
             'bits_per_weight': f'{8 * tb / params:.4f}', 'file_bytes': os.path.getsize(gguf), 'tensor_bytes': tb,
             'parameters': params, 'mean_kld': f"{d['kld']['mean']:.6g}", 'kld_stderr': f"{d['kld']['stderr']:.3g}",
             'ppl_ratio': f"{d['ppl_ratio']:.5f}", 'top1_agreement': f"{d['top1_agreement']:.5f}",

@@ -10,7 +10,8 @@
 # WORK (default /tmp/smelt-budget-table), LLAMA_CPP_BIN (default /work/llama/src/build/bin),
 # BASE (default .cache/bench/smollm2-f32.gguf), THREADS (2), EVAL_CHUNKS (40), BPWS (the curve's
 # extra budgets), NICE (10), GPTQ (1; 0 skips the GPTQ-rounded rows), GPTQ_CHUNKS (32 chunks of
-# 512 tokens of the calibration text for GPTQ), CURVE_TITLE. Prints a markdown table at the end
+# 512 tokens of the calibration text for GPTQ), GPTQ_BPWS (4.75: --target-bpw budgets also
+# rounded by GPTQ; empty for none), CURVE_TITLE. Prints a markdown table at the end
 # and writes WORK/curve.csv and WORK/curve.svg (scripts/budget_curve.py) from the results so far.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -73,12 +74,18 @@ if [ "${GPTQ:-1}" != 0 ]; then
     [ -f gq-$t.gguf ] && { [ -f $R/drift-gq-$t.json ] || { step "drift gq-$t"; $N "$S" drift --base base.gguf --candidate gq-$t.gguf --text "$WIKI" --ctx 512 --chunks "$EVAL_CHUNKS" --threads $TH --json $R/drift-gq-$t.json > $R/drift-gq-$t.txt 2>&1; }; }
     ROWS="$ROWS gq-$t"
   done
+  for b in ${GPTQ_BPWS-4.75}; do
+    [ -f gqbpw-$b.gguf ] || { step "smelt quantize --method gptq at $b bits per weight"; $T -o $R/time-gqbpw-$b.txt $N "$S" quantize base.gguf gqbpw-$b.gguf --sensitivity sens.json --target-bpw $b --types $TYPES --method gptq --calibration-text "$CAL" --chunks ${GPTQ_CHUNKS:-32} --threads $TH --json > $R/quant-gqbpw-$b.json; }
+    [ -f gqbpw-$b.gguf ] && { [ -f $R/drift-gqbpw-$b.json ] || { step "drift gqbpw-$b"; $N "$S" drift --base base.gguf --candidate gqbpw-$b.gguf --text "$WIKI" --ctx 512 --chunks "$EVAL_CHUNKS" --threads $TH --json $R/drift-gqbpw-$b.json > $R/drift-gqbpw-$b.txt 2>&1; }; }
+    ROWS="$ROWS gqbpw-$b"
+  done
 fi
 step "done"
 # The curve (KLD vs bits per weight) and its data, from the results so far.
 python3 "$ROOT/scripts/budget_curve.py" "$W" --csv "$W/curve.csv" --svg "$W/curve.svg" --title "${CURVE_TITLE:-$(basename "$BASE")}" || true
 python3 - "$ROOT/scripts" "$W" $ROWS <<'EOF2'
 import json, os, sys
+sys.dont_write_bytecode = True
 sys.path.insert(0, sys.argv[1])
 from budget_curve import gguf_tensor_sizes
 w = sys.argv[2]; rows = sys.argv[3:]
