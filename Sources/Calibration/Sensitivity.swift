@@ -159,18 +159,9 @@ public enum Sensitivity {
                         let (b, c, o) = shared.value
                         var s = 0.0
                         for r in stride(from: p, to: rows, by: parts) {
-                            let br = b + r * vocab, cr = c + r * vocab
-                            var mb = -Float.infinity, mc = -Float.infinity
-                            for i in 0..<vocab { mb = max(mb, br[i]); mc = max(mc, cr[i]) }
-                            var zb = 0.0, zc = 0.0
-                            for i in 0..<vocab { zb += Double(expf(br[i] - mb)); zc += Double(expf(cr[i] - mc)) }
-                            let lzb = log(zb), lzc = log(zc)
-                            var kl = 0.0
-                            for i in 0..<vocab {
-                                let lb = Double(br[i] - mb) - lzb, lc = Double(cr[i] - mc) - lzc
-                                kl += exp(lb) * (lb - lc)
-                            }
-                            s += max(0, kl)
+                            let br = UnsafeBufferPointer(start: b + r * vocab, count: vocab)
+                            let cr = UnsafeBufferPointer(start: c + r * vocab, count: vocab)
+                            s += max(0, Drift.kl(base: br, Drift.logSumExp(br), candidate: cr, Drift.logSumExp(cr)))
                         }
                         o[p] = s
                     }

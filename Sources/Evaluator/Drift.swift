@@ -68,25 +68,35 @@ public enum Drift {
         public let top1Agreement: Double
     }
 
-    /// Compares one row: returns (KL(base‖cand), Δp of the target, top-1 agreement) and the NLLs.
-    static func compare(base: UnsafeBufferPointer<Float>, candidate: UnsafeBufferPointer<Float>, target: Int)
-        -> (kld: Double, deltaP: Double, same: Bool, nllBase: Double, nllCandidate: Double)
-    {
-        func logSumExp(_ r: UnsafeBufferPointer<Float>) -> (max: Float, lse: Double, argmax: Int) {
-            var mx = -Float.infinity
-            var arg = 0
-            for (i, v) in r.enumerated() where v > mx { mx = v; arg = i }
-            var sum = 0.0
-            for v in r { sum += Double(expf(v - mx)) }
-            return (mx, log(sum), arg)
-        }
-        let b = logSumExp(base), c = logSumExp(candidate)
+    /// A row of logits' largest value, log Σ exp(x − max) (f32 terms summed in f64) and argmax.
+    public static func logSumExp(_ r: UnsafeBufferPointer<Float>) -> (max: Float, lse: Double, argmax: Int) {
+        var mx = -Float.infinity
+        var arg = 0
+        for (i, v) in r.enumerated() where v > mx { mx = v; arg = i }
+        var sum = 0.0
+        for v in r { sum += Double(expf(v - mx)) }
+        return (mx, log(sum), arg)
+    }
+
+    /// KL(base ‖ candidate) of two rows of logits, given each row's `logSumExp`; negative
+    /// rounding residue is returned as is (callers clamp).
+    public static func kl(base: UnsafeBufferPointer<Float>, _ b: (max: Float, lse: Double, argmax: Int),
+                          candidate: UnsafeBufferPointer<Float>, _ c: (max: Float, lse: Double, argmax: Int)) -> Double {
         var kl = 0.0
         for i in 0..<base.count {
             let lb = Double(base[i] - b.max) - b.lse
             let lc = Double(candidate[i] - c.max) - c.lse
             kl += exp(lb) * (lb - lc)
         }
+        return kl
+    }
+
+    /// Compares one row: returns (KL(base‖cand), Δp of the target, top-1 agreement) and the NLLs.
+    static func compare(base: UnsafeBufferPointer<Float>, candidate: UnsafeBufferPointer<Float>, target: Int)
+        -> (kld: Double, deltaP: Double, same: Bool, nllBase: Double, nllCandidate: Double)
+    {
+        let b = logSumExp(base), c = logSumExp(candidate)
+        let kl = Drift.kl(base: base, b, candidate: candidate, c)
         let lpb = Double(base[target] - b.max) - b.lse
         let lpc = Double(candidate[target] - c.max) - c.lse
         return (max(0, kl), exp(lpc) - exp(lpb), b.argmax == c.argmax, -lpb, -lpc)
