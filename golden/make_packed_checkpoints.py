@@ -157,6 +157,29 @@ def make_gptq(name, bits, group_size, sym, v1, desc_act, coarse_scales=False):
     folder(name, qc, tensors, reference, f"GPTQ {'v1' if v1 else 'v2'} int{bits} g{group_size} sym={sym} desc_act={desc_act}")
 
 
+def make_autogptq(name, source):
+    """An AutoGPTQ-era copy of the GPTQ folder `source`: its settings moved out of config.json into
+    quantize_config.json as AutoGPTQ 0.7 wrote it (no quant_method or checkpoint_format: v1 is
+    implied), the tensors and the reference decode unchanged."""
+    d = os.path.join(OUT, name)
+    shutil.rmtree(d, ignore_errors=True)
+    shutil.copytree(os.path.join(OUT, source), d)
+    c = json.load(open(os.path.join(d, "config.json")))
+    qc = c.pop("quantization_config")
+    assert qc["checkpoint_format"] == "gptq", "AutoGPTQ wrote v1 only"
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump(c, f, indent=2)
+    side = {
+        "bits": qc["bits"], "group_size": qc["group_size"], "damp_percent": 0.01, "desc_act": qc["desc_act"],
+        "static_groups": False, "sym": qc["sym"], "true_sequential": True, "model_name_or_path": None,
+        "model_file_base_name": "model",
+    }
+    with open(os.path.join(d, "quantize_config.json"), "w") as f:
+        json.dump(side, f, indent=2)
+    shutil.copy(os.path.join(OUT, source + ".expected.safetensors"), os.path.join(OUT, name + ".expected.safetensors"))
+    print(name, f"AutoGPTQ quantize_config.json copy of {source}")
+
+
 # ---- compressed-tensors ------------------------------------------------------------------------
 def make_ct(name, bits, group_size, sym):
     from compressed_tensors.compressors.pack_quantized.base import PackedQuantizationCompressor
@@ -240,6 +263,7 @@ if __name__ == "__main__":
     make_awq("awq-g32", 32)
     make_gptq("gptq-v2-asym4-g32-coarse", 4, 32, False, False, False, coarse_scales=True)
     make_awq("awq-g32-coarse", 32, coarse_scales=True)
+    make_autogptq("gptq-autogptq-asym4-g32", "gptq-v1-asym4-g32")
     import compressed_tensors
     source = {
         "script": "golden/make_packed_checkpoints.py",

@@ -19,6 +19,7 @@ final class PackedCheckpointTests: XCTestCase {
         ("awq-g32", "awq", "AWQ GEMM int4"),
         ("gptq-v2-asym4-g32-coarse", "gptq", "GPTQ v2 int4"),
         ("awq-g32-coarse", "awq", "AWQ GEMM int4"),
+        ("gptq-autogptq-asym4-g32", "gptq", "GPTQ v1 int4"),
     ]
 
     static func folder(_ name: String) -> String { TestSupport.path("golden/packed/\(name)") }
@@ -50,6 +51,7 @@ final class PackedCheckpointTests: XCTestCase {
             // must not claim to be quantized.
             let config = graph.metadata["hf.config.json"]?.stringValue ?? ""
             XCTAssertFalse(config.contains("quantization_config"), name)
+            XCTAssertNil(graph.metadata["hf.quantize_config.json"], name)
             XCTAssertEqual(expected.tensors.count, 14, name)
             for e in expected.tensors {
                 let t = try XCTUnwrap(graph[e.name], "\(name): \(e.name) not lifted")
@@ -91,15 +93,19 @@ final class PackedCheckpointTests: XCTestCase {
     override func setUp() { dir = TestSupport.tempDir("packed-hostile") }
     override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
 
-    /// A copy of a golden folder with its tensors and config changed.
+    /// A copy of a golden folder with its tensors and config changed (`quantizeConfig`: AutoGPTQ's
+    /// `quantize_config.json`, given the source's or `nil`; written unless it returns `nil`).
     func variant(
-        _ name: String, config: (String) -> String = { $0 }, tensors: (inout [String: Tensor], inout [String]) throws -> Void = { _, _ in }
+        _ name: String, config: (String) -> String = { $0 }, quantizeConfig: (String?) -> String? = { $0 },
+        tensors: (inout [String: Tensor], inout [String]) throws -> Void = { _, _ in }
     ) throws -> String {
         let src = Self.folder(name)
         let out = "\(dir)/\(name)-\(UUID().uuidString.prefix(6))"
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         let text = try String(contentsOfFile: src + "/config.json", encoding: .utf8)
         try config(text).write(toFile: out + "/config.json", atomically: true, encoding: .utf8)
+        let side = try? String(contentsOfFile: src + "/quantize_config.json", encoding: .utf8)
+        if let q = quantizeConfig(side) { try q.write(toFile: out + "/quantize_config.json", atomically: true, encoding: .utf8) }
         let raw = try SafetensorsGraph.read(src + "/model.safetensors")
         var byName = Dictionary(uniqueKeysWithValues: raw.tensors.map { ($0.name, $0) })
         var order = raw.tensors.map(\.name)
@@ -152,6 +158,46 @@ final class PackedCheckpointTests: XCTestCase {
         assertRefused(marlin, ["checkpoint_format", "marlin"])
         let three = try variant("gptq-v1-sym4-g32", config: { $0.replacingOccurrences(of: "\"bits\": 4", with: "\"bits\": 3") })
         assertRefused(three, ["bits = 3", "only 2, 4 and 8 bits"])
+    }
+
+    // MARK: AutoGPTQ's quantize_config.json
+
+    /// `gptq-autogptq-asym4-g32` is `gptq-v1-asym4-g32` with its settings in `quantize_config.json`
+    /// (asymmetric, no `checkpoint_format`: v1 implied); `sym` read from there decides the zeros.
+    func testAutoGPTQQuantizeConfigAlone() throws {
+        let raw = try HFFolder.read(Self.folder("gptq-autogptq-asym4-g32"))
+        XCTAssertNil(FlavourRegistry.config(raw)?["quantization_config"])
+        let parts = try XCTUnwrap(Self.unpacked(Self.folder("gptq-autogptq-asym4-g32"))["model.layers.0.mlp.down_proj.weight"]?.groupQuantizedSource).parts()
+        XCTAssertGreaterThan(Set(parts.zeros).count, 1, "asymmetric zero points")
+        // Written back as GPTQ, config.json carries the settings and the side file is gone.
+        let out = dir + "/rewritten"
+        var moves: [TensorMove] = []
+        let packed = try GPTQFlavour.pack(try Self.unpacked(Self.folder("gptq-autogptq-asym4-g32")), FlavourRequest(bits: 4, groupSize: 32, symmetric: false), moves: &moves)
+        try HFFolder.write(packed, to: out)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/quantize_config.json"))
+        XCTAssertEqual(PackedCheckpoint.settings(try HFFolder.read(out))?.method, "gptq")
+    }
+
+    /// Both files, agreeing: config.json's settings are used and the decode is the reference one.
+    func testAutoGPTQQuantizeConfigAgreeingWithConfigJSON() throws {
+        let both = try variant("gptq-v1-asym4-g32", quantizeConfig: { _ in
+            #"{"bits": 4.0, "group_size": 32, "desc_act": false, "sym": false, "checkpoint_format": "GPTQ", "damp_percent": 0.01}"#
+        })
+        let got = try XCTUnwrap(Self.unpacked(both)["model.layers.1.self_attn.q_proj.weight"])
+        let want = try XCTUnwrap(SafetensorsGraph.read(Self.folder("gptq-v1-asym4-g32") + ".expected.safetensors")["model.layers.1.self_attn.q_proj.weight"])
+        XCTAssertEqual(try Self.f32(got).map(\.bitPattern), try Self.f32(want).map(\.bitPattern))
+    }
+
+    /// Both files, disagreeing on one setting: refused, naming both files, the key and both values.
+    func testAutoGPTQQuantizeConfigDisagreeingWithConfigJSON() throws {
+        let sym = try variant("gptq-v1-asym4-g32", quantizeConfig: { _ in #"{"bits": 4, "group_size": 32, "sym": true}"# })
+        assertRefused(sym, ["config.json quantization_config sym = false", "quantize_config.json sym = true", "disagree"])
+        let group = try variant("gptq-autogptq-asym4-g32", config: { text in
+            text.replacingOccurrences(of: "\"vocab_size\": 320", with: #""vocab_size": 320, "quantization_config": {"bits": 4, "group_size": 64, "sym": false, "quant_method": "gptq"}"#)
+        })
+        assertRefused(group, ["group_size = 64", "quantize_config.json group_size = 32"])
+        let broken = try variant("gptq-autogptq-asym4-g32", quantizeConfig: { _ in "{\"bits\": 4," })
+        XCTAssertThrowsError(try HFFolder.read(broken)) { XCTAssertTrue("\($0)".contains("quantize_config.json"), "\($0)") }
     }
 
     func testCompressedTensorsBitsDisagreeingWithThePacking() throws {

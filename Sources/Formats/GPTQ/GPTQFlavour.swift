@@ -1,7 +1,8 @@
 import TensorGraph
 
 /// GPTQ as a folder flavour (`convert --format gptq`, `inspect`): recognised by
-/// `quantization_config.quant_method = "gptq"` and `*.qweight` tensors; read through
+/// `quantization_config.quant_method = "gptq"` (or AutoGPTQ's `quantize_config.json`) and
+/// `*.qweight` tensors; read through
 /// `GPTQ.lift`; written as GPTQ v1 (`checkpoint_format: "gptq"`, zero points stored minus one,
 /// what transformers, GPTQModel and vLLM load) on the grid the request sets (default int4, group
 /// size 128, symmetric).
@@ -14,8 +15,7 @@ public enum GPTQFlavour: FolderFlavour {
     }
 
     public static func unpack(_ graph: TensorGraph, _ request: FlavourRequest, moves: inout [TensorMove]) throws -> TensorGraph {
-        guard let (_, settings) = PackedCheckpoint.settings(graph) else { throw FlavourError.badConfig(reason: "no quantization_config") }
-        return try PackedFlavourSupport.unpack(try GPTQ.lift(graph, settings: settings), request, moves: &moves)
+        return try PackedFlavourSupport.unpack(try GPTQ.lift(graph, settings: try GPTQ.settingsObject(graph)), request, moves: &moves)
     }
 
     public static func pack(_ graph: TensorGraph, _ request: FlavourRequest, moves: inout [TensorMove]) throws -> TensorGraph {
@@ -54,6 +54,7 @@ public enum GPTQFlavour: FolderFlavour {
             ("pack_dtype", .string("int32")),
         ])
         FlavourRegistry.updateConfig(&out, setting: [(PackedCheckpoint.configKey, config)], removing: ["quantization"])
+        out.metadata[HFFolder.metadataPrefix + PackedCheckpoint.autoGPTQFile] = nil  // config.json says it all
         return out
     }
 

@@ -3,14 +3,14 @@ import Glibc
 #endif
 import TensorGraph
 
-/// A Hugging Face model folder: `config.json`, tokenizer files, and weights as `model.safetensors`
+/// A Hugging Face model folder: `config.json` (and AutoGPTQ's `quantize_config.json`), tokenizer files, and weights as `model.safetensors`
 /// or shards with `model.safetensors.index.json`.
 public enum HFFolder {
     /// The folder's JSON side files (and the chat template transformers 5 saves beside them) kept verbatim in the graph's metadata under `hf.<file name>`,
     /// for later stages (tokenizer, GGUF conversion) and for writing a folder back.
     public static let sideFiles = [
         "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
-        "special_tokens_map.json", "chat_template.jinja",
+        "special_tokens_map.json", "chat_template.jinja", "quantize_config.json",
     ]
     public static let metadataPrefix = "hf."
 
@@ -55,6 +55,9 @@ public enum HFFolder {
                 throw HFFolderError.badSideFile(file: path, reason: "not valid UTF-8")
             }
             graph.metadata[metadataPrefix + name] = .string(text)
+            if name == "quantize_config.json" {
+                do { _ = try JSONParser.parse(bytes) } catch { throw HFFolderError.badSideFile(file: path, reason: error.description) }
+            }
             if name == "config.json" {
                 let json: JSONValue
                 do { json = try JSONParser.parse(bytes) } catch {

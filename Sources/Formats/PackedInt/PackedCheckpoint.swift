@@ -94,10 +94,29 @@ public enum PackedCheckpoint {
     static let wordTypes: Set<DType> = [.i32, .u32]
     static let indexTypes: Set<DType> = [.i32, .i64, .i16]
 
-    /// The settings object of a graph's `config.json` (`quantization_config`) and its `quant_method`.
+    /// AutoGPTQ's side file: the GPTQ settings of folders written before they moved into
+    /// `config.json` (`bits`, `group_size`, `desc_act`, `sym`, and in later versions `quant_method`
+    /// and `checkpoint_format`).
+    public static let autoGPTQFile = "quantize_config.json"
+
+    /// The settings object of a graph's `config.json` (`quantization_config`) and its `quant_method`;
+    /// without one, AutoGPTQ's `quantize_config.json` (its method `gptq` unless it names another).
+    /// Whether the two agree when both exist is the GPTQ reader's check (`GPTQ.settingsObject`).
     public static func settings(_ graph: TensorGraph) -> (method: String, settings: JSONValue)? {
-        guard let q = FlavourRegistry.config(graph)?[configKey], let method = q["quant_method"]?.stringValue else { return nil }
-        return (method.lowercased(), q)
+        if let q = FlavourRegistry.config(graph)?[configKey] {
+            guard let method = q["quant_method"]?.stringValue else { return nil }
+            return (method.lowercased(), q)
+        }
+        guard let q = autoGPTQConfig(graph), q["bits"] != nil else { return nil }
+        return ((q["quant_method"]?.stringValue ?? "gptq").lowercased(), q)
+    }
+
+    /// `quantize_config.json` of a graph read from a folder, parsed; `nil` when absent or not an object.
+    static func autoGPTQConfig(_ graph: TensorGraph) -> JSONValue? {
+        guard let text = graph.metadata[HFFolder.metadataPrefix + autoGPTQFile]?.stringValue,
+            let q = try? JSONParser.parse(text), q.objectEntries != nil
+        else { return nil }
+        return q
     }
 
     /// The graph with the lifted tensors in place of the packed ones (`nil` entries dropped).
@@ -129,6 +148,8 @@ public enum PackedCheckpointError: Error, CustomStringConvertible {
     case badSetting(dir: String, key: String, value: String, reason: String)
     case orphan(dir: String, tensor: String, missing: String)
     case unmatchedModule(dir: String, module: String)
+    /// `config.json`'s `quantization_config` and `quantize_config.json` set `key` differently.
+    case conflictingSettings(dir: String, key: String, config: String, quantizeConfig: String)
 
     /// The folder in front of the message, when the error knows it (the CLI adds the input path
     /// through `InputError` otherwise).
@@ -156,6 +177,8 @@ public enum PackedCheckpointError: Error, CustomStringConvertible {
             return "\(Self.at(dir))tensor '\(Echo.value(tensor))' has no '\(Echo.value(missing))' beside it"
         case let .unmatchedModule(dir, module):
             return "\(Self.at(dir))quantized module '\(Echo.value(module))' matches no config_groups target"
+        case let .conflictingSettings(dir, key, config, quantizeConfig):
+            return "\(Self.at(dir))config.json quantization_config \(Echo.value(key)) = \(Echo.value(config)), but \(PackedCheckpoint.autoGPTQFile) \(Echo.value(key)) = \(Echo.value(quantizeConfig)): the two files disagree (fix or remove one)"
         }
     }
 }

@@ -48,6 +48,7 @@ enum PackedFlavourSupport {
             architecture: lifted.architecture, hyperparameters: lifted.hyperparameters, metadata: lifted.metadata,
             tokenizer: lifted.tokenizer, tensors: tensors)
         FlavourRegistry.updateConfig(&out, setting: [], removing: [PackedCheckpoint.configKey])
+        out.metadata[HFFolder.metadataPrefix + PackedCheckpoint.autoGPTQFile] = nil
         return out
     }
 
