@@ -36,12 +36,20 @@ public enum GPTQ {
         public var actOrder = true
         /// Threads for the row-parallel walk.
         public var threads: Int = 1
+        /// Keep, row by row, the type's importance-weighted rounding (importance = H's diagonal)
+        /// wherever its output error on the calibration inputs (δ H δᵀ for that row) is below the
+        /// walk's. The walk is greedy and can diverge: on a row with a huge weight in a
+        /// massive-activation column, the compensation it spreads can push the row's other values
+        /// past what a super-block's fixed d lets their scale codes reach (IQ4_XS, SmolLM2's
+        /// blk.28.ffn_down), and each saturated group spreads more.
+        public var rowGuard = true
 
-        public init(damp: Float = 0.01, scaleSearch: Bool = true, actOrder: Bool = true, threads: Int = 1) {
+        public init(damp: Float = 0.01, scaleSearch: Bool = true, actOrder: Bool = true, threads: Int = 1, rowGuard: Bool = true) {
             self.damp = damp
             self.scaleSearch = scaleSearch
             self.actOrder = actOrder
             self.threads = threads
+            self.rowGuard = rowGuard
         }
     }
 
@@ -125,8 +133,64 @@ public enum GPTQ {
                 }
             }
         }
+        if options.rowGuard {
+            _ = try guardRows(w, rows: rows, cols: cols, hessian: hessian, importance: diag, dtype: dtype, blocks: &blocks)
+        }
         let values = try blocks.withUnsafeBytes { try Dequantize.toF32(dtype, $0) }
         return (blocks, values)
+    }
+
+    /// Replaces in `blocks` every row whose output error on the calibration inputs, δ H δᵀ with δ
+    /// the row's change, is larger than that of the type's importance-weighted rounding of the
+    /// original row (`Quantize.weightedRows`, importance = H's diagonal) by that rounding's bytes.
+    /// Returns how many rows were replaced (0 when the type has no weighted encoder).
+    static func guardRows(
+        _ w: UnsafePointer<Float>, rows: Int, cols: Int, hessian: UnsafePointer<Float>, importance: [Float], dtype: DType,
+        blocks: inout [UInt8]
+    ) throws -> Int {
+        var weighted = [UInt8](repeating: 0, count: blocks.count)
+        do {
+            try importance.withUnsafeBufferPointer { ip in
+                try weighted.withUnsafeMutableBytes {
+                    try Quantize.weightedRows(dtype, w, rows: rows, rowLength: cols, importance: ip.baseAddress!, into: $0.baseAddress!)
+                }
+            }
+        } catch QuantizationError.noEncoder { return 0 }
+        let walked = try blocks.withUnsafeBytes { try Dequantize.toF32(dtype, $0) }
+        let other = try weighted.withUnsafeBytes { try Dequantize.toF32(dtype, $0) }
+        // H symmetric (only its upper triangle is promised).
+        var h = [Float](repeating: 0, count: cols * cols)
+        for i in 0..<cols {
+            for j in i..<cols {
+                h[i * cols + j] = hessian[i * cols + j]
+                h[j * cols + i] = hessian[i * cols + j]
+            }
+        }
+        func rowErrors(_ q: [Float]) -> [Double] {
+            var d = [Float](repeating: 0, count: rows * cols)
+            for i in 0..<(rows * cols) { d[i] = w[i] - q[i] }
+            var prod = [Float](repeating: 0, count: rows * cols)
+            d.withUnsafeBufferPointer { dp in
+                h.withUnsafeBufferPointer { hp in
+                    prod.withUnsafeMutableBufferPointer { pp in
+                        BLAS.sgemm(m: rows, n: cols, k: cols, a: dp.baseAddress!, b: hp.baseAddress!, c: pp.baseAddress!)
+                    }
+                }
+            }
+            return (0..<rows).map { r in
+                var e = 0.0
+                for c in 0..<cols { e += Double(prod[r * cols + c]) * Double(d[r * cols + c]) }
+                return e
+            }
+        }
+        let eWalk = rowErrors(walked), eWeighted = rowErrors(other)
+        let rowBytes = blocks.count / rows
+        var replaced = 0
+        for r in 0..<rows where eWeighted[r] < eWalk[r] {
+            blocks.replaceSubrange((r * rowBytes)..<((r + 1) * rowBytes), with: weighted[(r * rowBytes)..<((r + 1) * rowBytes)])
+            replaced += 1
+        }
+        return replaced
     }
 
     /// Pointers shared by the row groups (each writes only its own rows' blocks), and the grid.
