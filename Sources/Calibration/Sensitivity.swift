@@ -11,7 +11,8 @@ import TensorGraph
 /// e(W, τ) = Σ_rows Σ_j imp_j (w − ŵ)², imp_j the mean square of input column j over the
 /// calibration tokens (the importance matrix; the diagonal of the input covariance, so e is the
 /// output error ‖X(W − Ŵ)ᵀ‖² per token when inputs are uncorrelated). A per-tensor gain turns it
-/// into KLD: W is quantized to one reference type (Q4_K, or Q4_0 where K blocks do not fit), the
+/// into KLD: W is quantized to one reference type (Q4_K, or Q4_0 where K blocks do not fit, or the
+/// next candidate when that one rounds W at least as exactly as Q8_0: see `chooseReference`), the
 /// exact KLD of the model with only that tensor changed is measured on a few calibration chunks
 /// (from the tensor's layer on: the residual streams entering each layer are cached), and
 /// gain = measured KLD ÷ e(W, reference). Predicted KLD(W, τ) = gain × e(W, τ); a mix's drift is
@@ -24,7 +25,7 @@ public enum Sensitivity {
     ]
 
     public static let estimatorSummary =
-        "importance-weighted squared rounding error per tensor and type, times a per-tensor gain = exact single-tensor KLD at a reference type (q4_k, else q4_0) on the gain chunks ÷ that type's weighted error; a mix's KLD is the sum"
+        "importance-weighted squared rounding error per tensor and type, times a per-tensor gain = exact single-tensor KLD at a reference type (q4_k, else q4_0, else the next candidate; the first whose error exceeds q8_0's on that tensor) on the gain chunks ÷ that type's weighted error; a mix's KLD is the sum"
 
     public struct Options: Sendable {
         public var candidates: [DType] = Sensitivity.defaultCandidates
@@ -171,11 +172,28 @@ public enum Sensitivity {
         return (sums.reduce(0, +), rows)
     }
 
-    /// The reference type for a tensor's gain: q4_k when its blocks fit, else q4_0, else the
-    /// first valid candidate below 8 bits.
+    /// The reference types for a tensor's gain, in order of preference: q4_k when its blocks fit,
+    /// q4_0, then the other valid candidates below 8 bits in candidate order.
+    static func references(shape: [Int], candidates: [DType]) -> [DType] {
+        let fits = { (t: DType) in FileTypeMix.fitting(t, shape: shape)?.via.isEmpty == true }
+        var out = [DType.q4_K, .q4_0].filter(fits)
+        for c in candidates where c.isQuantized && c != .q8_0 && fits(c) && !out.contains(c) { out.append(c) }
+        return out
+    }
+
+    /// The preferred reference (the check's draw uses it: it depends on the shape alone).
     static func reference(shape: [Int], candidates: [DType]) -> DType? {
-        for t in [DType.q4_K, .q4_0] where FileTypeMix.fitting(t, shape: shape)?.via.isEmpty == true { return t }
-        return candidates.first { $0.isQuantized && $0 != .q8_0 && FileTypeMix.fitting($0, shape: shape)?.via.isEmpty == true }
+        references(shape: shape, candidates: candidates).first
+    }
+
+    /// The reference actually used: the first of `order` whose weighted error is above Q8_0's on
+    /// the same tensor (`floor`). A 4-bit type that rounds a tensor at least as exactly as the
+    /// 8-bit grid does has found the grid the weights already sit on (a model dequantized from
+    /// that type); its KLD is then zero or rounding noise and cannot measure the tensor's gain.
+    /// When no candidate clears the floor, the preferred one is used.
+    public static func chooseReference(_ order: [DType], floor: Double, error: (DType) throws -> Double) rethrows -> DType? {
+        for t in order where try error(t) > floor { return t }
+        return order.first
     }
 
     /// The estimate for `graph` (in GGUF layout; `model` runs it).
@@ -205,24 +223,30 @@ public enum Sensitivity {
             let rowLength = t.shape.last ?? 1
             let imp = importance?.importance(for: t.name).flatMap { $0.count == rowLength ? $0 : nil }
             var byStored: [DType: (bytes: Int, error: Double, values: [Float]?)] = [:]
-            guard let ref = reference(shape: t.shape, candidates: options.candidates) else {
+            let order = references(shape: t.shape, candidates: options.candidates)
+            guard let preferred = order.first else {
                 throw CalibrationError.badInput("tensor '\(t.name)' (shape \(t.shape)): no candidate type divides its rows of \(rowLength)")
+            }
+            // Rounds `type` once; keeps the values only for the preferred reference (the usual pick).
+            func rounded(_ type: DType) throws -> (bytes: Int, error: Double, values: [Float]?) {
+                if let s = byStored[type] { return s }
+                let (bytes, q) = try roundTrip(t.name, w, shape: t.shape, type: type, importance: imp)
+                let s = (bytes, weightedError(w, q, importance: imp, rowLength: rowLength), type == preferred ? q : nil)
+                byStored[type] = s
+                return s
             }
             var types: [SensitivityReport.TypeEntry] = []
             for c in options.candidates {
                 let fit = FileTypeMix.fitting(c, shape: t.shape)
                 let stored = fit?.type ?? .f32
-                if byStored[stored] == nil {
-                    let (bytes, q) = try roundTrip(t.name, w, shape: t.shape, type: stored, importance: imp)
-                    byStored[stored] = (bytes, weightedError(w, q, importance: imp, rowLength: rowLength), stored == ref ? q : nil)
-                }
-                let s = byStored[stored]!
+                let s = try rounded(stored)
                 types.append(.init(type: c.rawValue, valid: fit?.via.isEmpty == true, stored: stored.rawValue, bytes: s.bytes,
                                    weightedError: s.error, predictedKld: 0))
             }
-            if byStored[ref] == nil {
-                let (bytes, q) = try roundTrip(t.name, w, shape: t.shape, type: ref, importance: imp)
-                byStored[ref] = (bytes, weightedError(w, q, importance: imp, rowLength: rowLength), q)
+            let floor = FileTypeMix.fitting(.q8_0, shape: t.shape)?.via.isEmpty == true ? try rounded(.q8_0).error : 0
+            let ref = try chooseReference(order, floor: floor) { try rounded($0).error }!
+            if byStored[ref]!.values == nil {
+                byStored[ref]!.values = try roundTrip(t.name, w, shape: t.shape, type: ref, importance: imp).values
             }
             let measured = try gain.kld(t.name, values: byStored[ref]!.values!)
             let refError = byStored[ref]!.error

@@ -182,4 +182,43 @@ final class BudgetCLITests: XCTestCase {
         XCTAssertEqual(r2.status, 0, r2.stderr)
         for t in try GGUFReader.read(out).tensors where t.shape.count == 2 { XCTAssertTrue([.q4_0, .q8_0].contains(t.dtype), t.name) }
     }
+
+    /// A tensor whose weights were dequantized from the reference type (here Q4_0) rounds back to
+    /// it with no more error than Q8_0 leaves: its single-tensor KLD there is zero or noise, so the
+    /// gain comes from the next candidate instead (not a zero gain that prices every type at 0).
+    func testReferenceSkipsTheGridTheWeightsSitOn() throws {
+        let name = "blk.1.ffn_down.weight"
+        let recipe = "\(Self.dir)/grid.json"
+        try #"{"rules": [{"pattern": "blk.1.ffn_down.weight", "type": "q4_0"}, {"pattern": "*", "type": "f32"}]}"#
+            .write(toFile: recipe, atomically: true, encoding: .utf8)
+        let q = "\(Self.dir)/grid-q4_0.gguf", base = "\(Self.dir)/grid-f32.gguf", out = "\(Self.dir)/grid-s.json"
+        var r = try smelt(["quantize", Self.tiny, q, "--type", "q4_0", "--recipe", recipe, "--force"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        r = try smelt(["convert", q, base, "--dtype", "f32", "--force"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        r = try smelt(["sensitivity", base, "--text", Self.text, "--ctx", "32", "--chunks", "4", "--gain-chunks", "1",
+                       "--check-chunks", "0", "--threads", "2", "--output", out, "--force"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let s = try SensitivityReport.read(out)
+        for t in s.tensors {
+            let error = { (type: String) in t.types.first { $0.type == type }!.weightedError }
+            if t.name == name {
+                XCTAssertLessThanOrEqual(error("q4_0"), error("q8_0"), "the dequantized tensor sits on Q4_0's grid")
+                XCTAssertNotEqual(t.reference, "q4_0")
+                XCTAssertGreaterThan(error(t.reference), error("q8_0"))
+                XCTAssertGreaterThan(t.gain, 0)
+                XCTAssertGreaterThan(t.measuredKld, 0)
+            } else {
+                XCTAssertEqual(t.reference, "q4_0", t.name)
+            }
+        }
+    }
+
+    func testChooseReference() {
+        let errors: [DType: Double] = [.q4_K: 0, .q4_0: 2e-7, .q4_1: 0.3]
+        XCTAssertEqual(Sensitivity.chooseReference([.q4_K, .q4_0, .q4_1], floor: 1e-6) { errors[$0]! }, .q4_1)
+        XCTAssertEqual(Sensitivity.chooseReference([.q4_K, .q4_0, .q4_1], floor: 0) { errors[$0]! }, .q4_0)
+        XCTAssertEqual(Sensitivity.chooseReference([.q4_K, .q4_0], floor: 1) { errors[$0]! }, .q4_K, "none clears the floor: the preferred")
+        XCTAssertNil(Sensitivity.chooseReference([], floor: 0) { errors[$0]! })
+    }
 }
