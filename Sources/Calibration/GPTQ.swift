@@ -43,13 +43,20 @@ public enum GPTQ {
         /// past what a super-block's fixed d lets their scale codes reach (IQ4_XS, SmolLM2's
         /// blk.28.ffn_down), and each saturated group spreads more.
         public var rowGuard = true
+        /// Run the walk on a tied embedding (`token_embd.weight` serving as the head) too; off, it
+        /// takes the importance-weighted rounding (`GPTQRunner.roundTiedEmbedding`).
+        public var walkTiedEmbedding = false
 
-        public init(damp: Float = 0.01, scaleSearch: Bool = true, actOrder: Bool = true, threads: Int = 1, rowGuard: Bool = true) {
+        public init(
+            damp: Float = 0.01, scaleSearch: Bool = true, actOrder: Bool = true, threads: Int = 1, rowGuard: Bool = true,
+            walkTiedEmbedding: Bool = false
+        ) {
             self.damp = damp
             self.scaleSearch = scaleSearch
             self.actOrder = actOrder
             self.threads = threads
             self.rowGuard = rowGuard
+            self.walkTiedEmbedding = walkTiedEmbedding
         }
     }
 

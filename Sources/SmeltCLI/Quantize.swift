@@ -242,7 +242,7 @@ struct QuantizeCommand: ParsableCommand {
             if json {
                 print(JSONWriter.write(.object([
                     ("input", .string(input)), ("output", .string(output)), ("type", .string(type.rawValue)),
-                    ("file_type", .string(mix.name)), ("pure", .bool(pure || !request.appliesMix)), ("exact_ggml", .bool(exactGGML)),
+                    ("file_type", .string(mix.name)), ("pure", .bool(budget == nil && (pure || !request.appliesMix))), ("exact_ggml", .bool(exactGGML)),
                     ("fallbacks", .array(fallbacks.map { .object([("tensor", .string($0.name)), ("type", .string($0.target.rawValue)),
                                                                  ("why", .string($0.note!))]) })),
                     ("method", .string(method.rawValue)), ("imatrix", imatrix.map(JSONValue.string) ?? .null),

@@ -92,6 +92,7 @@ final class BudgetCLITests: XCTestCase {
             XCTAssertLessThanOrEqual(bytes, size)
             let summary = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
             XCTAssertEqual(summary["file_bytes"] as? Int, bytes)
+            XCTAssertEqual(summary["pure"] as? Bool, false, "a budgeted mix is not one type")
             let allocation = summary["allocation"] as! [String: Any]
             XCTAssertGreaterThan(allocation["predicted_kld"] as! Double, 0)
             // Replay.
