@@ -213,13 +213,14 @@ public final class GPTQRunner {
         name == "token_embd.weight" && model.graph["output.weight"] == nil
     }
 
-    /// A tied embedding is rounded by the type's importance-weighted encoder, importance = the
-    /// head's Hessian diagonal (what an importance matrix holds for it), not by the walk: the
-    /// walk moves each value's rounding error onto the later columns of its row, which lowers the
-    /// head's output error on the calibration inputs but is error, uncompensated, wherever the row
-    /// is looked up as a token's input vector. Measured on Gemma 3 270M (token_embd, 168 M of its
-    /// 268 M parameters, at Q5_1 in a budgeted mix): the walked embedding gave a mean KLD of
-    /// 0.0090 with a long tail (max 5.1), the same file with this rounding 0.0078 (max 1.2).
+    /// With `walkTiedEmbedding` off, a tied embedding is rounded by the type's importance-weighted
+    /// encoder, importance = the head's Hessian diagonal (what an importance matrix holds for it),
+    /// instead of by the walk: the walk moves each value's rounding error onto the later columns
+    /// of its row, which lowers the head's output error on the calibration inputs but is error,
+    /// uncompensated, wherever the row is looked up as a token's input vector. Measured on Gemma 3
+    /// 270M (token_embd, 168 M of its 268 M parameters, at Q5_1 in a budgeted mix): walked, mean
+    /// KLD 0.0090 with a long tail (max 5.1); this rounding, 0.0078 (max 0.75). On SmolLM2-135M
+    /// all-Q4_0 the walk wins (0.182 vs 0.208), so it stays the default (`--gptq-tied-embedding`).
     /// False (nothing done) when the type has no encoder outside the walk.
     func roundTiedEmbedding(
         _ name: String, _ w: [Float], rows: Int, cols: Int, hessian: [Float], dtype: DType, override: Bool

@@ -79,6 +79,10 @@ struct QuantizeCommand: ParsableCommand {
     @Option(help: ArgumentHelp("GPTQ: column order, act (most important blocks first) or natural.", visibility: .hidden))
     var gptqOrder: String = "act"
     @Option(help: ArgumentHelp(
+        "GPTQ: how a tied embedding (token_embd serving as the output head) is rounded: walk (GPTQ with the head's Hessian, which also moves the rows looked up as input vectors) or weighted (the type's importance-weighted rounding, importance = the head's Hessian diagonal).",
+        valueName: "walk|weighted"))
+    var gptqTiedEmbedding: String = "walk"
+    @Option(help: ArgumentHelp(
         "GPTQ: sequential (each layer's Hessians from the layers before it already quantized) or one-pass (every Hessian from the unquantized model: layers quantize independently, and --shard splits them).",
         valueName: "sequential|one-pass"))
     var gptqMode: String = "sequential"
@@ -133,6 +137,7 @@ struct QuantizeCommand: ParsableCommand {
             throw ValidationError("--method must be rtn or gptq, not '\(Usage.echo(method))'")
         }
         try Usage.oneOf("--gptq-order", gptqOrder, ["act", "natural"])
+        try Usage.oneOf("--gptq-tied-embedding", gptqTiedEmbedding, ["walk", "weighted"])
         if m == .gptq, calibrationText == nil { throw ValidationError("--method gptq needs --calibration-text FILE") }
         if m == .rtn, calibrationText != nil, !budgetMode || sensitivity != nil {
             throw ValidationError("--calibration-text is for --method gptq, or a budget without --sensitivity")
@@ -192,7 +197,8 @@ struct QuantizeCommand: ParsableCommand {
                 let calibration = try Perplexity.chunks(of: tokens, ctx: ctx, limit: chunks, bos: bos)
                 let runner = GPTQRunner(
                     model: loaded.model, targets: ModelQuantizer.gptqTargets(plan, model: loaded.model), chunks: calibration,
-                    options: GPTQ.Options(damp: damp, scaleSearch: true, actOrder: gptqOrder != "natural", threads: threads))
+                    options: GPTQ.Options(damp: damp, scaleSearch: true, actOrder: gptqOrder != "natural", threads: threads,
+                                      walkTiedEmbedding: gptqTiedEmbedding == "walk"))
                 runner.compareWithRTN = true
                 let bar = StepBar(label: "gptq")
                 if gptqMode == "one-pass" {
@@ -325,11 +331,12 @@ extension QuantizeCommand {
             units = GPTQRunner.unitCount(loaded.model)
             guard s.n <= units else { throw EvaluatorError.badInput("\(s.n) shards for \(units) layers and the head: every shard needs one") }
             range = Perplexity.shardRange(s.k, of: s.n, chunks: units)
-            fingerprint += ["gptq=one-pass", "ctx=\(ctx)", "chunks=\(chunks)", "damp=\(damp)", "order=\(gptqOrder)",
+            fingerprint += ["gptq=one-pass", "ctx=\(ctx)", "chunks=\(chunks)", "damp=\(damp)", "order=\(gptqOrder)", "tied=\(gptqTiedEmbedding)",
                             "threads=\(threads)", "blas_core=\(BLASLibrary.current.core)", "units=\(units)"]
             let runner = GPTQRunner(
                 model: loaded.model, targets: ModelQuantizer.gptqTargets(plan, model: loaded.model), chunks: calibration,
-                options: GPTQ.Options(damp: damp, scaleSearch: true, actOrder: gptqOrder != "natural", threads: threads))
+                options: GPTQ.Options(damp: damp, scaleSearch: true, actOrder: gptqOrder != "natural", threads: threads,
+                                      walkTiedEmbedding: gptqTiedEmbedding == "walk"))
             let bar = StepBar(label: "gptq \(s.k)/\(s.n)")
             try runner.runOnePass(units: range) { phase, done, total in bar.update(phase: phase, done: done, total: total) }
             bar.finish()

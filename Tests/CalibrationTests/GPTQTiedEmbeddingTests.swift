@@ -9,8 +9,9 @@ import TestSupport
 import XCTest
 
 /// A tied embedding (`token_embd.weight` with no `output.weight`) is read as the head and, row by
-/// row, as the input vectors: GPTQ gives it the importance-weighted rounding (importance = the
-/// head's Hessian diagonal) rather than the walk, whose error spreading only the head usage sees.
+/// row, as the input vectors: with `walkTiedEmbedding` off (`--gptq-tied-embedding weighted`)
+/// GPTQ gives it the importance-weighted rounding (importance = the head's Hessian diagonal)
+/// rather than the walk, whose error spreading only the head usage sees.
 final class GPTQTiedEmbeddingTests: XCTestCase {
     /// Inputs with correlated columns and a few large ones (as a final norm's outputs look), so
     /// the walk has something to compensate.
@@ -38,7 +39,7 @@ final class GPTQTiedEmbeddingTests: XCTestCase {
         let t = try XCTUnwrap(graph[name])
         let (rows, cols) = (t.shape[0], t.shape[1])
         for dtype in [DType.q4_0, .q5_1, .q8_0] {
-            let runner = GPTQRunner(model: model, targets: [name: dtype], chunks: [], options: .init(threads: 2))
+            let runner = GPTQRunner(model: model, targets: [name: dtype], chunks: [], options: .init(threads: 2, walkTiedEmbedding: false))
             XCTAssertTrue(runner.isTiedEmbedding(name))
             var g = Self.gram(cols: cols)
             try runner.quantize([name], hessian: &g, override: false)
@@ -57,9 +58,9 @@ final class GPTQTiedEmbeddingTests: XCTestCase {
             XCTAssertEqual(runner.results[name], expected, dtype.displayName)
             XCTAssertNotNil(runner.relativeErrors[name])
 
-            // The walk (on request) lowers the head's error on these inputs and raises the
+            // The walk (the default) lowers the head's error on these inputs and raises the
             // values' own error, which is what a looked-up row carries.
-            let walker = GPTQRunner(model: model, targets: [name: dtype], chunks: [], options: .init(threads: 2, walkTiedEmbedding: true))
+            let walker = GPTQRunner(model: model, targets: [name: dtype], chunks: [], options: .init(threads: 2))
             var g2 = Self.gram(cols: cols)
             try walker.quantize([name], hessian: &g2, override: false)
             let walked = try XCTUnwrap(walker.results[name])
@@ -70,6 +71,18 @@ final class GPTQTiedEmbeddingTests: XCTestCase {
             XCTAssertLessThan(try XCTUnwrap(walker.relativeErrors[name]), try XCTUnwrap(runner.relativeErrors[name]), dtype.displayName)
             XCTAssertLessThan(sq(a), sq(b), dtype.displayName)
         }
+    }
+
+    /// The CLI's choice: walk (default) or weighted; anything else is refused naming the option.
+    func testCLIOption() throws {
+        let dir = TestSupport.tempDir("gptq-tied")
+        let r = try TestSupport.smelt([
+            "quantize", TestSupport.path("golden/tiny/qwen2"), "\(dir)/x.gguf", "--type", "q8_0", "--method", "gptq",
+            "--calibration-text", TestSupport.path("corpus/README.md"), "--gptq-tied-embedding", "nearest",
+        ])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("--gptq-tied-embedding"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/x.gguf"))
     }
 
     /// With a separate head, the embedding is not the head and `output.weight` takes the walk.
