@@ -2,7 +2,7 @@
 """Seed corpora for the fuzz targets, from the repository's golden files.
 
     python3 Fuzz/make_seeds.py OUT            # one folder per target under OUT (run by `make fuzz`)
-    python3 Fuzz/make_seeds.py --ingot SMELT  # re-make the committed Fuzz/seeds/ingot/*.ingot
+    python3 Fuzz/make_seeds.py --ingot SMELT  # re-make the committed golden/fuzz-ingot/*.ingot
 
 Most seeds are golden files as they are; a few are built here: a small GGUF that carries a
 vocabulary (gguf-py), tokenizer.json + NUL + tokenizer_config.json pairs, and tokenizer texts
@@ -22,6 +22,7 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 GOLDEN = os.path.join(ROOT, "golden")
+INGOT_SEEDS = os.path.join(GOLDEN, "fuzz-ingot")  # committed: making them needs a built smelt
 TARGETS = ["gguf", "safetensors", "ingot", "hf-config", "tokenizer-json", "tokenizer"]
 
 
@@ -87,8 +88,9 @@ def seeds(out):
             copy(os.path.join(s, "sharded", name), dirs["safetensors"])
         else:
             copy(os.path.join(s, "sharded", name), dirs["hf-config"])
-    for name in sorted(os.listdir(os.path.join(HERE, "seeds", "ingot"))):
-        copy(os.path.join(HERE, "seeds", "ingot", name), dirs["ingot"])
+    for name in sorted(os.listdir(INGOT_SEEDS)):
+        if name.endswith(".ingot"):
+            copy(os.path.join(INGOT_SEEDS, name), dirs["ingot"])
     for i, model in enumerate(["gpt2", "llama", "qwen2"]):
         d = os.path.join(GOLDEN, "tiny", model)
         copy(os.path.join(d, "config.json"), dirs["hf-config"], f"{model}.config.json")
@@ -170,7 +172,7 @@ def raw_header(path):
 
 
 def ingot_seeds(smelt):
-    out = os.path.join(HERE, "seeds", "ingot")
+    out = INGOT_SEEDS
     os.makedirs(out, exist_ok=True)
     assert xxh64(b"") == 0xEF46DB3751D8E999, "xxh64 self-check"
     with tempfile.TemporaryDirectory() as tmp:
