@@ -44,7 +44,7 @@ public enum GPTQ {
         /// blk.28.ffn_down), and each saturated group spreads more.
         public var rowGuard = true
         /// Run the walk on a tied embedding (`token_embd.weight` serving as the head) too; off, it
-        /// takes the importance-weighted rounding (`GPTQRunner.roundTiedEmbedding`). Neither wins
+        /// takes the importance-weighted rounding (`GPTQRunner.weightedRounding`). Neither wins
         /// everywhere: SmolLM2-135M all-Q4_0, mean KLD 0.182 walked vs 0.208 weighted; Gemma 3
         /// 270M's budgeted mix with token_embd at Q5_1, 0.0090 walked vs 0.0078 weighted.
         public var walkTiedEmbedding = true

@@ -177,18 +177,15 @@ public final class GPTQRunner {
                 throw CalibrationError.numerical(tensor: name, reason: "shape \(t.shape) does not take \(columns) inputs")
             }
             let w = try f32Values(t)
-            if isTiedEmbedding(name) && matrixQuantizer == nil && !options.walkTiedEmbedding,
-                try roundTiedEmbedding(name, w, rows: rows, cols: columns, hessian: hessian, dtype: dtype, override: override)
-            {
-                continue
-            }
             if let matrixQuantizer {
                 let values = try matrixQuantizer(name, w, rows, columns, hessian)
                 relativeErrors[name] = GPTQ.relativeError(original: w, quantized: values, rows: rows, cols: columns, hessian: hessian)
                 if override { try model.overrideWeight(name, values: values) }
                 continue
             }
-            let (blocks, values) = try w.withUnsafeBufferPointer { wp in
+            let tiedWeighted = isTiedEmbedding(name) && !options.walkTiedEmbedding
+                ? try weightedRounding(w, rows: rows, cols: columns, hessian: hessian, dtype: dtype) : nil
+            let (blocks, values) = try tiedWeighted ?? w.withUnsafeBufferPointer { wp in
                 try hessian.withUnsafeBufferPointer { hp in
                     try GPTQ.quantize(
                         wp.baseAddress!, rows: rows, cols: columns, hessian: hp.baseAddress!, dtype: dtype, options: options,
@@ -221,18 +218,15 @@ public final class GPTQRunner {
     /// 270M (token_embd, 168 M of its 268 M parameters, at Q5_1 in a budgeted mix): walked, mean
     /// KLD 0.0090 with a long tail (max 5.1); this rounding, 0.0078 (max 0.75). On SmolLM2-135M
     /// all-Q4_0 the walk wins (0.182 vs 0.208), so it stays the default (`--gptq-tied-embedding`).
-    /// False (nothing done) when the type has no encoder outside the walk.
-    func roundTiedEmbedding(
-        _ name: String, _ w: [Float], rows: Int, cols: Int, hessian: [Float], dtype: DType, override: Bool
-    ) throws -> Bool {
+    /// Nil when the type has no encoder outside the walk (then the walk runs).
+    func weightedRounding(_ w: [Float], rows: Int, cols: Int, hessian: [Float], dtype: DType) throws -> ([UInt8], [Float])? {
         let importance = (0..<cols).map { max(0, hessian[$0 * cols + $0]) }
-        let rtn: [UInt8]
+        var blocks: [UInt8]
         do {
-            rtn = try w.withUnsafeBufferPointer { try Quantize.rows(dtype, $0) }
+            blocks = try w.withUnsafeBufferPointer { try Quantize.rows(dtype, $0) }
         } catch QuantizationError.noEncoder {
-            return false
+            return nil
         }
-        var blocks = rtn
         do {
             try w.withUnsafeBufferPointer { wp in
                 try importance.withUnsafeBufferPointer { ip in
@@ -242,18 +236,8 @@ public final class GPTQRunner {
                     }
                 }
             }
-        } catch QuantizationError.noEncoder {
-            blocks = rtn
-        }
-        let values = try blocks.withUnsafeBytes { try Dequantize.toF32(dtype, $0) }
-        relativeErrors[name] = GPTQ.relativeError(original: w, quantized: values, rows: rows, cols: cols, hessian: hessian)
-        if compareWithRTN {
-            let r = try rtn.withUnsafeBytes { try Dequantize.toF32(dtype, $0) }
-            rtnRelativeErrors[name] = GPTQ.relativeError(original: w, quantized: r, rows: rows, cols: cols, hessian: hessian)
-        }
-        results[name] = blocks
-        if override { try model.overrideWeight(name, values: values) }
-        return true
+        } catch QuantizationError.noEncoder {}  // no weighted encoder: round to nearest
+        return (blocks, try blocks.withUnsafeBytes { try Dequantize.toF32(dtype, $0) })
     }
 
     func f32Values(_ t: Tensor) throws -> [Float] {

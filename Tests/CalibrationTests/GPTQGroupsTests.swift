@@ -16,7 +16,7 @@ extension GPTQTests {
         let rows = 32, cols = 320, n = 1024
         var rng = SeededRandom(5)
         let w = (0..<(rows * cols)).map { _ in rng.normal() * 0.05 }
-        let x = correlatedInputs(rows: n, cols: cols, seed: 13)
+        let x = Self.correlatedInputs(rows: n, cols: cols, seed: 13)
         let h = gram(x, n: n, cols: cols)
         for grid in [IntGroupGrid(bits: 4, groupSize: 128, symmetric: true), IntGroupGrid(bits: 4, groupSize: 64, symmetric: false),
                      IntGroupGrid(bits: 8, groupSize: 128, symmetric: true)] {
@@ -69,7 +69,7 @@ extension GPTQTests {
         let rows = 32, cols = 256, n = 1024
         var rng = SeededRandom(21)
         let w = (0..<(rows * cols)).map { _ in rng.normal() * 0.05 }
-        let x = correlatedInputs(rows: n, cols: cols, seed: 17)
+        let x = Self.correlatedInputs(rows: n, cols: cols, seed: 17)
         let h = gram(x, n: n, cols: cols)
         let grids = [
             IntGroupGrid(bits: 4, groupSize: 64, symmetric: false, affineBias: true),

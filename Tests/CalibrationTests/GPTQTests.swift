@@ -12,7 +12,7 @@ final class GPTQTests: XCTestCase {
 
     /// Inputs with strongly correlated columns and uneven scales, as activations are:
     /// X = Z·A with Z normal and A a random mixing matrix, plus a few loud columns.
-    func correlatedInputs(rows: Int, cols: Int, seed: UInt64) -> [Float] {
+    static func correlatedInputs(rows: Int, cols: Int, seed: UInt64) -> [Float] {
         var rng = SeededRandom(seed)
         let latent = cols / 4
         let a = (0..<(latent * cols)).map { _ in rng.normal() }
@@ -61,7 +61,7 @@ final class GPTQTests: XCTestCase {
         let rows = 48, cols = 256, n = 1024
         var rng = SeededRandom(7)
         let w = (0..<(rows * cols)).map { _ in rng.normal() * 0.05 }
-        let x = correlatedInputs(rows: n, cols: cols, seed: 11)
+        let x = Self.correlatedInputs(rows: n, cols: cols, seed: 11)
         let h = gram(x, n: n, cols: cols)
         for t in Self.types {
             let rtnBlocks = try w.withUnsafeBufferPointer { try Quantize.rows(t, $0) }
@@ -96,7 +96,7 @@ final class GPTQTests: XCTestCase {
         let rows = 32, cols = 512, n = 1024
         var rng = SeededRandom(17)
         let w = (0..<(rows * cols)).map { _ in rng.normal() * 0.05 }
-        let x = correlatedInputs(rows: n, cols: cols, seed: 19)
+        let x = Self.correlatedInputs(rows: n, cols: cols, seed: 19)
         let h = gram(x, n: n, cols: cols)
         let importance = (0..<cols).map { h[$0 * cols + $0] / Float(n) }
         for t in Self.superTypes {
@@ -232,7 +232,7 @@ final class GPTQTests: XCTestCase {
     func testRowGuardKeepsTheBetterRounding() throws {
         let rows = 16, cols = 512, n = 768
         var rng = SeededRandom(29)
-        var x = correlatedInputs(rows: n, cols: cols, seed: 31)
+        var x = Self.correlatedInputs(rows: n, cols: cols, seed: 31)
         let loud = 300
         for t in 0..<n { x[t * cols + loud] = t % 256 == 0 ? 400 : 0.05 * rng.normal() }
         var w = (0..<(rows * cols)).map { _ in rng.normal() * 0.05 }

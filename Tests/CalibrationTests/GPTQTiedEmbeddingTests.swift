@@ -13,20 +13,10 @@ import XCTest
 /// GPTQ gives it the importance-weighted rounding (importance = the head's Hessian diagonal)
 /// rather than the walk, whose error spreading only the head usage sees.
 final class GPTQTiedEmbeddingTests: XCTestCase {
-    /// Inputs with correlated columns and a few large ones (as a final norm's outputs look), so
-    /// the walk has something to compensate.
+    /// H from `GPTQTests.correlatedInputs` (correlated columns, a few loud ones), so the walk has
+    /// something to compensate.
     static func gram(cols: Int, rows: Int = 256) -> GPTQRunner.Gram {
-        var rng = SeededRandom(41)
-        let mix = (0..<(cols * cols)).map { _ in rng.normal() }
-        var x = [Float](repeating: 0, count: rows * cols)
-        for r in 0..<rows {
-            let z = (0..<cols).map { _ in rng.normal() }
-            for c in 0..<cols {
-                var v: Float = 0
-                for k in 0..<cols { v += z[k] * mix[k * cols + c] }
-                x[r * cols + c] = v * (c % 7 == 0 ? 6 : 1)
-            }
-        }
+        let x = GPTQTests.correlatedInputs(rows: rows, cols: cols, seed: 41)
         var g = GPTQRunner.Gram()
         x.withUnsafeBufferPointer { g.add($0.baseAddress!, rows: rows, cols: cols) }
         return g
