@@ -15,33 +15,18 @@ import XCTest
 final class GPTQClientTests: XCTestCase {
     var gptqPython: String {
         get throws {
-            guard let p = ProcessInfo.processInfo.environment["SMELT_GPTQ_PYTHON"], !p.isEmpty else {
-                FileHandle.standardError.write(Data("\nSKIPPING a transformers + gptqmodel client check: set SMELT_GPTQ_PYTHON to a Python with them\n".utf8))
-                throw XCTSkip("SMELT_GPTQ_PYTHON is not set")
-            }
-            return p
+            try ClientLogits.python("SMELT_GPTQ_PYTHON", banner: "a transformers + gptqmodel client check (a Python with them)")
         }
     }
 
     /// transformers + GPTQModel's logits for `folder` on `text`, and Smelt's for the same ids;
     /// returns the largest difference relative to the largest reference logit.
     func compare(_ folder: String, text: String, f32Scales: Bool = true, file: StaticString = #filePath, line: UInt = #line) throws -> Float {
-        let python = try gptqPython
-        let out = TestSupport.tempDir("gptq-logits") + "/logits"
-        let r = try TestSupport.run(
-            python, [TestSupport.path("scripts/gptq_logits.py"), folder, out, "--text", text] + (f32Scales ? ["--f32-scales"] : []))
-        XCTAssertEqual(r.status, 0, "transformers + gptqmodel failed on \(folder): \(r.stderr)", file: file, line: line)
-        let meta = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + ".json"))) as! [String: Any]
+        let (error, meta) = try ClientLogits.compare(
+            python: try gptqPython, script: "gptq_logits.py", client: "transformers + gptqmodel", folder: folder,
+            arguments: ["--text", text] + (f32Scales ? ["--f32-scales"] : []), file: file, line: line)
         print("gptq client: \(meta["versions"] ?? "?"), kernels \(meta["kernels"] ?? "?")")
-        let ids = (meta["ids"] as! [Int]).map(Int32.init)
-        let shape = meta["shape"] as! [Int]
-        let ref = try Data(contentsOf: URL(fileURLWithPath: out + ".f32")).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
-        XCTAssertEqual(ref.count, shape[0] * shape[1], file: file, line: line)
-        let (model, _) = try ModelLoader.load(folder, threads: 2)
-        let ours = try model.logits(tokens: ids, outputRows: 0..<ids.count)
-        XCTAssertEqual(ours.count, ref.count, file: file, line: line)
-        let scale = ref.map(abs).max() ?? 1
-        return zip(ours, ref).map { abs($0 - $1) }.max()! / scale
+        return error
     }
 
     func smelt(_ args: [String]) throws {

@@ -10,32 +10,16 @@ import XCTest
 /// Python that has them, and skip (with a banner) otherwise.
 final class MLXClientTests: XCTestCase {
     var mlxPython: String {
-        get throws {
-            guard let p = ProcessInfo.processInfo.environment["SMELT_MLX_PYTHON"], !p.isEmpty else {
-                FileHandle.standardError.write(Data("\nSKIPPING an mlx_lm client check: set SMELT_MLX_PYTHON to a Python with mlx[cpu] and mlx-lm\n".utf8))
-                throw XCTSkip("SMELT_MLX_PYTHON is not set")
-            }
-            return p
-        }
+        get throws { try ClientLogits.python("SMELT_MLX_PYTHON", banner: "an mlx_lm client check (a Python with mlx[cpu] and mlx-lm)") }
     }
 
     /// mlx_lm's logits for `folder` on `text`, and Smelt's for the same ids; returns the largest
     /// difference relative to the largest mlx_lm logit.
     func compare(_ folder: String, text: String, file: StaticString = #filePath, line: UInt = #line) throws -> Float {
-        let python = try mlxPython
-        let out = TestSupport.tempDir("mlx-logits") + "/logits"
-        let r = try TestSupport.run(python, [TestSupport.path("scripts/mlx_logits.py"), folder, out, "--text", text, "--f32"])
-        XCTAssertEqual(r.status, 0, "mlx_lm failed on \(folder): \(r.stderr)", file: file, line: line)
-        let meta = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + ".json"))) as! [String: Any]
-        let ids = (meta["ids"] as! [Int]).map(Int32.init)
-        let shape = meta["shape"] as! [Int]
-        let ref = try Data(contentsOf: URL(fileURLWithPath: out + ".f32")).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
-        XCTAssertEqual(ref.count, shape[0] * shape[1], file: file, line: line)
-        let (model, _) = try ModelLoader.load(folder, threads: 2)
-        let ours = try model.logits(tokens: ids, outputRows: 0..<ids.count)
-        XCTAssertEqual(ours.count, ref.count, file: file, line: line)
-        let scale = ref.map(abs).max() ?? 1
-        return zip(ours, ref).map { abs($0 - $1) }.max()! / scale
+        try ClientLogits.compare(
+            python: try mlxPython, script: "mlx_logits.py", client: "mlx_lm", folder: folder, arguments: ["--text", text, "--f32"],
+            file: file, line: line
+        ).error
     }
 
     func mlxFolder(from source: String, _ extra: [String], label: String) throws -> String {
